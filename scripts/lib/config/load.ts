@@ -1,0 +1,28 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { loadYamlFile } from "../util/validated-yaml.ts";
+import { type ClusterConfig, clusterConfigSchema } from "./schema.ts";
+
+export const defaultConfigFiles = ["cluster.yaml", "cluster.example.yaml"];
+
+export interface LoadedConfig {
+  file: string;
+  config: ClusterConfig;
+}
+
+/** Load and validate the cluster config; `--cluster` overrides the name in the file. */
+export async function loadClusterConfig(options: { file?: string; cluster?: string; cwd?: string } = {}): Promise<LoadedConfig> {
+  const cwd = options.cwd ?? process.cwd();
+  const file =
+    options.file !== undefined
+      ? resolve(cwd, options.file)
+      : (defaultConfigFiles.map((f) => resolve(cwd, f)).find((f) => existsSync(f)) ?? resolve(cwd, "cluster.yaml"));
+  const config = await loadYamlFile(
+    file,
+    clusterConfigSchema,
+    "Cluster config",
+    "Copy cluster.example.yaml to cluster.yaml and edit it; every field is documented there.",
+  );
+  if (options.cluster) config.name = options.cluster;
+  return { file, config };
+}

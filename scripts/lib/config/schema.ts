@@ -1,0 +1,173 @@
+/**
+ * The cluster config (`cluster.yaml`). Strict objects everywhere: an unknown
+ * field is an error, so a misspelt option never silently falls back to a default.
+ */
+import { z } from "zod";
+import { durationSeconds, isDuration } from "../util/duration.ts";
+import { parseCidr } from "../util/net.ts";
+
+const name = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/,
+    "expected lower-case letters, digits and '-', 2–32 characters, starting with a letter",
+  );
+const cidr = z.string().refine((v) => parseCidr(v) !== undefined, "expected an IPv4 CIDR such as 10.99.0.0/24");
+const duration = z.string().refine(isDuration, "expected a duration such as 72h, 30m or 8760h");
+const semver = z.string().regex(/^\d+\.\d+\.\d+$/, "expected a version such as 1.22.5 (no leading 'v')");
+
+const localProvider = z.strictObject({
+  cidr: cidr.default("10.99.0.0/24"),
+  bridge: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,14}$/, "expected an interface name of at most 15 characters")
+    .optional(),
+});
+
+const vagrantProvider = z.strictObject({
+  provider: z.enum(["virtualbox", "libvirt"]).default("virtualbox"),
+  box: z.string().default("debian/bookworm64"),
+  cidr: cidr.default("192.168.56.0/24"),
+  cpus: z.number().int().min(1).default(1),
+  memoryMb: z.number().int().min(512).default(2048),
+});
+
+const digitalOceanProvider = z.strictObject({
+  region: z.string().default("lon1"),
+  vpcIpRange: cidr.default("10.10.10.0/24"),
+  image: z.string().default("debian-12-x64"),
+  serverSize: z.string().default("s-1vcpu-2gb"),
+  clientSize: z.string().default("s-1vcpu-1gb"),
+  volumeSizeGb: z.number().int().min(0).default(1),
+  project: z.string().optional(),
+  allowedCidrs: z.array(cidr).min(1).default(["0.0.0.0/0"]),
+});
+
+const staticProvider = z.strictObject({
+  inventory: z.string().min(1),
+});
+
+const provider = z
+  .strictObject({
+    type: z.enum(["local", "vagrant", "digitalocean", "static"]).default("local"),
+    local: localProvider.default(localProvider.parse({})),
+    vagrant: vagrantProvider.default(vagrantProvider.parse({})),
+    digitalocean: digitalOceanProvider.default(digitalOceanProvider.parse({})),
+    static: staticProvider.optional(),
+  })
+  .refine((p) => p.type !== "static" || p.static !== undefined, {
+    message: "provider.type is static but provider.static.inventory is not set",
+    path: ["static"],
+  });
+
+const topology = z
+  .strictObject({
+    servers: z.number().int().min(1).max(7).default(3),
+    clients: z.number().int().min(0).max(64).default(2),
+    /** node names that host Vault; default: the first server (or the first three for HA) */
+    vaultNodes: z.array(z.string()).optional(),
+    vaultHa: z.boolean().default(false),
+  })
+  .refine((t) => t.servers % 2 === 1, {
+    message: "an odd number of servers is needed for a raft quorum (1, 3, 5 or 7)",
+    path: ["servers"],
+  })
+  .refine((t) => !t.vaultHa || t.servers >= 3 || (t.vaultNodes?.length ?? 0) >= 3, {
+    message: "Vault HA needs three nodes: raise topology.servers to 3 or list three topology.vaultNodes",
+    path: ["vaultHa"],
+  });
+
+const versions = z.strictObject({
+  consul: semver.default("1.22.5"),
+  nomad: semver.default("1.11.3"),
+  vault: semver.default("1.21.4"),
+  consulTemplate: semver.default("0.41.1"),
+});
+
+const install = z.strictObject({
+  /** upload: from the local artifact cache (air-gapped); download: releases.hashicorp.com with SHA256SUMS + GPG */
+  method: z.enum(["upload", "download"]).default("upload"),
+  artifactCache: z.string().optional(),
+});
+
+const tls = z
+  .strictObject({
+    rootTtl: duration.default("87600h"),
+    intermediateTtl: duration.default("43800h"),
+    /** consul-template's pkiCert renews a leaf at about 85–90 % of this */
+    leafTtl: duration.default("72h"),
+  })
+  .superRefine((t, ctx) => {
+    // a malformed duration is already reported by its own field
+    if (![t.rootTtl, t.intermediateTtl, t.leafTtl].every(isDuration)) return;
+    if (durationSeconds(t.intermediateTtl) > durationSeconds(t.rootTtl)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["intermediateTtl"],
+        message: `${t.intermediateTtl} must not exceed tls.rootTtl (${t.rootTtl}): an intermediate cannot outlive its root`,
+      });
+    }
+    if (durationSeconds(t.leafTtl) > durationSeconds(t.intermediateTtl)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["leafTtl"],
+        message: `${t.leafTtl} must not exceed tls.intermediateTtl (${t.intermediateTtl}): a certificate cannot outlive its issuer`,
+      });
+    }
+    if (durationSeconds(t.leafTtl) < 60) {
+      ctx.addIssue({ code: "custom", path: ["leafTtl"], message: "must be at least 1m so renewal can keep up" });
+    }
+  });
+
+const toggled = <Shape extends z.ZodRawShape>(shape: Shape, enabled = true) =>
+  z.strictObject({ enabled: z.boolean().default(enabled), ...shape });
+
+const jobs = z.strictObject({
+  runtime: z.enum(["docker", "exec"]).optional(),
+  prometheus: toggled({ retention: duration.default("360h") }).default({ enabled: true, retention: "360h" }),
+  alertmanager: toggled({
+    /** Vault KV path or Nomad variable holding the Slack webhook URL; no webhook → a harmless default route */
+    slackWebhookSecret: z.string().optional(),
+  }).default({ enabled: true }),
+  grafana: toggled({}).default({ enabled: true }),
+  fabio: toggled({}).default({ enabled: true }),
+  gitlabRunner: toggled({ url: z.string().url().default("https://gitlab.com") }, false).default({
+    enabled: false,
+    url: "https://gitlab.com",
+  }),
+  energyExporter: toggled({
+    carbonRegion: z.string().default("FR"),
+    pue: z.number().min(1).max(3).default(1.4),
+  }).default({ enabled: true, carbonRegion: "FR", pue: 1.4 }),
+});
+
+export const defaultVersions = versions.parse({});
+
+export const clusterConfigSchema = z.strictObject({
+  name,
+  datacenter: z
+    .string()
+    .regex(/^[a-z0-9-]+$/, "expected lower-case letters, digits and '-'")
+    .default("dc1"),
+  region: z
+    .string()
+    .regex(/^[a-z0-9-]+$/, "expected lower-case letters, digits and '-'")
+    .default("global"),
+  provider: provider.default(provider.parse({})),
+  topology: topology.default(topology.parse({})),
+  versions: versions.default(versions.parse({})),
+  install: install.default(install.parse({})),
+  tls: tls.default(tls.parse({})),
+  jobs: jobs.default(jobs.parse({})),
+  /** how many hosts are worked on at once */
+  concurrency: z.number().int().min(1).max(64).default(8),
+});
+
+export type ClusterConfig = z.output<typeof clusterConfigSchema>;
+export type ProviderType = ClusterConfig["provider"]["type"];
+export type RuntimeProfile = "docker" | "exec";
+
+/** The job runtime profile: explicit, else exec on local nodes (no Docker engine) and docker elsewhere. */
+export function runtimeProfile(config: ClusterConfig): RuntimeProfile {
+  return config.jobs.runtime ?? (config.provider.type === "local" ? "exec" : "docker");
+}

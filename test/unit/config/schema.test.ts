@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { clusterConfigSchema, runtimeProfile } from "../../../scripts/lib/config/schema.ts";
+import { InputError } from "../../../scripts/lib/errors.ts";
+import { parseYamlText } from "../../../scripts/lib/util/validated-yaml.ts";
+import { readFileSync } from "node:fs";
+
+function problems(yaml: string): string[] {
+  try {
+    parseYamlText(yaml, "cluster.yaml", clusterConfigSchema, "Cluster config");
+  } catch (error) {
+    expect(error).toBeInstanceOf(InputError);
+    return (error as InputError).details;
+  }
+  throw new Error("expected the config to be rejected");
+}
+
+describe("cluster config", () => {
+  it("accepts the committed example and fills defaults", () => {
+    const config = parseYamlText(readFileSync("cluster.example.yaml", "utf8"), "cluster.example.yaml", clusterConfigSchema, "Cluster config");
+    expect(config.name).toBe("demo");
+    expect(config.topology).toEqual({ servers: 3, clients: 2, vaultHa: false });
+    expect(config.provider.type).toBe("local");
+    expect(runtimeProfile(config)).toBe("exec");
+    expect(config.versions.nomad).toMatch(/^1\.\d+\.\d+$/);
+  });
+
+  it("needs only a name", () => {
+    const config = parseYamlText("name: lab\n", "c.yaml", clusterConfigSchema, "Cluster config");
+    expect(config.tls).toEqual({ rootTtl: "87600h", intermediateTtl: "43800h", leafTtl: "72h" });
+    expect(runtimeProfile({ ...config, provider: { ...config.provider, type: "digitalocean" } })).toBe("docker");
+  });
+
+  it("rejects an unknown field with its line, path and the misspelt key", () => {
+    expect(problems("name: lab\ntopology:\n  servers: 3\n  clinets: 2\n")).toEqual([
+      "cluster.yaml:4:12 topology: unknown field 'clinets' (check the spelling; allowed fields are listed in cluster.example.yaml)",
+    ]);
+  });
+
+  it("names expected and found values", () => {
+    expect(problems("name: lab\nprovider:\n  type: aws\n")).toEqual([
+      'cluster.yaml:3:9 provider.type: expected one of "local", "vagrant", "digitalocean", "static", found "aws"',
+    ]);
+    expect(problems("name: lab\ntopology:\n  servers: three\n")).toEqual([
+      'cluster.yaml:3:12 topology.servers: expected number, found "three"',
+    ]);
+  });
+
+  it("rejects an even server count and explains why", () => {
+    expect(problems("name: lab\ntopology:\n  servers: 2\n")).toEqual([
+      "cluster.yaml:3:12 topology.servers: an odd number of servers is needed for a raft quorum (1, 3, 5 or 7), found number 2",
+    ]);
+  });
+
+  it("keeps root ≥ intermediate ≥ leaf lifetimes", () => {
+    expect(problems("name: lab\ntls:\n  rootTtl: 24h\n  leafTtl: 48h\n")).toEqual([
+      "cluster.yaml:3:3 tls.intermediateTtl: 43800h must not exceed tls.rootTtl (24h): an intermediate cannot outlive its root",
+    ]);
+    expect(problems("name: lab\ntls:\n  intermediateTtl: 24h\n  leafTtl: 48h\n")).toEqual([
+      "cluster.yaml:4:12 tls.leafTtl: 48h must not exceed tls.intermediateTtl (24h): a certificate cannot outlive its issuer",
+    ]);
+    expect(problems("name: lab\ntls:\n  leafTtl: 3 days\n")).toEqual([
+      'cluster.yaml:3:12 tls.leafTtl: expected a duration such as 72h, 30m or 8760h, found "3 days"',
+    ]);
+  });
+
+  it("rejects a bad cluster name and a bad CIDR", () => {
+    expect(problems("name: Demo_1\nprovider:\n  local:\n    cidr: 10.99.0.0/33\n")).toEqual([
+      "cluster.yaml:1:7 name: expected lower-case letters, digits and '-', 2–32 characters, starting with a letter, found \"Demo_1\"",
+      'cluster.yaml:4:11 provider.local.cidr: expected an IPv4 CIDR such as 10.99.0.0/24, found "10.99.0.0/33"',
+    ]);
+  });
+
+  it("requires the static inventory when the provider is static", () => {
+    expect(problems("name: lab\nprovider:\n  type: static\n")).toEqual([
+      "cluster.yaml:3:3 provider.static: provider.type is static but provider.static.inventory is not set",
+    ]);
+  });
+
+  it("reports a missing name and broken YAML with positions", () => {
+    expect(problems("topology: {}\n")).toEqual(["cluster.yaml:1:1 name: expected string, found nothing"]);
+    expect(problems("name: x\n  bad: [\n")[0]).toBe("cluster.yaml:1:7: Nested mappings are not allowed in compact mappings");
+  });
+
+  it("rejects Vault HA without three nodes", () => {
+    expect(problems("name: lab\ntopology:\n  servers: 1\n  vaultHa: true\n")).toEqual([
+      "cluster.yaml:4:12 topology.vaultHa: Vault HA needs three nodes: raise topology.servers to 3 or list three topology.vaultNodes, found boolean true",
+    ]);
+  });
+});

@@ -1,0 +1,158 @@
+import { parse as parseHcl } from "@cdktf/hcl2json";
+import { describe, expect, it } from "vitest";
+import { nodeLayout } from "../../../scripts/lib/render/layout.ts";
+import { type HostPlan, planCluster } from "../../../scripts/lib/render/plan.ts";
+import { plannedInventory } from "../../../scripts/lib/topology.ts";
+import { fixedSecrets, makeConfig } from "../../helpers/fixtures.ts";
+
+const config = makeConfig({ topology: { servers: 3, clients: 2 } });
+const inventory = plannedInventory(config, "10.99.0.0/24", { user: "root", port: 22 }, "local");
+const secrets = fixedSecrets(inventory.hosts.map((h) => h.name));
+const plans = planCluster(config, inventory, secrets);
+const layout = nodeLayout();
+
+function fileOf(plan: HostPlan | undefined, path: string) {
+  const file = plan?.files.find((f) => f.path === path);
+  if (!file) throw new Error(`no ${path} for ${plan?.host.name}`);
+  return file;
+}
+// hcl2json turns blocks into lists of objects
+type Hcl = Record<string, unknown>;
+const block = (value: unknown): Hcl => (value as Hcl[])[0] as Hcl;
+const hclOf = async (plan: HostPlan | undefined, path: string) => (await parseHcl(path, fileOf(plan, path).content)) as Hcl;
+const server = plans.find((p) => p.host.name === "server-1");
+const client = plans.find((p) => p.host.name === "client-1");
+
+describe("rendered files", () => {
+  it("every HCL file parses with the real HCL2 parser", async () => {
+    let parsed = 0;
+    for (const plan of plans) {
+      for (const file of plan.files.filter((f) => f.path.endsWith(".hcl"))) {
+        await expect(parseHcl(file.path, file.content), `${plan.host.name}:${file.path}`).resolves.toBeTypeOf("object");
+        parsed++;
+      }
+    }
+    expect(parsed).toBe(5 * 3 + 1); // consul, nomad, consul-template per host + vault on server-1
+  });
+
+  it("the parser does reject broken HCL (the check above can fail)", async () => {
+    await expect(parseHcl("x.hcl", 'a = "unterminated\n')).rejects.toThrow();
+  });
+
+  it("Consul servers: private bind/advertise, literal retry_join, TLS verification, ACL default deny, gossip", async () => {
+    const hcl = await hclOf(server, layout.consul.configFile);
+    expect(hcl).toMatchObject({
+      server: true,
+      bootstrap_expect: 3,
+      bind_addr: "10.99.0.11",
+      advertise_addr: "10.99.0.11",
+      retry_join: ["10.99.0.11", "10.99.0.12", "10.99.0.13"],
+      encrypt: secrets.consulGossipKey,
+      encrypt_verify_incoming: true,
+    });
+    const tls = block(hcl.tls);
+    expect(block(tls.defaults)).toMatchObject({ verify_incoming: true, verify_outgoing: true, ca_file: layout.consul.caFile });
+    expect(block(tls.internal_rpc)).toEqual({ verify_server_hostname: true });
+    expect(block(hcl.ports)).toMatchObject({ http: -1, https: 8501 });
+    expect(block(hcl.auto_encrypt)).toEqual({ allow_tls: true });
+    const acl = block(hcl.acl);
+    expect(acl).toMatchObject({ enabled: true, default_policy: "deny" });
+    expect(block(acl.tokens)).toEqual({ agent: secrets.consulAgentTokens["server-1"] });
+  });
+
+  it("Consul clients: auto_encrypt, no server settings, their own agent token", async () => {
+    const hcl = await hclOf(client, layout.consul.configFile);
+    expect(hcl.server).toBeUndefined();
+    expect(hcl.bootstrap_expect).toBeUndefined();
+    expect(hcl.bind_addr).toBe("10.99.0.101");
+    expect(block(hcl.auto_encrypt)).toEqual({ tls: true });
+    expect(block(block(hcl.acl).tokens)).toEqual({ agent: secrets.consulAgentTokens["client-1"] });
+  });
+
+  it("Nomad servers and clients: mTLS with hostname and client verification, ACLs, workload identity, telemetry", async () => {
+    const serverHcl = await hclOf(server, layout.nomad.configFile);
+    const serverBlock = block(serverHcl.server);
+    expect(serverBlock).toMatchObject({ enabled: true, bootstrap_expect: 3, encrypt: secrets.nomadGossipKey });
+    expect(block(serverBlock.server_join).retry_join).toEqual(["10.99.0.11", "10.99.0.12", "10.99.0.13"]);
+    expect(serverHcl.client).toBeUndefined();
+    for (const hcl of [serverHcl, await hclOf(client, layout.nomad.configFile)]) {
+      expect(block(hcl.tls)).toMatchObject({ http: true, rpc: true, verify_server_hostname: true, verify_https_client: true });
+      expect(block(hcl.acl)).toEqual({ enabled: true });
+      const consul = block(hcl.consul);
+      expect(block(consul.service_identity)).toMatchObject({ aud: ["consul.io"] });
+      expect(block(consul.task_identity)).toMatchObject({ aud: ["consul.io"] });
+      expect(block(block(hcl.vault).default_identity)).toMatchObject({ aud: ["vault.io"] });
+      expect(block(hcl.telemetry)).toMatchObject({ prometheus_metrics: true, publish_allocation_metrics: true });
+    }
+    const clientHcl = await hclOf(client, layout.nomad.configFile);
+    expect(block(block(clientHcl.client).server_join).retry_join).toEqual(["10.99.0.11:4647", "10.99.0.12:4647", "10.99.0.13:4647"]);
+    expect(Object.keys(clientHcl.plugin as object).sort()).toEqual(["exec", "raw_exec"]);
+  });
+
+  it("the docker runtime profile configures the docker plugin instead", async () => {
+    const docker = planCluster(makeConfig({ jobs: { runtime: "docker" } }), inventory, secrets);
+    const hcl = await hclOf(docker.find((p) => p.host.name === "client-1"), layout.nomad.configFile);
+    expect(Object.keys(hcl.plugin as object)).toEqual(["docker"]);
+  });
+
+  it("Vault only on its host: raft storage, TLS listeners on the private address and loopback", async () => {
+    expect(plans.filter((p) => p.files.some((f) => f.path === layout.vault.configFile)).map((p) => p.host.name)).toEqual(["server-1"]);
+    const hcl = await hclOf(server, layout.vault.configFile);
+    expect(hcl.api_addr).toBe("https://10.99.0.11:8200");
+    const listeners = (hcl.listener as { tcp: Hcl[] }).tcp;
+    expect(listeners.map((l) => l.address)).toEqual(["10.99.0.11:8200", "127.0.0.1:8200"]);
+    for (const listener of listeners) {
+      expect(listener.tls_disable).toBeUndefined();
+      expect(listener.tls_cert_file).toBe(layout.vault.certFile);
+    }
+    expect(Object.keys(hcl.storage as object)).toEqual(["raft"]);
+  });
+
+  it("Vault HA peers retry_join each other", async () => {
+    const ha = makeConfig({ topology: { servers: 3, clients: 0, vaultHa: true } });
+    const haInventory = plannedInventory(ha, "10.99.0.0/24", { user: "root", port: 22 }, "local");
+    const haPlans = planCluster(ha, haInventory, fixedSecrets(haInventory.hosts.map((h) => h.name)));
+    const hcl = await hclOf(haPlans[1], layout.vault.configFile);
+    const raft = block((hcl.storage as { raft: Hcl[] }).raft);
+    expect((raft.retry_join as Hcl[]).map((r) => r.leader_api_addr)).toEqual(["https://10.99.0.11:8200", "https://10.99.0.13:8200"]);
+  });
+
+  it("certificate templates ask for the names verify_server_hostname checks", () => {
+    const templates = (plan: HostPlan | undefined) =>
+      plan?.files.filter((f) => f.path.endsWith(".pem.tpl")).map((f) => /common_name=([^"]+)/.exec(f.content)?.[1]);
+    expect(templates(server)).toEqual(["server.dc1.consul", "server.global.nomad", "vault.service.consul"]);
+    expect(templates(client)).toEqual(["client.dc1.consul", "client.global.nomad"]);
+    const nomadServer = fileOf(server, `${layout.consulTemplate.templatesDir}/nomad-server.pem.tpl`).content;
+    expect(nomadServer).toContain('pkiCert "pki-nomad/issue/server"');
+    expect(nomadServer).toContain('"ip_sans=127.0.0.1,10.99.0.11"');
+    expect(nomadServer).toContain(`writeToFile "${layout.nomad.keyFile}" "nomad" "nomad" "0600"`);
+  });
+
+  it("files holding secrets are marked and not world-readable", () => {
+    for (const plan of plans) {
+      for (const file of plan.files) {
+        const holdsSecret = file.content.includes(secrets.consulGossipKey) || file.content.includes(secrets.nomadGossipKey);
+        if (holdsSecret) expect(file.secret, file.path).toBe(true);
+        if (file.secret) expect(file.mode & 0o007, file.path).toBe(0);
+      }
+    }
+  });
+
+  it("systemd units have the sections systemd needs and restart on failure", () => {
+    for (const file of server?.files.filter((f) => f.path.endsWith(".service")) ?? []) {
+      expect(file.content, file.path).toMatch(/^\[Unit\]$/m);
+      expect(file.content, file.path).toMatch(/^\[Service\]$/m);
+      expect(file.content, file.path).toMatch(/^Restart=on-failure$/m);
+      expect(file.content, file.path).toMatch(/^\[Install\]\nWantedBy=multi-user.target$/m);
+    }
+  });
+
+  it("values are quoted so they cannot inject HCL", async () => {
+    const hostile = { ...secrets, consulGossipKey: 'x" \n evil = "${file("/etc/shadow")}' };
+    const [plan] = planCluster(config, inventory, hostile);
+    const hcl = await hclOf(plan, layout.consul.configFile);
+    // hcl2json keeps template escapes as written: "$${" is a literal "${", not interpolation
+    expect(hcl.encrypt).toBe('x" \n evil = "$${file("/etc/shadow")}');
+    expect(hcl.evil).toBeUndefined();
+  });
+});
