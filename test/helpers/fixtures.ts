@@ -22,7 +22,9 @@ export function fixedSecrets(hostNames: string[]): RenderSecrets {
   return {
     consulGossipKey: Buffer.alloc(32, 7).toString("base64"),
     nomadGossipKey: Buffer.alloc(32, 9).toString("base64"),
-    consulAgentTokens: Object.fromEntries(hostNames.map((h, i) => [h, `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`])),
+    consulAgentTokens: Object.fromEntries(
+      hostNames.map((h, i) => [h, `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`]),
+    ),
     nomadConsulToken: "00000000-0000-4000-8000-00000000abcd",
   };
 }

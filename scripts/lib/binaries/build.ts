@@ -79,7 +79,11 @@ async function build(tool: ToolSpec, target: string, log: (line: string) => void
     await $({ quiet: true })`chmod -R u+w ${src}`;
     const mod = JSON.parse((await $({ cwd: src, quiet: true })`go mod edit -json`).stdout) as GoModJson;
     const local = (mod.Replace ?? []).filter((r) => r.New.Path.startsWith("."));
-    for (const replace of local) await $({ cwd: src, quiet: true })`go mod edit -dropreplace=${replace.Old.Path}`;
+    for (const replace of local) {
+      await $({ cwd: src, quiet: true })`go mod edit -dropreplace=${replace.Old.Path}`;
+      const pinned = tool.submodules?.[replace.Old.Path];
+      if (pinned) await $({ cwd: src, quiet: true })`go mod edit -require=${replace.Old.Path}@${pinned}`;
+    }
     if (local.length) log(`using published submodules instead of local replaces: ${local.map((r) => r.Old.Path).join(", ")}`);
     log(`compiling ${tool.name} ${tool.version} (this takes minutes on 2 cores)`);
     const output = join(work, tool.name);

@@ -11,11 +11,28 @@ export interface ToolSpec {
   version: string;
   /** package to build, relative to the module root */
   package: string;
+  /**
+   * Versions for submodules whose local `=> ./dir` replace is dropped, when the
+   * version the main module's go.mod requires is too old to compile against.
+   */
+  submodules?: Record<string, string>;
 }
 
 export const tools = {
   consul: { name: "consul", module: "github.com/hashicorp/consul", version: defaultVersions.consul, package: "." },
-  nomad: { name: "nomad", module: "github.com/hashicorp/nomad", version: defaultVersions.nomad, package: "." },
+  nomad: {
+    name: "nomad",
+    module: "github.com/hashicorp/nomad",
+    version: defaultVersions.nomad,
+    package: ".",
+    // nomad/api has no tags, and v1.11.3's go.mod requires a 2023 pseudo-version that
+    // lacks types the agent uses; the proxy refuses the release commit (403), so we
+    // pin the newest published pseudo-version, which compiles against 1.11.3.
+    submodules: { "github.com/hashicorp/nomad/api": "v0.0.0-20260907080526-08ef8f3d26da" },
+  },
+  // Vault 1.21.3 and 1.21.4 do not compile against any published vault/sdk: their
+  // release branch mixes an old ActivationFunc with a newer RestorePolicy. 1.21.2
+  // is the newest release that builds with the sdk its go.mod requires (v0.20.0).
   vault: { name: "vault", module: "github.com/hashicorp/vault", version: defaultVersions.vault, package: "." },
   "consul-template": {
     name: "consul-template",

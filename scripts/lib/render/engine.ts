@@ -61,3 +61,11 @@ export function createEngine(dir = templatesDir): { render(name: string, context
     },
   };
 }
+
+let shared: ReturnType<typeof createEngine> | undefined;
+
+/** One engine per process: templates are compiled once and reused for every host. */
+export function sharedEngine(): ReturnType<typeof createEngine> {
+  shared ??= createEngine();
+  return shared;
+}

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { type ClusterConfig, runtimeProfile } from "../config/schema.ts";
 import { hostsWithRole, type Inventory, type InventoryHost } from "../inventory/schema.ts";
 import type { RenderSecrets } from "../state/secrets.ts";
-import { createEngine } from "./engine.ts";
+import { sharedEngine } from "./engine.ts";
 import { type NodeLayout, nodeLayout, ports } from "./layout.ts";
 import { certificateNames, issuePath, type PkiProduct } from "./pki.ts";
 
@@ -39,7 +39,8 @@ interface CertificateSpec {
 }
 
 export interface PlanOptions {
-  layout?: NodeLayout;
+  /** node paths; a function gives each host its own root (tests run several "nodes" on one machine) */
+  layout?: NodeLayout | ((host: InventoryHost) => NodeLayout);
 }
 
 export function planCluster(
@@ -48,14 +49,16 @@ export function planCluster(
   secrets: RenderSecrets,
   options: PlanOptions = {},
 ): HostPlan[] {
-  const engine = createEngine();
-  const layout = options.layout ?? nodeLayout();
+  const engine = sharedEngine();
+  const layoutFor =
+    typeof options.layout === "function" ? options.layout : () => (options.layout as NodeLayout | undefined) ?? nodeLayout();
   const servers = hostsWithRole(inventory, "server");
   const vaultHosts = hostsWithRole(inventory, "vault");
   const firstVault = vaultHosts[0];
   if (!firstVault) throw new Error("inventory has no vault host (validated earlier)");
 
   return inventory.hosts.map((host) => {
+    const layout = layoutFor(host);
     const isServer = host.roles.includes("server");
     const isVault = host.roles.includes("vault");
     const certificates = certificatesFor(host, config, layout);

@@ -26,9 +26,12 @@ export async function loadYamlFile<Schema extends z.ZodType>(
     text = await readFile(file, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new InputError(`Cannot read ${what.toLowerCase()} ${file}: ${code === "ENOENT" ? "no such file" : (error as Error).message}.`, {
-      hint,
-    });
+    throw new InputError(
+      `Cannot read ${what.toLowerCase()} ${file}: ${code === "ENOENT" ? "no such file" : (error as Error).message}.`,
+      {
+        hint,
+      },
+    );
   }
   return parseYamlText(text, file, schema, what, hint);
 }

@@ -16,7 +16,12 @@ function problems(yaml: string): string[] {
 
 describe("cluster config", () => {
   it("accepts the committed example and fills defaults", () => {
-    const config = parseYamlText(readFileSync("cluster.example.yaml", "utf8"), "cluster.example.yaml", clusterConfigSchema, "Cluster config");
+    const config = parseYamlText(
+      readFileSync("cluster.example.yaml", "utf8"),
+      "cluster.example.yaml",
+      clusterConfigSchema,
+      "Cluster config",
+    );
     expect(config.name).toBe("demo");
     expect(config.topology).toEqual({ servers: 3, clients: 2, vaultHa: false });
     expect(config.provider.type).toBe("local");

@@ -77,7 +77,11 @@ describe("inventory", () => {
   it("places Vault HA on the first three servers", () => {
     const config = makeConfig({ topology: { servers: 3, clients: 0, vaultHa: true } });
     const inventory = plannedInventory(config, "10.99.0.0/24", { user: "root", port: 22 }, "local");
-    expect(inventory.hosts.filter((h) => h.roles.includes("vault")).map((h) => h.name)).toEqual(["server-1", "server-2", "server-3"]);
+    expect(inventory.hosts.filter((h) => h.roles.includes("vault")).map((h) => h.name)).toEqual([
+      "server-1",
+      "server-2",
+      "server-3",
+    ]);
     const wrong = makeConfig({ topology: { servers: 3, clients: 0, vaultNodes: ["server-9"] } });
     expect(() => plannedInventory(wrong, "10.99.0.0/24", { user: "root", port: 22 }, "local")).toThrow(/'server-9'/);
   });

@@ -85,18 +85,27 @@ describe("rendered files", () => {
       expect(block(hcl.telemetry)).toMatchObject({ prometheus_metrics: true, publish_allocation_metrics: true });
     }
     const clientHcl = await hclOf(client, layout.nomad.configFile);
-    expect(block(block(clientHcl.client).server_join).retry_join).toEqual(["10.99.0.11:4647", "10.99.0.12:4647", "10.99.0.13:4647"]);
+    expect(block(block(clientHcl.client).server_join).retry_join).toEqual([
+      "10.99.0.11:4647",
+      "10.99.0.12:4647",
+      "10.99.0.13:4647",
+    ]);
     expect(Object.keys(clientHcl.plugin as object).sort()).toEqual(["exec", "raw_exec"]);
   });
 
   it("the docker runtime profile configures the docker plugin instead", async () => {
     const docker = planCluster(makeConfig({ jobs: { runtime: "docker" } }), inventory, secrets);
-    const hcl = await hclOf(docker.find((p) => p.host.name === "client-1"), layout.nomad.configFile);
+    const hcl = await hclOf(
+      docker.find((p) => p.host.name === "client-1"),
+      layout.nomad.configFile,
+    );
     expect(Object.keys(hcl.plugin as object)).toEqual(["docker"]);
   });
 
   it("Vault only on its host: raft storage, TLS listeners on the private address and loopback", async () => {
-    expect(plans.filter((p) => p.files.some((f) => f.path === layout.vault.configFile)).map((p) => p.host.name)).toEqual(["server-1"]);
+    expect(plans.filter((p) => p.files.some((f) => f.path === layout.vault.configFile)).map((p) => p.host.name)).toEqual([
+      "server-1",
+    ]);
     const hcl = await hclOf(server, layout.vault.configFile);
     expect(hcl.api_addr).toBe("https://10.99.0.11:8200");
     const listeners = (hcl.listener as { tcp: Hcl[] }).tcp;
@@ -114,7 +123,10 @@ describe("rendered files", () => {
     const haPlans = planCluster(ha, haInventory, fixedSecrets(haInventory.hosts.map((h) => h.name)));
     const hcl = await hclOf(haPlans[1], layout.vault.configFile);
     const raft = block((hcl.storage as { raft: Hcl[] }).raft);
-    expect((raft.retry_join as Hcl[]).map((r) => r.leader_api_addr)).toEqual(["https://10.99.0.11:8200", "https://10.99.0.13:8200"]);
+    expect((raft.retry_join as Hcl[]).map((r) => r.leader_api_addr)).toEqual([
+      "https://10.99.0.11:8200",
+      "https://10.99.0.13:8200",
+    ]);
   });
 
   it("certificate templates ask for the names verify_server_hostname checks", () => {

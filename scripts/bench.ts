@@ -1,0 +1,80 @@
+#!/usr/bin/env -S npx tsx
+// Benchmarks with figures written to bench/results.json (committed when they change).
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { runCommand } from "./lib/cli/command.ts";
+import { printJson } from "./lib/cli/output.ts";
+import { rssMb, time } from "./lib/bench/measure.ts";
+import { readBuildRecord } from "./lib/binaries/build.ts";
+import { toolNames, tools } from "./lib/binaries/catalog.ts";
+import { clusterConfigSchema } from "./lib/config/schema.ts";
+import { planCluster } from "./lib/render/plan.ts";
+import { plannedInventory } from "./lib/topology.ts";
+import { parseYamlText } from "./lib/util/validated-yaml.ts";
+import { writeFileAtomic } from "./lib/util/fs.ts";
+import type { RenderSecrets } from "./lib/state/secrets.ts";
+
+await runCommand<{ write?: boolean }>({
+  name: "bench",
+  summary: "measure rendering and validation speed and record the binary build times",
+  common: { output: true },
+  options: { write: { type: "boolean", description: "write the figures to bench/results.json (default: only print)" } },
+  async run({ flags, reporter }) {
+    const exampleText = await readFile("cluster.example.yaml", "utf8");
+    const timings = [];
+    timings.push(
+      await time("validate cluster.example.yaml", 50, () =>
+        parseYamlText(exampleText, "x", clusterConfigSchema, "Cluster config"),
+      ),
+    );
+    for (const [servers, clients] of [
+      [3, 2],
+      [5, 64],
+    ] as const) {
+      const config = clusterConfigSchema.parse({ name: "bench", topology: { servers, clients } });
+      const inventory = plannedInventory(config, "10.99.0.0/24", { user: "root", port: 22 }, "local");
+      const secrets: RenderSecrets = {
+        consulGossipKey: "a".repeat(44),
+        nomadGossipKey: "b".repeat(44),
+        consulAgentTokens: Object.fromEntries(inventory.hosts.map((h) => [h.name, h.name])),
+        nomadConsulToken: "t",
+      };
+      timings.push(await time(`render ${servers + clients} hosts`, 20, () => planCluster(config, inventory, secrets)));
+    }
+    const builds = [];
+    for (const name of toolNames) {
+      const record = await readBuildRecord(tools[name]);
+      if (record)
+        builds.push({
+          tool: name,
+          version: record.version,
+          seconds: record.seconds,
+          sizeMb: Math.round(record.sizeBytes / 1e5) / 10,
+          go: record.goVersion,
+        });
+    }
+    const perHost = (timings[2]?.medianMs ?? 0) / 69;
+    const results = {
+      machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
+      timings,
+      renderPerHostMs: Math.round(perHost * 1000) / 1000,
+      renderScaling: `69 hosts take ${((timings[2]?.medianMs ?? 0) / (timings[1]?.medianMs || 1)).toFixed(1)}× the time of 5 hosts (13.8× hosts)`,
+      rssMb: rssMb(),
+      binaryBuilds: builds,
+    };
+    if (flags.output === "json") printJson(results);
+    else {
+      for (const t of timings)
+        reporter.info(`${t.name.padEnd(34)} median ${t.medianMs} ms (min ${t.minMs}, max ${t.maxMs}, ${t.runs} runs)`);
+      reporter.info(results.renderScaling);
+      reporter.info(`RSS after the runs: ${results.rssMb} MB`);
+      for (const b of builds) reporter.info(`build ${b.tool} ${b.version}: ${b.seconds}s, ${b.sizeMb} MB (${b.go})`);
+    }
+    if (flags.write) {
+      const file = resolve("bench/results.json");
+      await writeFileAtomic(file, `${JSON.stringify({ ...results, recordedAt: new Date().toISOString() }, null, 2)}\n`);
+      reporter.success(`figures written to ${file}`);
+    }
+    return 0;
+  },
+});

@@ -1,0 +1,26 @@
+#!/usr/bin/env -S npx tsx
+// Installs what the test suites need before vitest starts: Debian packages and
+// the Consul/Nomad/Vault/consul-template binaries (built once into the cache).
+import { runCommand } from "../lib/cli/command.ts";
+import { ensureBinary } from "../lib/binaries/build.ts";
+import { testTools, tools } from "../lib/binaries/catalog.ts";
+import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
+
+/** openssl and curl are the independent TLS/HTTP clients the tests check against. */
+const testPackages = ["openssl", "curl", "ca-certificates"];
+
+await runCommand({
+  name: "test-prerequisites",
+  summary: "install the Debian packages and build the binaries the tests need",
+  async run({ reporter }) {
+    const installed = await ensureDebianPackages(testPackages, (line) => reporter.info(line));
+    if (installed.length) reporter.success(`installed ${installed.join(", ")}`);
+    for (const name of testTools) {
+      const tool = tools[name];
+      const result = await ensureBinary(tool, { log: (line) => reporter.info(`${tool.name}: ${line}`) });
+      if (result.built) reporter.success(`built ${tool.name} ${tool.version} in ${result.record?.seconds}s`);
+      else reporter.debug(`${tool.name} ${tool.version} cached at ${result.path}`);
+    }
+    return 0;
+  },
+});

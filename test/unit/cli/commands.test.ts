@@ -1,0 +1,83 @@
+import { mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { $ } from "zx";
+
+const run = (script: string, args: string[], env: Record<string, string> = {}) =>
+  $({ nothrow: true, quiet: true, env: { ...process.env, ...env } })`npx --no-install tsx scripts/${script}.ts ${args}`;
+
+describe("command line", () => {
+  it("--help works on every command and documents exit codes", async () => {
+    const results = await Promise.all(
+      ["bootstrap", "teardown", "deploy", "status", "render", "env", "binaries"].map(
+        async (name) => [name, await run(name, ["--help"])] as const,
+      ),
+    );
+    for (const [name, result] of results) {
+      expect(result.exitCode, name).toBe(0);
+      expect(result.stdout, name).toMatch(new RegExp(`^${name} — `));
+      expect(result.stdout, name).toContain("--debug");
+      expect(result.stdout, name).toContain("4 not implemented yet");
+    }
+  });
+
+  it("commands not built yet say so and exit 4, never pretending success", async () => {
+    const result = await run("deploy", ["jobs/"]);
+    expect(result.exitCode).toBe(4);
+    expect(result.stderr).toContain("'npm run deploy' is not implemented yet.");
+  });
+
+  it("an unknown flag is a usage error (exit 2) with a pointer to --help", async () => {
+    const result = await run("render", ["--colour"]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("Unknown option '--colour'");
+    expect(result.stderr).toContain("hint: Run 'npm run render -- --help' for the options.");
+  });
+
+  it("render writes every host's files with secrets at 0600, and a second run keeps the same secrets", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hashistack-render-"));
+    const env = { HASHISTACK_STATE_DIR: join(dir, "state") };
+    const first = await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out"), "--output", "json"], env);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const report = JSON.parse(first.stdout) as { files: { host: string; path: string; mode: number; secret: boolean }[] };
+    expect(new Set(report.files.map((f) => f.host))).toEqual(
+      new Set(["server-1", "server-2", "server-3", "client-1", "client-2"]),
+    );
+    const consul = join(dir, "out", "server-2", "etc", "consul.d", "consul.hcl");
+    expect((await stat(consul)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, "state", "demo", "secrets", "consul-gossip-key"))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, "state", "demo", "secrets"))).mode & 0o777).toBe(0o700);
+    const before = await readFile(consul, "utf8");
+
+    const second = await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out")], env);
+    expect(second.exitCode).toBe(0);
+    expect(second.stdout).not.toContain("generated a new secret");
+    expect(await readFile(consul, "utf8")).toBe(before);
+    // the gossip key is in the file, never on the terminal
+    const key = (await readFile(join(dir, "state", "demo", "secrets", "consul-gossip-key"), "utf8")).trim();
+    expect(before).toContain(key);
+    expect(first.stdout + first.stderr + second.stdout + second.stderr).not.toContain(key);
+  });
+
+  it("refuses a secret file that others can read", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hashistack-render-"));
+    const env = { HASHISTACK_STATE_DIR: join(dir, "state") };
+    expect((await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out")], env)).exitCode).toBe(0);
+    const keyFile = join(dir, "state", "demo", "secrets", "nomad-gossip-key");
+    await $`chmod 644 ${keyFile}`;
+    const result = await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out")], env);
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr).toContain(`Secret file ${keyFile} is readable by other users (mode 644).`);
+  });
+
+  it("a bad config exits 2 naming file, line and field", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hashistack-cfg-"));
+    const file = join(dir, "cluster.yaml");
+    await writeFile(file, "name: lab\ntopology:\n  servers: 4\n");
+    const result = await run("render", ["--config", file]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${file}:3:12 topology.servers: an odd number of servers is needed`);
+    expect(result.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack without --debug
+  });
+});
