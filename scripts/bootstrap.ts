@@ -1,16 +1,32 @@
 #!/usr/bin/env -S npx tsx
 import { runCommand } from "./lib/cli/command.ts";
-import { NotImplementedError } from "./lib/errors.ts";
+import { clusterContext } from "./lib/cli/cluster-context.ts";
+import { printJson } from "./lib/cli/output.ts";
+import { ExitCode } from "./lib/errors.ts";
+import { providerFor } from "./lib/providers/index.ts";
 
-await runCommand({
+await runCommand<{ provider?: string }>({
   name: "bootstrap",
   summary: "provision nodes and bootstrap a secure Consul/Nomad/Vault cluster",
-  common: { cluster: true, config: true, yes: true, dryRun: true, output: true },
-  allowPositionals: true,
-  async run() {
-    throw new NotImplementedError(
-      "'npm run bootstrap'",
-      "issue 'Local provider and remote execution' and 'Bootstrap a secure Consul/Nomad/Vault cluster end to end'",
+  common: { cluster: true, config: true, yes: true, output: true },
+  options: {
+    provider: {
+      type: "string",
+      description: "local (default), static, vagrant or digitalocean; overrides the config",
+      valueName: "NAME",
+    },
+  },
+  examples: ["npm run bootstrap", "npm run bootstrap -- --provider static --config cluster.yaml"],
+  async run({ flags, reporter }) {
+    const context = await clusterContext(flags, reporter);
+    const provider = providerFor(context.config.provider.type);
+    reporter.info(`cluster '${context.config.name}' on the ${provider.name} provider`);
+    const inventory = await provider.up(context);
+    if (flags.output === "json") printJson({ cluster: context.config.name, provider: provider.name, inventory });
+    for (const host of inventory.hosts) reporter.success(`${host.name} (${host.roles.join(", ")}) ${host.privateIp}`);
+    reporter.warn(
+      "Nodes are provisioned. The cluster stages (prepare, vault, certificates, consul, nomad, jobs, verify) are not implemented yet.",
     );
+    return ExitCode.notImplemented;
   },
 });

@@ -1,13 +1,42 @@
 #!/usr/bin/env -S npx tsx
 import { runCommand } from "./lib/cli/command.ts";
-import { NotImplementedError } from "./lib/errors.ts";
+import { clusterContext } from "./lib/cli/cluster-context.ts";
+import { confirm } from "./lib/cli/confirm.ts";
+import { printJson } from "./lib/cli/output.ts";
+import { providerFor } from "./lib/providers/index.ts";
 
-await runCommand({
+await runCommand<{ provider?: string; keepState?: boolean }>({
   name: "teardown",
-  summary: "stop and remove a cluster's nodes and state",
+  summary: "stop and remove a cluster's nodes, networks and state",
   common: { cluster: true, config: true, yes: true, dryRun: true, output: true },
-  allowPositionals: true,
-  async run() {
-    throw new NotImplementedError("'npm run teardown'", "issue 'Local provider and remote execution'");
+  options: {
+    provider: { type: "string", description: "provider to tear down (default: from the config)", valueName: "NAME" },
+    "keep-state": { type: "boolean", description: "keep .hashistack/<cluster>/ (keys, tokens, CA)" },
+  },
+  examples: ["npm run teardown -- --dry-run", "npm run teardown -- --yes"],
+  async run({ flags, reporter }) {
+    const context = await clusterContext(flags, reporter);
+    const provider = providerFor(context.config.provider.type);
+    const existing = await provider.down(context, { dryRun: true, keepState: Boolean(flags.keepState) });
+    if (existing.length === 0) {
+      reporter.info(`nothing to remove for cluster '${context.config.name}'`);
+      if (flags.output === "json") printJson({ removed: [] });
+      return 0;
+    }
+    if (flags.dryRun) {
+      if (flags.output === "json") printJson({ wouldRemove: existing });
+      else for (const item of existing) reporter.info(`would remove ${item}`);
+      return 0;
+    }
+    for (const item of existing) reporter.info(item);
+    if (!(await confirm(`Remove these ${existing.length} items of cluster '${context.config.name}'?`, flags.yes))) {
+      reporter.warn("nothing removed");
+      return 0;
+    }
+    const step = reporter.step(`tearing down '${context.config.name}'`);
+    const removed = await provider.down(context, { dryRun: false, keepState: Boolean(flags.keepState) });
+    step.done(`${removed.length} items removed`);
+    if (flags.output === "json") printJson({ removed });
+    return 0;
   },
 });

@@ -30,9 +30,10 @@ export const tools = {
     // pin the newest published pseudo-version, which compiles against 1.11.3.
     submodules: { "github.com/hashicorp/nomad/api": "v0.0.0-20260907080526-08ef8f3d26da" },
   },
-  // Vault 1.21.3 and 1.21.4 do not compile against any published vault/sdk: their
-  // release branch mixes an old ActivationFunc with a newer RestorePolicy. 1.21.2
-  // is the newest release that builds with the sdk its go.mod requires (v0.20.0).
+  // Vault 1.21.1–1.21.4 do not compile against any published vault/sdk: their
+  // release branch mixes the old two-argument ActivationFunc with newer sdk APIs
+  // (observations, RestorePolicy) that only sdk tags with the new ActivationFunc
+  // have. 1.21.0 builds with the sdk its go.mod requires (v0.20.0).
   vault: { name: "vault", module: "github.com/hashicorp/vault", version: defaultVersions.vault, package: "." },
   "consul-template": {
     name: "consul-template",

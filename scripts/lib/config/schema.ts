@@ -80,7 +80,7 @@ const topology = z
 const versions = z.strictObject({
   consul: semver.default("1.22.5"),
   nomad: semver.default("1.11.3"),
-  vault: semver.default("1.21.2"),
+  vault: semver.default("1.21.0"),
   consulTemplate: semver.default("0.41.1"),
 });
 

@@ -4,8 +4,12 @@ import { writeFileAtomic } from "../util/fs.ts";
 import { loadYamlFile } from "../util/validated-yaml.ts";
 import { type Inventory, inventorySchema } from "./schema.ts";
 
-export function inventoryPath(cluster: string, root = process.cwd()): string {
-  return resolve(root, "inventories", `${cluster}.yaml`);
+/** `inventories/<cluster>.yaml`; HASHISTACK_INVENTORY_DIR moves the folder (tests, CI). */
+export function inventoryPath(
+  cluster: string,
+  dir = process.env.HASHISTACK_INVENTORY_DIR ?? resolve(process.cwd(), "inventories"),
+): string {
+  return resolve(dir, `${cluster}.yaml`);
 }
 
 export async function loadInventory(file: string): Promise<Inventory> {
@@ -24,5 +28,5 @@ export async function loadInventory(file: string): Promise<Inventory> {
 
 export async function writeInventory(file: string, inventory: Inventory): Promise<void> {
   const header = `# Written by hashistack-bootstrap for cluster '${inventory.cluster}'. Hosts: name, roles, addresses, SSH.\n`;
-  await writeFileAtomic(file, header + stringify(inventory), 0o644);
+  await writeFileAtomic(file, header + stringify(inventory, { aliasDuplicateObjects: false }), 0o644);
 }

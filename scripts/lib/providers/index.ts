@@ -1,0 +1,17 @@
+import type { ProviderType } from "../config/schema.ts";
+import { NotImplementedError } from "../errors.ts";
+import { localProvider } from "./local/provider.ts";
+import { staticProvider } from "./static.ts";
+import type { Provider } from "./types.ts";
+
+export function providerFor(type: ProviderType): Provider {
+  switch (type) {
+    case "local":
+      return localProvider;
+    case "static":
+      return staticProvider;
+    case "vagrant":
+    case "digitalocean":
+      throw new NotImplementedError(`The ${type} provider`, "issue 'DigitalOcean and Vagrant providers'");
+  }
+}

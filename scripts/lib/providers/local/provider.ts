@@ -1,0 +1,219 @@
+/**
+ * The local provider: a real multi-node cluster on one Linux host, like kind
+ * for Kubernetes. Nodes are systemd-nspawn system containers with real systemd
+ * and sshd, each in its own network namespace on a host bridge.
+ */
+import { existsSync } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { inventoryPath, writeInventory } from "../../inventory/load.ts";
+import type { Inventory, InventoryHost } from "../../inventory/schema.ts";
+import { HostUnreachableError } from "../../remote/errors.ts";
+import { onEachHost, requireAllSucceeded } from "../../remote/fanout.ts";
+import { KnownHosts } from "../../remote/known-hosts.ts";
+import { RemoteHost, sshTarget } from "../../remote/ssh.ts";
+import { ensureDebianPackages } from "../../setup/debian-packages.ts";
+import { clusterSshKeyPath, ensureClusterSshKey } from "../../state/ssh-key.ts";
+import { gatewayAddress, plannedInventory } from "../../topology.ts";
+import { parseCidr } from "../../util/net.ts";
+import type { DownOptions, NodeStatus, Provider, ProviderContext, ProviderStatus } from "../types.ts";
+import { ensureImage } from "./image.ts";
+import { localNames } from "./names.ts";
+import {
+  checkCidrIsFree,
+  ensureBridge,
+  ensureNodeNetwork,
+  linkExists,
+  netnsExists,
+  removeBridge,
+  removeNodeNetwork,
+} from "./network.ts";
+import * as node from "./node.ts";
+import { localProviderPackages, checkLocalRequirements } from "./requirements.ts";
+
+const sshWaitMs = 90_000;
+
+function nodesDir(context: ProviderContext): string {
+  return join(context.state.root, "nodes");
+}
+
+export function knownHostsFor(context: Pick<ProviderContext, "state">): KnownHosts {
+  return new KnownHosts(join(context.state.root, "known_hosts.json"));
+}
+
+/** The planned inventory; only `up` creates the key pair, so status and down never write state. */
+async function plan(context: ProviderContext, create = false): Promise<Inventory> {
+  const keyPath = create
+    ? (await ensureClusterSshKey(context.state, `hashistack-${context.config.name}`)).privateKey
+    : clusterSshKeyPath(context.state);
+  return plannedInventory(context.config, context.config.provider.local.cidr, { user: "root", port: 22, keyPath }, "local");
+}
+
+export const localProvider: Provider = {
+  name: "local",
+
+  async up(context) {
+    const { config, reporter } = context;
+    if (process.getuid?.() === 0) {
+      const installed = await ensureDebianPackages(localProviderPackages, (line) => reporter.info(line));
+      if (installed.length) reporter.success(`installed ${installed.join(", ")}`);
+    }
+    await checkLocalRequirements();
+    const names = localNames(config.name);
+    const cidr = config.provider.local.cidr;
+    await checkCidrIsFree(cidr, names.bridge);
+    const imageStep = reporter.step("node image");
+    const image = await ensureImage((line) => imageStep.update(line));
+    imageStep.done(image.built ? `built in ${image.seconds}s` : "cached");
+
+    const inventory = await plan(context, true);
+    const { publicKey } = await ensureClusterSshKey(context.state, `hashistack-${config.name}`);
+    const prefix = parseCidr(cidr)?.prefix ?? 24;
+    const gateway = gatewayAddress(cidr);
+    await ensureBridge(config.name, `${gateway}/${prefix}`);
+
+    const bootStep = reporter.step(`starting ${inventory.hosts.length} nodes`);
+    const knownHosts = knownHostsFor(context);
+    const booted = await onEachHost(
+      inventory.hosts,
+      async (host) => {
+        const paths = node.nodePaths(nodesDir(context), host.name);
+        const netns = await ensureNodeNetwork(config.name, host.name, `${host.privateIp}/${prefix}`, gateway);
+        await node.ensureOverlay(paths, image.root);
+        const { hostKeyFingerprint } = await node.ensureIdentity(paths, host.name, publicKey);
+        await knownHosts.pin(`${host.privateIp}:22`, hostKeyFingerprint);
+        await node.boot(paths, names.machine(host.name), netns);
+        return hostKeyFingerprint;
+      },
+      // network and mount setup is quick; keep the host's tools from racing each other too hard
+      { concurrency: config.concurrency },
+    );
+    requireAllSucceeded("Starting local nodes", booted);
+    bootStep.done();
+
+    const sshStep = reporter.step("waiting for SSH on every node");
+    const ready = await onEachHost(inventory.hosts, (host) => waitForSsh(context, host, knownHosts), {
+      concurrency: inventory.hosts.length,
+    });
+    requireAllSucceeded("Waiting for SSH", ready);
+    sshStep.done(`${inventory.hosts.length} nodes answer`);
+
+    const file = inventoryPath(config.name);
+    await writeInventory(file, inventory);
+    await writeInventory(context.state.inventoryCopy, inventory);
+    reporter.info(`inventory written to ${file}`);
+    return inventory;
+  },
+
+  async status(context) {
+    const inventory = await plan(context);
+    const names = localNames(context.config.name);
+    const nodes: NodeStatus[] = [];
+    for (const host of inventory.hosts) {
+      const paths = node.nodePaths(nodesDir(context), host.name);
+      const pid = await node.runningPid(paths);
+      const orphaned = !pid && (await node.containerPids(names.netns(host.name))).length > 0;
+      nodes.push({
+        name: host.name,
+        address: host.privateIp,
+        state: pid ? "running" : orphaned ? "unknown" : existsSync(paths.dir) ? "stopped" : "missing",
+        detail: pid
+          ? `systemd-nspawn pid ${pid}`
+          : orphaned
+            ? "container processes without systemd-nspawn; run teardown"
+            : undefined,
+      });
+    }
+    const resources = (await linkExists(names.bridge)) ? [`bridge ${names.bridge}`] : [];
+    return { provider: "local", nodes, resources } satisfies ProviderStatus;
+  },
+
+  async down(context, options: DownOptions) {
+    const { config } = context;
+    const planned = (await plan(context)).hosts.map((h) => h.name);
+    // also nodes from an older topology that are still on disk
+    const onDisk = existsSync(nodesDir(context)) ? await readdir(nodesDir(context)) : [];
+    const hostNames = [...new Set([...planned, ...onDisk])];
+    if (options.dryRun) return describeExisting(context, hostNames);
+
+    const removed: string[] = [];
+    const outcomes = await onEachHost(
+      hostNames.map((name) => ({ name })),
+      async ({ name }) => {
+        const paths = node.nodePaths(nodesDir(context), name);
+        const done: string[] = [];
+        const pid = await node.runningPid(paths);
+        if (await node.stop(paths, localNames(config.name).netns(name)))
+          done.push(`node ${name}${pid ? ` (pid ${pid})` : " (container without nspawn)"}`);
+        done.push(...(await node.removeNodeFiles(paths)));
+        done.push(...(await removeNodeNetwork(config.name, name)));
+        return done;
+      },
+      { concurrency: config.concurrency },
+    );
+    for (const outcome of outcomes) removed.push(...(outcome.value ?? []));
+    requireAllSucceeded("Removing local nodes", outcomes);
+    removed.push(...(await removeBridge(config.name)));
+    const file = inventoryPath(config.name);
+    if (existsSync(file)) {
+      await rm(file);
+      removed.push(`inventory ${file}`);
+    }
+    if (!options.keepState && existsSync(context.state.root)) {
+      await rm(context.state.root, { recursive: true, force: true });
+      removed.push(`state ${context.state.root}`);
+    }
+    return removed;
+  },
+};
+
+async function describeExisting(context: ProviderContext, hostNames: string[]): Promise<string[]> {
+  const names = localNames(context.config.name);
+  const found: string[] = [];
+  for (const name of hostNames) {
+    const paths = node.nodePaths(nodesDir(context), name);
+    const pid = await node.runningPid(paths);
+    if (pid) found.push(`node ${name} (pid ${pid})`);
+    else if ((await node.containerPids(names.netns(name))).length) found.push(`node ${name} (container without nspawn)`);
+    if (await node.isMounted(paths.root)) found.push(`mount ${paths.root}`);
+    if (existsSync(paths.dir)) found.push(`dir ${paths.dir}`);
+    if (await linkExists(names.hostVeth(name))) found.push(`veth ${names.hostVeth(name)}`);
+    if (netnsExists(names.netns(name))) found.push(`netns ${names.netns(name)}`);
+  }
+  if (await linkExists(names.bridge)) found.push(`bridge ${names.bridge}`);
+  const file = inventoryPath(context.config.name);
+  if (existsSync(file)) found.push(`inventory ${file}`);
+  if (existsSync(context.state.root)) found.push(`state ${context.state.root}`);
+  return found;
+}
+
+/** Wait for sshd, failing fast with the console tail if the container died while booting. */
+async function waitForSsh(context: ProviderContext, host: InventoryHost, knownHosts: KnownHosts): Promise<void> {
+  const paths = node.nodePaths(nodesDir(context), host.name);
+  const remote = new RemoteHost(sshTarget(host));
+  let settled = false;
+  const died = (async () => {
+    while (!settled) {
+      await new Promise((r) => setTimeout(r, 500));
+      if (!settled && !(await node.runningPid(paths))) return;
+    }
+    return new Promise<never>(() => {}); // SSH won the race
+  })();
+  try {
+    const outcome = await Promise.race([
+      remote.connect({ waitMs: sshWaitMs, knownHosts }).then(() => "up" as const),
+      died.then(() => "died" as const),
+    ]);
+    if (outcome === "died") {
+      throw new HostUnreachableError(
+        host.name,
+        `the node stopped while booting. Last console lines:\n${(await node.consoleTail(paths)).join("\n")}`,
+        `See the full console log in ${paths.consoleLog}.`,
+      );
+    }
+    await remote.run("true", { timeoutMs: 10_000 });
+  } finally {
+    settled = true;
+    remote.dispose();
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Existing hosts from a hand-written inventory. `up` creates nothing: it checks
+ * that every host answers over SSH and names each one that does not.
+ */
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { InputError } from "../errors.ts";
+import { loadInventory } from "../inventory/load.ts";
+import type { Inventory } from "../inventory/schema.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import { KnownHosts } from "../remote/known-hosts.ts";
+import { RemoteHost, sshTarget } from "../remote/ssh.ts";
+import { writeInventory } from "../inventory/load.ts";
+import type { Provider, ProviderContext } from "./types.ts";
+
+async function inventoryOf(context: ProviderContext): Promise<Inventory> {
+  const file = context.config.provider.static?.inventory;
+  if (!file) {
+    throw new InputError("provider.type is static but provider.static.inventory is not set.", {
+      hint: "Point provider.static.inventory at a hand-written inventory (see inventories/example-static.yaml).",
+    });
+  }
+  const inventory = await loadInventory(file);
+  if (inventory.cluster !== context.config.name) {
+    throw new InputError(`Inventory ${file} is for cluster '${inventory.cluster}', not '${context.config.name}'.`, {
+      hint: "Make the 'cluster' field of the inventory match the config's name (or pass --cluster).",
+    });
+  }
+  return inventory;
+}
+
+/** Connect to every host and run `true`; each unreachable host is reported by name. */
+export async function checkReachable(inventory: Inventory, knownHosts: KnownHosts, concurrency: number, waitMs = 10_000) {
+  return onEachHost(
+    inventory.hosts,
+    async (host) => {
+      const remote = new RemoteHost(sshTarget(host));
+      try {
+        await remote.connect({ waitMs, knownHosts });
+        await remote.run("true", { timeoutMs: 10_000 });
+      } finally {
+        remote.dispose();
+      }
+    },
+    { concurrency },
+  );
+}
+
+export const staticProvider: Provider = {
+  name: "static",
+
+  async up(context) {
+    const inventory = await inventoryOf(context);
+    const step = context.reporter.step(`checking SSH on ${inventory.hosts.length} hosts`);
+    const outcomes = await checkReachable(
+      inventory,
+      new KnownHosts(join(context.state.root, "known_hosts.json")),
+      context.config.concurrency,
+    );
+    try {
+      requireAllSucceeded("Reaching the inventory's hosts", outcomes);
+    } catch (error) {
+      step.fail();
+      throw error;
+    }
+    step.done("all hosts answer");
+    await writeInventory(context.state.inventoryCopy, inventory);
+    return inventory;
+  },
+
+  async status(context) {
+    const inventory = await inventoryOf(context);
+    const outcomes = await checkReachable(
+      inventory,
+      new KnownHosts(join(context.state.root, "known_hosts.json")),
+      context.config.concurrency,
+      0,
+    );
+    return {
+      provider: "static",
+      nodes: inventory.hosts.map((host, i) => ({
+        name: host.name,
+        address: sshTarget(host).address,
+        state: outcomes[i]?.ok ? "running" : "unknown",
+        detail: outcomes[i]?.ok ? "SSH answers" : outcomes[i]?.error?.message,
+      })),
+      resources: [],
+    };
+  },
+
+  async down(context, options) {
+    // existing hosts are never touched; only our local state goes
+    if (!existsSync(context.state.root)) return [];
+    if (!options.dryRun && !options.keepState) await rm(context.state.root, { recursive: true, force: true });
+    return options.keepState ? [] : [`state ${context.state.root}`];
+  },
+};

@@ -1,0 +1,288 @@
+/**
+ * One remote host over SSH (node-ssh): connection with retries while a host
+ * boots, commands with timeouts and streamed output, idempotent atomic uploads
+ * and sudo when the SSH user is not root.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { posix } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { NodeSSH } from "node-ssh";
+import type { InventoryHost } from "../inventory/schema.ts";
+import { HostUnreachableError, RemoteCommandError } from "./errors.ts";
+import { fingerprint, type KnownHosts } from "./known-hosts.ts";
+import { shellJoin, shellQuote } from "./quote.ts";
+
+export interface SshTarget {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  keyPath?: string;
+}
+
+export function sshTarget(host: InventoryHost): SshTarget {
+  return {
+    name: host.name,
+    address: host.ssh.host ?? host.publicIp ?? host.privateIp,
+    port: host.ssh.port,
+    user: host.ssh.user,
+    keyPath: host.ssh.keyPath?.replace(/^~(?=\/)/, homedir()),
+  };
+}
+
+export interface ConnectOptions {
+  /** keep retrying refused/timed-out connections until this deadline (a host may be booting) */
+  waitMs?: number;
+  knownHosts?: KnownHosts;
+  /** a fingerprint we know in advance (keys we generated) */
+  expectedHostKey?: string;
+}
+
+export interface RunOptions {
+  timeoutMs?: number;
+  stdin?: string;
+  /** return the result instead of throwing on a non-zero exit */
+  allowFailure?: boolean;
+  /** streamed output, one line at a time */
+  onLine?: (line: string, stream: "stdout" | "stderr") => void;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+}
+
+export interface UploadOptions {
+  mode: number;
+  owner?: string;
+  group?: string;
+}
+
+export type UploadOutcome = "uploaded" | "unchanged" | "metadata-fixed";
+
+export class RemoteHost {
+  private ssh = new NodeSSH();
+  private connected = false;
+
+  constructor(readonly target: SshTarget) {}
+
+  get name(): string {
+    return this.target.name;
+  }
+
+  private get sudo(): string {
+    return this.target.user === "root" ? "" : "sudo -n ";
+  }
+
+  async connect(options: ConnectOptions = {}): Promise<void> {
+    if (this.connected && this.ssh.isConnected()) return;
+    const { target } = this;
+    if (!target.keyPath) {
+      throw new HostUnreachableError(target.name, "no SSH key is configured.", "Set ssh.keyPath for this host in the inventory.");
+    }
+    let privateKey: string;
+    try {
+      privateKey = await readFile(target.keyPath, "utf8");
+    } catch (error) {
+      throw new HostUnreachableError(
+        target.name,
+        `cannot read SSH key ${target.keyPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`,
+        "Check ssh.keyPath in the inventory.",
+      );
+    }
+    const address = `${target.address}:${target.port}`;
+    const pinned = options.expectedHostKey ?? (await options.knownHosts?.get(address));
+    let presented: string | undefined;
+    const deadline = Date.now() + (options.waitMs ?? 0);
+    for (let attempt = 1, delay = 250; ; attempt++, delay = Math.min(delay * 2, 3000)) {
+      try {
+        this.ssh = new NodeSSH();
+        await this.ssh.connect({
+          host: target.address,
+          port: target.port,
+          username: target.user,
+          privateKey,
+          readyTimeout: 10_000,
+          keepaliveInterval: 5_000,
+          hostVerifier: (key: Buffer) => {
+            presented = fingerprint(key);
+            return pinned === undefined || pinned === presented;
+          },
+        });
+        break;
+      } catch (error) {
+        const message = (error as Error).message;
+        if (pinned && presented && pinned !== presented) {
+          throw new HostUnreachableError(
+            target.name,
+            `the SSH host key of ${address} changed (expected ${pinned}, got ${presented}).`,
+            "If the host was rebuilt on purpose, remove its entry from the cluster's known_hosts.json; otherwise investigate before connecting.",
+          );
+        }
+        if (/authentication methods failed|All configured authentication/i.test(message)) {
+          throw new HostUnreachableError(
+            target.name,
+            `SSH login as ${target.user}@${address} with key ${target.keyPath} was refused.`,
+            "Check ssh.user and ssh.keyPath in the inventory and that the public key is in the host's authorized_keys.",
+          );
+        }
+        if (Date.now() + delay >= deadline) {
+          throw new HostUnreachableError(
+            target.name,
+            `cannot connect to ${address} over SSH after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${message}.`,
+            "Check that the host is up, that sshd listens on that port and that no firewall is in the way.",
+          );
+        }
+        await sleep(delay);
+      }
+    }
+    if (!pinned && presented && options.knownHosts) await options.knownHosts.pin(address, presented);
+    this.connected = true;
+  }
+
+  async run(command: string, options: RunOptions = {}): Promise<RunResult> {
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    let channelClose: (() => void) | undefined;
+    const buffers = { stdout: "", stderr: "" };
+    const lineSplitter = (stream: "stdout" | "stderr") => {
+      let partial = "";
+      return (chunk: Buffer) => {
+        if (!options.onLine) return;
+        partial += chunk.toString("utf8");
+        const lines = partial.split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) options.onLine(line, stream);
+      };
+    };
+    const execution = this.ssh.execCommand(command, {
+      stdin: options.stdin,
+      onChannel: (channel) => {
+        channelClose = () => channel.close();
+      },
+      onStdout: lineSplitter("stdout"),
+      onStderr: lineSplitter("stderr"),
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        channelClose?.();
+        reject(new RemoteCommandError(this.name, command, null, `timed out after ${Math.round(timeoutMs / 1000)}s`, "timeout"));
+      }, timeoutMs);
+    });
+    let response: Awaited<typeof execution>;
+    try {
+      response = await Promise.race([execution, timeout]);
+    } catch (error) {
+      if (error instanceof RemoteCommandError) throw error;
+      throw new HostUnreachableError(
+        this.name,
+        `lost the SSH connection while running '${command}': ${(error as Error).message}.`,
+        "The host may have stopped or rebooted; check it and run the command again.",
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    buffers.stdout = response.stdout;
+    buffers.stderr = response.stderr;
+    if (response.code === null && response.signal === null && !this.ssh.isConnected()) {
+      throw new HostUnreachableError(
+        this.name,
+        `the SSH connection closed while running '${command}'.`,
+        "The host may have stopped.",
+      );
+    }
+    const result = { stdout: buffers.stdout, stderr: buffers.stderr, code: response.code };
+    if (response.code !== 0 && !options.allowFailure) {
+      throw new RemoteCommandError(this.name, command, response.code, response.stderr, response.signal);
+    }
+    return result;
+  }
+
+  /** Run with root privileges (sudo -n when the SSH user is not root). */
+  runAsRoot(command: string, options: RunOptions = {}): Promise<RunResult> {
+    return this.run(this.sudo ? `${this.sudo}sh -c ${shellQuote(command)}` : command, options);
+  }
+
+  async mkdir(path: string, mode = 0o755, owner = "root", group = "root"): Promise<void> {
+    await this.runAsRoot(`install -d -m ${mode.toString(8)} -o ${shellQuote(owner)} -g ${shellQuote(group)} ${shellQuote(path)}`);
+  }
+
+  /** Upload text content; see uploadFile. */
+  uploadContent(content: string | Buffer, path: string, options: UploadOptions): Promise<UploadOutcome> {
+    const data = typeof content === "string" ? Buffer.from(content) : content;
+    return this.upload(createHash("sha256").update(data).digest("hex"), path, options, async (temp) => {
+      const sftp = await this.ssh.requestSFTP();
+      try {
+        await new Promise<void>((resolve, reject) =>
+          sftp.writeFile(temp, data, { mode: 0o600 }, (e: Error | null | undefined) => (e ? reject(e) : resolve())),
+        );
+      } finally {
+        sftp.end();
+      }
+    });
+  }
+
+  /**
+   * Upload a local file: skipped when the remote checksum, mode and owner
+   * already match; otherwise written to a temp file beside the target and
+   * renamed over it, so readers never see a half-written file.
+   */
+  async uploadFile(localPath: string, path: string, options: UploadOptions): Promise<UploadOutcome> {
+    const hash = createHash("sha256");
+    for await (const chunk of createReadStream(localPath)) hash.update(chunk as Buffer);
+    return this.upload(hash.digest("hex"), path, options, (temp) => this.ssh.putFile(localPath, temp));
+  }
+
+  private async upload(
+    sha256: string,
+    path: string,
+    options: UploadOptions,
+    send: (temp: string) => Promise<void>,
+  ): Promise<UploadOutcome> {
+    const owner = options.owner ?? "root";
+    const group = options.group ?? owner;
+    const mode = options.mode.toString(8);
+    const probe = await this.runAsRoot(
+      `[ -f ${shellQuote(path)} ] && sha256sum ${shellQuote(path)} && stat -c '%a %U %G' ${shellQuote(path)} || true`,
+    );
+    const [sumLine, statLine] = probe.stdout.trim().split("\n");
+    const sameContent = sumLine?.split(/\s+/)[0] === sha256;
+    const sameMeta = statLine === `${mode} ${owner} ${group}`;
+    if (sameContent && sameMeta) return "unchanged";
+    if (sameContent) {
+      await this.runAsRoot(`chown ${shellQuote(`${owner}:${group}`)} ${shellQuote(path)} && chmod ${mode} ${shellQuote(path)}`);
+      return "metadata-fixed";
+    }
+    const suffix = randomBytes(6).toString("hex");
+    const dir = posix.dirname(path);
+    // a non-root user uploads to its home first; root writes beside the target
+    const staging = this.sudo ? `/tmp/.hashistack-upload-${suffix}` : `${dir}/.${posix.basename(path)}.${suffix}`;
+    const finalTemp = `${dir}/.${posix.basename(path)}.${suffix}`;
+    await this.runAsRoot(`mkdir -p ${shellQuote(dir)}`);
+    try {
+      await send(staging);
+      const steps = [
+        ...(staging !== finalTemp ? [shellJoin(["mv", staging, finalTemp])] : []),
+        shellJoin(["chown", `${owner}:${group}`, finalTemp]),
+        shellJoin(["chmod", mode, finalTemp]),
+        shellJoin(["mv", "-f", finalTemp, path]),
+      ];
+      await this.runAsRoot(steps.join(" && "));
+    } catch (error) {
+      await this.runAsRoot(`rm -f ${shellQuote(staging)} ${shellQuote(finalTemp)}`, { allowFailure: true }).catch(
+        () => undefined,
+      );
+      throw error;
+    }
+    return "uploaded";
+  }
+
+  dispose(): void {
+    this.ssh.dispose();
+    this.connected = false;
+  }
+}
