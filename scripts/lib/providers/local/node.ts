@@ -125,6 +125,8 @@ export async function boot(paths: NodePaths, machine: string, netns: string): Pr
 }
 
 export async function consoleTail(paths: NodePaths, lines = 15): Promise<string[]> {
+  // strip the colour codes systemd writes to the console
+  // eslint-disable-next-line no-control-regex
   const text = ((await readFileIfExists(paths.consoleLog)) ?? "").replace(/\x1b\[[0-9;]*m/g, "");
   return text.trim().split("\n").slice(-lines);
 }
