@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { runCommand } from "./lib/cli/command.ts";
 import { printJson } from "./lib/cli/output.ts";
+import { benchLocalProvider } from "./lib/bench/local-provider.ts";
 import { rssMb, time } from "./lib/bench/measure.ts";
 import { readBuildRecord } from "./lib/binaries/build.ts";
 import { toolNames, tools } from "./lib/binaries/catalog.ts";
@@ -14,11 +15,14 @@ import { parseYamlText } from "./lib/util/validated-yaml.ts";
 import { writeFileAtomic } from "./lib/util/fs.ts";
 import type { RenderSecrets } from "./lib/state/secrets.ts";
 
-await runCommand<{ write?: boolean }>({
+await runCommand<{ write?: boolean; skipLocal?: boolean }>({
   name: "bench",
   summary: "measure rendering and validation speed and record the binary build times",
   common: { output: true },
-  options: { write: { type: "boolean", description: "write the figures to bench/results.json (default: only print)" } },
+  options: {
+    write: { type: "boolean", description: "write the figures to bench/results.json (default: only print)" },
+    "skip-local": { type: "boolean", description: "skip the local provider figures (they need root)" },
+  },
   async run({ flags, reporter }) {
     const exampleText = await readFile("cluster.example.yaml", "utf8");
     const timings = [];
@@ -53,6 +57,12 @@ await runCommand<{ write?: boolean }>({
           go: record.goVersion,
         });
     }
+    let localProvider: Awaited<ReturnType<typeof benchLocalProvider>> | string = "skipped (--skip-local or not root)";
+    if (!flags.skipLocal && process.getuid?.() === 0) {
+      const step = reporter.step("local provider: up/down for 1, 3, 5 and 8 nodes");
+      localProvider = await benchLocalProvider([1, 3, 5, 8], (line) => step.update(line));
+      step.done();
+    }
     const perHost = (timings[2]?.medianMs ?? 0) / 69;
     const results = {
       machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
@@ -60,6 +70,7 @@ await runCommand<{ write?: boolean }>({
       renderPerHostMs: Math.round(perHost * 1000) / 1000,
       renderScaling: `69 hosts take ${((timings[2]?.medianMs ?? 0) / (timings[1]?.medianMs || 1)).toFixed(1)}× the time of 5 hosts (13.8× hosts)`,
       rssMb: rssMb(),
+      localProvider,
       binaryBuilds: builds,
     };
     if (flags.output === "json") printJson(results);
@@ -68,6 +79,16 @@ await runCommand<{ write?: boolean }>({
         reporter.info(`${t.name.padEnd(34)} median ${t.medianMs} ms (min ${t.minMs}, max ${t.maxMs}, ${t.runs} runs)`);
       reporter.info(results.renderScaling);
       reporter.info(`RSS after the runs: ${results.rssMb} MB`);
+      if (Array.isArray(localProvider)) {
+        for (const f of localProvider) {
+          reporter.info(
+            `local ${String(f.nodes).padStart(2)} nodes: up ${f.upSeconds}s, idle ${f.idleRssMbPerNode} MB/node, fan-out first ${f.fanoutFirstMs} ms / warm ${f.fanoutWarmMs} ms, down ${f.downSeconds}s`,
+          );
+        }
+        const one = localProvider[0]?.upSeconds ?? 0;
+        const eight = localProvider[localProvider.length - 1]?.upSeconds ?? 0;
+        reporter.info(`8 nodes take ${(eight / (one || 1)).toFixed(1)}× the time of 1 node to come up`);
+      } else reporter.info(`local provider: ${localProvider}`);
       for (const b of builds) reporter.info(`build ${b.tool} ${b.version}: ${b.seconds}s, ${b.sizeMb} MB (${b.go})`);
     }
     if (flags.write) {

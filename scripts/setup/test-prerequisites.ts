@@ -4,10 +4,12 @@
 import { runCommand } from "../lib/cli/command.ts";
 import { ensureBinary } from "../lib/binaries/build.ts";
 import { testTools, tools } from "../lib/binaries/catalog.ts";
+import { ensureImage } from "../lib/providers/local/image.ts";
+import { localProviderPackages } from "../lib/providers/local/requirements.ts";
 import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
 
-/** openssl and curl are the independent TLS/HTTP clients the tests check against. */
-const testPackages = ["openssl", "curl", "ca-certificates"];
+/** openssl and curl are the independent TLS/HTTP clients the tests check against; the rest runs local nodes. */
+const testPackages = ["openssl", "curl", "ca-certificates", ...localProviderPackages];
 
 await runCommand({
   name: "test-prerequisites",
@@ -21,6 +23,10 @@ await runCommand({
       if (result.built) reporter.success(`built ${tool.name} ${tool.version} in ${result.record?.seconds}s`);
       else reporter.debug(`${tool.name} ${tool.version} cached at ${result.path}`);
     }
+    if (process.getuid?.() === 0) {
+      const image = await ensureImage((line) => reporter.info(line));
+      if (image.built) reporter.success(`built the node image in ${image.seconds}s`);
+    } else reporter.warn("not root: tests that boot local nodes will fail (they need root)");
     return 0;
   },
 });

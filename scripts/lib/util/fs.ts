@@ -20,7 +20,9 @@ export async function readFileIfExists(file: string): Promise<string | undefined
   try {
     return await readFile(file, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    // ESRCH: a /proc/<pid>/ file whose process exited while we read it
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ESRCH") return undefined;
     throw error;
   }
 }

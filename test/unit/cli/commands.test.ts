@@ -80,4 +80,20 @@ describe("command line", () => {
     expect(result.stderr).toContain(`${file}:3:12 topology.servers: an odd number of servers is needed`);
     expect(result.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack without --debug
   });
+
+  it("teardown lists with --dry-run, and without a terminal only --yes confirms", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hashistack-teardown-"));
+    const env = { HASHISTACK_STATE_DIR: join(dir, "state"), HASHISTACK_INVENTORY_DIR: join(dir, "inv") };
+    await $`mkdir -p ${join(dir, "state", "demo", "secrets")}`;
+    const local = ["--config", "cluster.example.yaml"];
+    const listed = await run("teardown", [...local, "--dry-run", "--output", "json"], env);
+    expect(JSON.parse(listed.stdout)).toEqual({ wouldRemove: [`state ${join(dir, "state", "demo")}`] });
+    const refused = await run("teardown", local, env);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain("Confirmation needed, but there is no terminal to ask on.");
+    expect(refused.stderr).toContain("hint: Pass --yes to confirm.");
+    const removed = await run("teardown", [...local, "--yes"], env);
+    expect(removed.exitCode, removed.stderr).toBe(0);
+    expect((await run("teardown", [...local, "--dry-run"], env)).stdout).toContain("nothing to remove for cluster 'demo'");
+  });
 });

@@ -131,6 +131,15 @@ export async function consoleTail(paths: NodePaths, lines = 15): Promise<string[
   return text.trim().split("\n").slice(-lines);
 }
 
+/** Signal a process that may exit at any moment: "already gone" is success. */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
+}
+
 /** Every process in the node's network namespace: the container, whether or not nspawn still runs. */
 export async function containerPids(netns: string): Promise<number[]> {
   if (!existsSync(`/run/netns/${netns}`)) return [];
@@ -166,16 +175,16 @@ export async function stop(paths: NodePaths, netns: string, graceMs = 20_000): P
     for (const deadline = Date.now() + ms; Date.now() < deadline; await sleep(200)) if (await gone()) return true;
     return gone();
   };
-  if (nspawn) process.kill(nspawn, "SIGTERM");
+  if (nspawn) signal(nspawn, "SIGTERM");
   else {
     const init = await containerInit(initial);
-    if (init) process.kill(init, "SIGRTMIN+3" as NodeJS.Signals);
+    if (init) signal(init, "SIGRTMIN+3" as NodeJS.Signals);
   }
   if (await waitGone(graceMs)) return true;
   const init = await containerInit(await containerPids(netns));
-  if (init) process.kill(init, "SIGKILL");
+  if (init) signal(init, "SIGKILL");
   const current = await runningPid(paths);
-  if (current) process.kill(current, "SIGKILL");
+  if (current) signal(current, "SIGKILL");
   if (await waitGone(10_000)) return true;
   throw new OperationError(`Node processes in ${netns} did not stop: ${(await containerPids(netns)).join(", ")}.`, {
     hint: "Inspect them with 'ip netns pids' and stop them by PID before running teardown again.",
