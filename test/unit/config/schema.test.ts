@@ -1,18 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { validationProblems } from "../../helpers/validation.ts";
 import { clusterConfigSchema, runtimeProfile } from "../../../scripts/lib/config/schema.ts";
-import { InputError } from "../../../scripts/lib/errors.ts";
 import { parseYamlText } from "../../../scripts/lib/util/validated-yaml.ts";
 import { readFileSync } from "node:fs";
 
-function problems(yaml: string): string[] {
-  try {
-    parseYamlText(yaml, "cluster.yaml", clusterConfigSchema, "Cluster config");
-  } catch (error) {
-    expect(error).toBeInstanceOf(InputError);
-    return (error as InputError).details;
-  }
-  throw new Error("expected the config to be rejected");
-}
+const problems = (yaml: string) => validationProblems(yaml, "cluster.yaml", clusterConfigSchema, "Cluster config");
 
 describe("cluster config", () => {
   it("accepts the committed example and fills defaults", () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { InputError } from "../../../scripts/lib/errors.ts";
+import { validationProblems } from "../../helpers/validation.ts";
 import { inventorySchema } from "../../../scripts/lib/inventory/schema.ts";
 import { parseYamlText } from "../../../scripts/lib/util/validated-yaml.ts";
 import { plannedInventory } from "../../../scripts/lib/topology.ts";
@@ -9,15 +9,7 @@ import { makeConfig } from "../../helpers/fixtures.ts";
 const host = (name: string, roles: string, ip: string) => `  - { name: ${name}, roles: [${roles}], privateIp: ${ip} }\n`;
 const base = "cluster: lab\nhosts:\n";
 
-function problems(yaml: string): string[] {
-  try {
-    parseYamlText(yaml, "inv.yaml", inventorySchema, "Inventory");
-  } catch (error) {
-    expect(error).toBeInstanceOf(InputError);
-    return (error as InputError).details;
-  }
-  throw new Error("expected the inventory to be rejected");
-}
+const problems = (yaml: string) => validationProblems(yaml, "inv.yaml", inventorySchema, "Inventory");
 
 describe("inventory", () => {
   it("accepts the committed static example", () => {
