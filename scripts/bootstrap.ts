@@ -4,8 +4,9 @@ import { clusterContext } from "./lib/cli/cluster-context.ts";
 import { printJson } from "./lib/cli/output.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { providerFor } from "./lib/providers/index.ts";
+import { runStages, stages } from "./lib/stages/pipeline.ts";
 
-await runCommand<{ provider?: string }>({
+await runCommand<{ provider?: string; stages?: string }>({
   name: "bootstrap",
   summary: "provision nodes and bootstrap a secure Consul/Nomad/Vault cluster",
   common: { cluster: true, config: true, yes: true, output: true },
@@ -22,11 +23,10 @@ await runCommand<{ provider?: string }>({
     const provider = providerFor(context.config.provider.type);
     reporter.info(`cluster '${context.config.name}' on the ${provider.name} provider`);
     const inventory = await provider.up(context);
-    if (flags.output === "json") printJson({ cluster: context.config.name, provider: provider.name, inventory });
-    for (const host of inventory.hosts) reporter.success(`${host.name} (${host.roles.join(", ")}) ${host.privateIp}`);
-    reporter.warn(
-      "Nodes are provisioned. The cluster stages (prepare, vault, certificates, consul, nomad, jobs, verify) are not implemented yet.",
-    );
+    for (const host of inventory.hosts) reporter.info(`${host.name} (${host.roles.join(", ")}) ${host.privateIp}`);
+    const records = await runStages(context, inventory, flags.stages?.split(","));
+    if (flags.output === "json") printJson({ cluster: context.config.name, provider: provider.name, inventory, stages: records });
+    reporter.warn(`Done: ${stages.map((s) => s.name).join(", ")}. Not implemented yet: certificates, consul, nomad, jobs, verify.`);
     return ExitCode.notImplemented;
   },
 });

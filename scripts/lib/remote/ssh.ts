@@ -5,9 +5,10 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { posix } from "node:path";
+import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NodeSSH } from "node-ssh";
 import type { InventoryHost } from "../inventory/schema.ts";
@@ -63,6 +64,24 @@ export interface UploadOptions {
 }
 
 export type UploadOutcome = "uploaded" | "unchanged" | "metadata-fixed";
+
+const localHashes = new Map<string, Promise<string>>();
+
+/** SHA-256 of a local file, computed once per process for a given size and mtime (binaries are large). */
+async function fileSha256(path: string): Promise<string> {
+  const { size, mtimeMs } = await stat(path);
+  const key = `${path}:${size}:${mtimeMs}`;
+  let hash = localHashes.get(key);
+  if (!hash) {
+    hash = (async () => {
+      const digest = createHash("sha256");
+      for await (const chunk of createReadStream(path)) digest.update(chunk as Buffer);
+      return digest.digest("hex");
+    })();
+    localHashes.set(key, hash);
+  }
+  return hash;
+}
 
 export class RemoteHost {
   private ssh = new NodeSSH();
@@ -232,9 +251,7 @@ export class RemoteHost {
    * renamed over it, so readers never see a half-written file.
    */
   async uploadFile(localPath: string, path: string, options: UploadOptions): Promise<UploadOutcome> {
-    const hash = createHash("sha256");
-    for await (const chunk of createReadStream(localPath)) hash.update(chunk as Buffer);
-    return this.upload(hash.digest("hex"), path, options, (temp) => this.ssh.putFile(localPath, temp));
+    return this.upload(await fileSha256(localPath), path, options, (temp) => this.ssh.putFile(localPath, temp));
   }
 
   private async upload(
@@ -279,6 +296,17 @@ export class RemoteHost {
       throw error;
     }
     return "uploaded";
+  }
+
+  /** A TCP stream to `host:port` as seen from the remote host (SSH direct-tcpip). */
+  forwardOut(host: string, port: number): Promise<Duplex> {
+    const connection = this.ssh.connection;
+    if (!connection) return Promise.reject(new Error(`${this.name}: not connected`));
+    return new Promise((resolve, reject) =>
+      connection.forwardOut("127.0.0.1", 0, host, port, (error: Error | undefined, stream: Duplex) =>
+        error ? reject(error) : resolve(stream),
+      ),
+    );
   }
 
   dispose(): void {

@@ -1,0 +1,56 @@
+/**
+ * The bootstrap stages, in order. Every stage is idempotent, so a run after an
+ * interrupt simply starts again from the top and passes quickly over finished
+ * stages; the records in stages.json say what completed when and how long it took.
+ */
+import type { Inventory } from "../inventory/schema.ts";
+import type { ProviderContext } from "../providers/types.ts";
+import { readFileIfExists, writeFileAtomic } from "../util/fs.ts";
+import { prepareStage } from "./prepare.ts";
+import { openClusterRun, type ClusterRun } from "./run-context.ts";
+import { vaultStage } from "./vault.ts";
+
+export interface Stage {
+  name: string;
+  run(run: ClusterRun): Promise<string>;
+}
+
+export const stages: Stage[] = [
+  { name: "prepare", run: prepareStage },
+  { name: "vault", run: vaultStage },
+];
+
+export interface StageRecord {
+  completedAt: string;
+  seconds: number;
+  summary: string;
+}
+
+export async function readStageRecords(context: Pick<ProviderContext, "state">): Promise<Record<string, StageRecord>> {
+  return JSON.parse((await readFileIfExists(context.state.stages)) ?? "{}") as Record<string, StageRecord>;
+}
+
+export async function runStages(context: ProviderContext, inventory: Inventory, only?: string[]): Promise<Record<string, StageRecord>> {
+  const run = await openClusterRun(context, inventory);
+  const records = await readStageRecords(context);
+  try {
+    for (const stage of stages) {
+      if (only && !only.includes(stage.name)) continue;
+      const step = context.reporter.step(stage.name);
+      const started = Date.now();
+      try {
+        const summary = await stage.run(run);
+        const seconds = Math.round((Date.now() - started) / 100) / 10;
+        records[stage.name] = { completedAt: new Date().toISOString(), seconds, summary };
+        await writeFileAtomic(context.state.stages, `${JSON.stringify(records, null, 2)}\n`, 0o600);
+        step.done(summary);
+      } catch (error) {
+        step.fail();
+        throw error;
+      }
+    }
+  } finally {
+    run.close();
+  }
+  return records;
+}

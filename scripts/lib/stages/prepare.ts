@@ -1,0 +1,71 @@
+/**
+ * prepare: OS facts, service users, directories and the binaries. Binaries are
+ * uploaded from the local artifact cache (air-gapped and test installs).
+ */
+import { binaryPath, ensureBinary } from "../binaries/build.ts";
+import { tools } from "../binaries/catalog.ts";
+import { NotImplementedError, OperationError } from "../errors.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import { shellQuote } from "../remote/quote.ts";
+import { nodeLayout } from "../render/layout.ts";
+import type { ClusterRun } from "./run-context.ts";
+
+const users = ["consul", "nomad", "vault"];
+
+export async function prepareStage(run: ClusterRun): Promise<string> {
+  const { config } = run;
+  if (config.install.method === "download") {
+    throw new NotImplementedError("install.method 'download' (releases.hashicorp.com with SHA256SUMS and GPG)", "issue 'Bootstrap a secure Consul/Nomad/Vault cluster end to end'");
+  }
+  const versioned = {
+    consul: { ...tools.consul, version: config.versions.consul },
+    nomad: { ...tools.nomad, version: config.versions.nomad },
+    vault: { ...tools.vault, version: config.versions.vault },
+    "consul-template": { ...tools["consul-template"], version: config.versions.consulTemplate },
+  };
+  for (const tool of Object.values(versioned)) await ensureBinary(tool, { log: (line) => run.reporter.debug(line) });
+  const layout = nodeLayout();
+  const outcomes = await onEachHost(
+    run.inventory.hosts,
+    async (host) => {
+      const remote = run.remote(host);
+      const facts = (await remote.run("uname -s -m; . /etc/os-release && echo $ID $VERSION_ID; command -v systemctl")).stdout.split("\n");
+      if (facts[0] !== "Linux x86_64") {
+        throw new OperationError(`${host.name}: unsupported platform '${facts[0]}'; the binaries are built for Linux x86_64.`);
+      }
+      if (!facts[2]) throw new OperationError(`${host.name}: systemd is required (no systemctl found).`);
+      const dirs = [
+        `install -d -m 0750 -o consul -g consul ${layout.consul.dataDir}`,
+        `install -d -m 0755 ${layout.consul.configDir}`,
+        `install -d -m 0750 -o root -g consul ${layout.consul.tlsDir}`,
+        `install -d -m 0755 ${layout.nomad.configDir}`,
+        `install -d -m 0750 -o root -g nomad ${layout.nomad.tlsDir}`,
+        host.roles.includes("server") ? `install -d -m 0750 -o nomad -g nomad ${layout.nomad.dataDir}` : `install -d -m 0711 ${layout.nomad.dataDir}`,
+        `install -d -m 0755 ${layout.nomad.hostVolumesDir}/prometheus ${layout.nomad.hostVolumesDir}/grafana`,
+        `install -d -m 0750 ${layout.consulTemplate.configDir} ${layout.consulTemplate.templatesDir}`,
+        ...(host.roles.includes("vault")
+          ? [
+              `install -d -m 0755 ${layout.vault.configDir}`,
+              `install -d -m 0750 -o root -g vault ${layout.vault.tlsDir}`,
+              `install -d -m 0700 -o vault -g vault ${layout.vault.dataDir}`,
+              `install -d -m 0750 -o vault -g vault $(dirname ${layout.vault.auditLog})`,
+            ]
+          : []),
+      ];
+      const createUsers = users.map((u) => `id -u ${u} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${u}`);
+      await remote.runAsRoot([...createUsers, ...dirs].join(" && "));
+      const binaries: (keyof typeof versioned)[] = ["consul", "nomad", "consul-template", ...(host.roles.includes("vault") ? (["vault"] as const) : [])];
+      let uploaded = 0;
+      for (const name of binaries) {
+        const outcome = await remote.uploadFile(binaryPath(versioned[name]), `${layout.binDir}/${name}`, { mode: 0o755 });
+        if (outcome !== "unchanged") uploaded++;
+      }
+      const versions = await remote.run(binaries.map((b) => `${shellQuote(`${layout.binDir}/${b}`)} version | head -1`).join("; "));
+      return { uploaded, versions: versions.stdout.trim().split("\n") };
+    },
+    { concurrency: config.concurrency },
+  );
+  const results = requireAllSucceeded("prepare", outcomes);
+  const uploaded = results.reduce((sum, r) => sum + r.uploaded, 0);
+  return uploaded ? `${uploaded} binaries uploaded` : "binaries up to date";
+}

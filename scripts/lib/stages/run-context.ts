@@ -1,0 +1,56 @@
+/**
+ * Everything the cluster stages share for one run: the inventory, an SSH
+ * connection per host, the secret store and the rendered file plan.
+ */
+import { join } from "node:path";
+import type { Inventory, InventoryHost } from "../inventory/schema.ts";
+import type { ProviderContext } from "../providers/types.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import { KnownHosts } from "../remote/known-hosts.ts";
+import { RemoteHost, sshTarget } from "../remote/ssh.ts";
+import { type HostPlan, planCluster } from "../render/plan.ts";
+import { ensureRenderSecrets, type RenderSecrets, SecretStore } from "../state/secrets.ts";
+
+export interface ClusterRun extends ProviderContext {
+  inventory: Inventory;
+  remotes: Map<string, RemoteHost>;
+  secrets: SecretStore;
+  renderSecrets: RenderSecrets;
+  plans: Map<string, HostPlan>;
+  remote(host: InventoryHost | string): RemoteHost;
+  close(): void;
+}
+
+export async function openClusterRun(context: ProviderContext, inventory: Inventory): Promise<ClusterRun> {
+  const secrets = new SecretStore(context.state);
+  const { secrets: renderSecrets } = await ensureRenderSecrets(secrets, inventory.hosts.map((h) => h.name));
+  const knownHosts = new KnownHosts(join(context.state.root, "known_hosts.json"));
+  const remotes = new Map(inventory.hosts.map((h) => [h.name, new RemoteHost(sshTarget(h))]));
+  const connected = await onEachHost([...remotes.values()], (r) => r.connect({ waitMs: 60_000, knownHosts }), {
+    concurrency: context.config.concurrency,
+  });
+  try {
+    requireAllSucceeded("Connecting over SSH", connected);
+  } catch (error) {
+    for (const r of remotes.values()) r.dispose();
+    throw error;
+  }
+  const plans = new Map(planCluster(context.config, inventory, renderSecrets).map((p) => [p.host.name, p]));
+  return {
+    ...context,
+    inventory,
+    remotes,
+    secrets,
+    renderSecrets,
+    plans,
+    remote(host) {
+      const name = typeof host === "string" ? host : host.name;
+      const remote = remotes.get(name);
+      if (!remote) throw new Error(`no connection for host ${name}`);
+      return remote;
+    },
+    close() {
+      for (const r of remotes.values()) r.dispose();
+    },
+  };
+}

@@ -1,0 +1,223 @@
+/**
+ * vault: install and start Vault, initialise it once (unseal keys and root
+ * token only in the local state, 0600), unseal, enable the audit log, build the
+ * PKI, and mint the renewal tokens. Vault's own TLS is bootstrapped with a
+ * throwaway certificate made locally, then replaced by one from its own PKI —
+ * its API is never served over plain HTTP.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { $ } from "zx";
+import { binaryPath } from "../binaries/build.ts";
+import { tools } from "../binaries/catalog.ts";
+import { ApiError } from "../clients/http.ts";
+import { type VaultInitResponse, VaultClient } from "../clients/vault.ts";
+import { OperationError } from "../errors.ts";
+import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
+import { openTunnel, type Tunnel } from "../remote/tunnel.ts";
+import { nodeLayout, ports } from "../render/layout.ts";
+import { pki } from "../render/pki.ts";
+import { writeFileAtomic } from "../util/fs.ts";
+import { ensureService, filesUnder, installFiles } from "./install.ts";
+import type { ClusterRun } from "./run-context.ts";
+import { ensureIntermediate, ensureRoles, ensureRootCa, pkiRoles, renewalPolicies, renewalPoliciesFor } from "./vault-pki.ts";
+
+export const tlsFiles = (run: Pick<ClusterRun, "state">) => ({
+  rootCa: join(run.state.tls, "ca.pem"),
+  bootstrapCa: join(run.state.tls, "bootstrap-ca.pem"),
+  trustBundle: join(run.state.tls, "vault-trust.pem"),
+  operatorCert: join(run.state.tls, "operator.pem"),
+  operatorKey: join(run.state.tls, "operator-key.pem"),
+});
+
+const initSecret = "vault-init.json";
+const rootTokenSecret = "vault-root-token";
+
+/** A Vault client for a vault host, through an SSH tunnel to its loopback listener. */
+export async function vaultThroughTunnel(run: ClusterRun, host: InventoryHost, token?: string): Promise<{ vault: VaultClient; tunnel: Tunnel }> {
+  const files = tlsFiles(run);
+  const bundle = [files.rootCa, files.bootstrapCa].filter(existsSync);
+  await writeFileAtomic(files.trustBundle, (await Promise.all(bundle.map((f) => readFile(f, "utf8")))).join("\n"), 0o644);
+  const tunnel = await openTunnel(run.remote(host), "127.0.0.1", ports.vaultApi);
+  return { vault: new VaultClient({ address: `https://${tunnel.address}`, caFile: files.trustBundle, token }), tunnel };
+}
+
+/** A throwaway CA and server certificate, made with the cached consul binary's `tls` commands. */
+async function bootstrapCertificate(run: ClusterRun, host: InventoryHost): Promise<{ cert: string; key: string; ca: string }> {
+  const consul = binaryPath({ ...tools.consul, version: run.config.versions.consul });
+  const dir = await mkdtemp(join(tmpdir(), "hashistack-vault-bootstrap-"));
+  try {
+    await $({ cwd: dir, quiet: true })`${consul} tls ca create -days 7 -domain vault-bootstrap`;
+    await $({ cwd: dir, quiet: true })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-ipaddress ${host.privateIp}`;
+    const files = await readdir(dir);
+    const pick = (suffix: string, exclude?: string) => files.find((f) => f.endsWith(suffix) && (!exclude || !f.includes(exclude))) as string;
+    return {
+      ca: await readFile(join(dir, pick("-agent-ca.pem")), "utf8"),
+      cert: await readFile(join(dir, pick("-0.pem", "ca")), "utf8"),
+      key: await readFile(join(dir, pick("-0-key.pem")), "utf8"),
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function vaultStage(run: ClusterRun): Promise<string> {
+  const layout = nodeLayout();
+  const vaultHosts = hostsWithRole(run.inventory, "vault");
+  const leader = vaultHosts[0] as InventoryHost;
+  const files = tlsFiles(run);
+  await mkdir(run.state.tls, { recursive: true, mode: 0o700 });
+  const summary: string[] = [];
+
+  for (const host of vaultHosts) {
+    const remote = run.remote(host);
+    const hasCert = (await remote.runAsRoot(`test -s ${layout.vault.certFile}`, { allowFailure: true })).code === 0;
+    if (!hasCert) {
+      const bootstrap = await bootstrapCertificate(run, host);
+      await writeFileAtomic(files.bootstrapCa, bootstrap.ca, 0o644);
+      await remote.uploadContent(bootstrap.key, layout.vault.keyFile, { mode: 0o600, owner: "vault", group: "vault" });
+      await remote.uploadContent(bootstrap.cert, layout.vault.certFile, { mode: 0o644 });
+      await remote.uploadContent(bootstrap.ca, layout.vault.caFile, { mode: 0o644 });
+      summary.push(`bootstrap TLS on ${host.name}`);
+    }
+    const plan = run.plans.get(host.name);
+    const changed = await installFiles(remote, filesUnder(plan?.files ?? [], layout.vault.configDir, layout.vault.unit));
+    const outcome = await ensureService(remote, "vault", { changed: changed.length > 0, unitFileChanged: changed.includes(layout.vault.unit) });
+    if (outcome !== "unchanged") summary.push(`vault ${outcome} on ${host.name}`);
+  }
+
+  let { vault, tunnel } = await vaultThroughTunnel(run, leader);
+  try {
+    let health = await vault.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable" });
+    let init = await readInit(run);
+    if (!health.initialized) {
+      if (init) {
+        throw new OperationError(`Vault on ${leader.name} is uninitialized, but the state already holds unseal keys for this cluster.`, {
+          hint: "The Vault data was wiped or this is another Vault. Move .hashistack/<cluster>/secrets/vault-init.json away only if you are sure the old data is gone.",
+        });
+      }
+      const response = await vault.init({ secretShares: 5, secretThreshold: 3 });
+      // keep the keys before anything else can fail: without them the Vault is lost
+      await run.secrets.write(initSecret, JSON.stringify({ keys_base64: response.keys_base64, threshold: 3 }));
+      await run.secrets.write(rootTokenSecret, response.root_token);
+      init = { keys_base64: response.keys_base64, threshold: 3 };
+      summary.push("initialised (5 key shares, threshold 3)");
+    }
+    if (!init) {
+      throw new OperationError(`Vault on ${leader.name} is initialised, but no unseal keys are in the state.`, {
+        hint: "Restore .hashistack/<cluster>/secrets/vault-init.json and vault-root-token from your backup.",
+      });
+    }
+    for (const host of vaultHosts) {
+      const target = host === leader ? { vault, tunnel } : await vaultThroughTunnel(run, host);
+      try {
+        const status = await target.vault.sealStatus();
+        if (status.sealed) {
+          for (const key of init.keys_base64.slice(0, init.threshold)) await target.vault.unseal(key);
+          summary.push(`unsealed ${host.name}`);
+        }
+      } finally {
+        if (host !== leader) await target.tunnel.close();
+      }
+    }
+    health = await vault.waitUntil((h) => !h.sealed && !h.standby, { timeoutMs: 60_000, what: "unsealed and active" });
+    const rootToken = await run.secrets.read(rootTokenSecret);
+    if (!rootToken) throw new OperationError("The Vault root token is missing from the state.", { hint: "Restore secrets/vault-root-token." });
+    const root = vault.withToken(rootToken);
+
+    await ensureAudit(root, layout.vault.auditLog);
+    const rootCa = await ensureRootCa(root, run.config);
+    if (rootCa.created) summary.push("root CA created");
+    await writeFileAtomic(files.rootCa, `${rootCa.pem.trim()}\n`, 0o644);
+    for (const product of ["consul", "nomad", "vault"] as const) {
+      if (await ensureIntermediate(root, run.config, product)) summary.push(`${product} intermediate created`);
+    }
+    await ensureRoles(root, pkiRoles(run.config, vaultHosts));
+    for (const [name, policy] of Object.entries(renewalPolicies())) await root.putPolicy(name, policy);
+
+    // Vault's own certificate from its PKI, replacing the bootstrap one
+    for (const host of vaultHosts) {
+      const remote = run.remote(host);
+      const current = (await remote.runAsRoot(`cat ${layout.vault.caFile}`)).stdout.trim();
+      if (current === rootCa.pem.trim()) continue;
+      const issued = await root.issueCertificate(`${pki.intermediates.vault}/issue/server`, {
+        common_name: "vault.service.consul",
+        alt_names: ["localhost", "active.vault.service.consul", host.name].join(","),
+        ip_sans: ["127.0.0.1", host.privateIp].join(","),
+        ttl: run.config.tls.leafTtl,
+      });
+      await remote.uploadContent(issued.private_key, layout.vault.keyFile, { mode: 0o600, owner: "vault", group: "vault" });
+      await remote.uploadContent(`${issued.certificate}\n${issued.issuing_ca}\n`, layout.vault.certFile, { mode: 0o644 });
+      await remote.uploadContent(`${rootCa.pem.trim()}\n`, layout.vault.caFile, { mode: 0o644 });
+      await remote.runAsRoot("systemctl reload vault");
+      summary.push(`PKI certificate on ${host.name}`);
+    }
+    // from here on only the cluster root is trusted
+    await tunnel.close();
+    await rm(files.bootstrapCa, { force: true });
+    ({ vault, tunnel } = await vaultThroughTunnel(run, leader, rootToken));
+    await vault.waitUntil((h) => !h.sealed, { timeoutMs: 30_000, what: "serving its PKI certificate" });
+
+    await ensureOperatorCertificate(run, vault);
+    let minted = 0;
+    for (const host of run.inventory.hosts) if (await ensureRenewalToken(run, vault, host)) minted++;
+    if (minted) summary.push(`${minted} renewal tokens`);
+  } finally {
+    await tunnel.close();
+  }
+  return summary.length ? summary.join(", ") : "no changes";
+}
+
+async function readInit(run: ClusterRun): Promise<{ keys_base64: string[]; threshold: number } | undefined> {
+  const text = await run.secrets.read(initSecret);
+  return text ? (JSON.parse(text) as Pick<VaultInitResponse, "keys_base64"> & { threshold: number }) : undefined;
+}
+
+async function ensureAudit(vault: VaultClient, path: string): Promise<void> {
+  const devices = await vault.api.get<Record<string, unknown>>("/v1/sys/audit");
+  if ("file/" in devices) return;
+  await vault.api.put("/v1/sys/audit/file", { type: "file", options: { file_path: path } });
+}
+
+/** The operator's client certificate for the Consul and Nomad APIs (mTLS), kept 0600 in the state. */
+async function ensureOperatorCertificate(run: ClusterRun, vault: VaultClient): Promise<void> {
+  const files = tlsFiles(run);
+  if (existsSync(files.operatorCert) && existsSync(files.operatorKey)) {
+    const pem = await readFile(files.operatorCert, "utf8");
+    const { X509Certificate } = await import("node:crypto");
+    const leaf = new X509Certificate(pem);
+    const remaining = new Date(leaf.validTo).getTime() - Date.now();
+    if (remaining > 60 * 60 * 1000) return;
+  }
+  const issued = await vault.issueCertificate(`${pki.intermediates.nomad}/issue/operator`, {
+    common_name: `cli.${run.config.region}.nomad`,
+    ttl: run.config.tls.leafTtl,
+  });
+  await writeFileAtomic(files.operatorKey, issued.private_key, 0o600);
+  await writeFileAtomic(files.operatorCert, `${issued.certificate}\n${issued.issuing_ca}\n`, 0o644);
+}
+
+/** A periodic token per node for consul-template, kept in the state; a valid one is kept. */
+async function ensureRenewalToken(run: ClusterRun, vault: VaultClient, host: InventoryHost): Promise<boolean> {
+  const name = `vault-renewal-token.${host.name}`;
+  const existing = await run.secrets.read(name);
+  if (existing) {
+    try {
+      await vault.withToken(existing).api.get("/v1/auth/token/lookup-self");
+      return false;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 403)) throw error;
+    }
+  }
+  const created = await vault.api.post<{ auth: { client_token: string } }>("/v1/auth/token/create-orphan", {
+    policies: renewalPoliciesFor(host),
+    period: "24h",
+    display_name: `cert-renewal-${host.name}`,
+    no_default_policy: false,
+    meta: { host: host.name },
+  });
+  await run.secrets.write(name, created.auth.client_token);
+  return true;
+}
