@@ -78,8 +78,9 @@ export function planCluster(
       secrets: { ...secrets, consulAgentTokens: secrets.consulAgentTokens },
       certificateTemplates: certificates.map((c) => ({
         source: templateSource(layout, c),
-        destination: c.certFile,
-        reloadCommand: `systemctl try-reload-or-restart ${c.reloadUnit}`,
+        destination: bundleFile(c.certFile),
+        // reload only a running agent: before the consul/nomad stages the unit does not exist yet
+        reloadCommand: `if systemctl is-active --quiet ${c.reloadUnit}; then systemctl reload ${c.reloadUnit}; fi`,
       })),
     };
     const file = (template: string, path: string, mode: number, owner = "root", group = "root", secret = false): PlannedFile => ({
@@ -123,6 +124,7 @@ export function planCluster(
           ].join(","),
           ttl: config.tls.leafTtl,
           keyFile: certificate.keyFile,
+          certFile: certificate.certFile,
           owner: certificate.owner,
         }),
         mode: 0o644,
@@ -133,6 +135,11 @@ export function planCluster(
     }
     return { host, files };
   });
+}
+
+/** consul-template's destination: certificate, CA and key together (0600), see leaf.tpl.hbs. */
+export function bundleFile(certFile: string): string {
+  return certFile.replace(/\.pem$/, "-bundle.pem");
 }
 
 function templateSource(layout: NodeLayout, certificate: CertificateSpec): string {

@@ -6,6 +6,8 @@
 import type { Inventory } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
 import { readFileIfExists, writeFileAtomic } from "../util/fs.ts";
+import { certificatesStage } from "./certificates.ts";
+import { consulStage } from "./consul.ts";
 import { prepareStage } from "./prepare.ts";
 import { openClusterRun, type ClusterRun } from "./run-context.ts";
 import { vaultStage } from "./vault.ts";
@@ -18,6 +20,8 @@ export interface Stage {
 export const stages: Stage[] = [
   { name: "prepare", run: prepareStage },
   { name: "vault", run: vaultStage },
+  { name: "certificates", run: certificatesStage },
+  { name: "consul", run: consulStage },
 ];
 
 export interface StageRecord {

@@ -138,6 +138,7 @@ describe("rendered files", () => {
     expect(nomadServer).toContain('pkiCert "pki-nomad/issue/server"');
     expect(nomadServer).toContain('"ip_sans=127.0.0.1,10.99.0.11"');
     expect(nomadServer).toContain(`writeToFile "${layout.nomad.keyFile}" "nomad" "nomad" "0600"`);
+    expect(nomadServer).toContain(`writeToFile "${layout.nomad.certFile}" "root" "root" "0644"`);
   });
 
   it("files holding secrets are marked and not world-readable", () => {

@@ -1,0 +1,61 @@
+/**
+ * certificates: every node gets the cluster root CA, its renewal token (0600)
+ * and consul-template, which issues the Consul, Nomad (and Vault) certificates
+ * from the PKI, renews them before expiry and reloads the agents.
+ */
+import { readFile } from "node:fs/promises";
+import { OperationError } from "../errors.ts";
+import type { InventoryHost } from "../inventory/schema.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import type { RemoteHost } from "../remote/ssh.ts";
+import { nodeLayout } from "../render/layout.ts";
+import { ensureService, filesUnder, installFiles } from "./install.ts";
+import type { ClusterRun } from "./run-context.ts";
+import { tlsFiles } from "./vault.ts";
+
+const layout = nodeLayout();
+
+export async function certificatesStage(run: ClusterRun): Promise<string> {
+  const rootCa = await readFile(tlsFiles(run).rootCa, "utf8");
+  const outcomes = await onEachHost(
+    run.inventory.hosts,
+    async (host) => {
+      const remote = run.remote(host);
+      const token = await run.secrets.read(`vault-renewal-token.${host.name}`);
+      if (!token) throw new OperationError(`${host.name}: no renewal token in the state; run the vault stage first.`);
+      let changed = 0;
+      for (const caFile of [layout.consul.caFile, layout.nomad.caFile]) {
+        if ((await remote.uploadContent(rootCa, caFile, { mode: 0o644 })) !== "unchanged") changed++;
+      }
+      const tokenChanged = (await remote.uploadContent(`${token}\n`, layout.consulTemplate.tokenFile, { mode: 0o600 })) !== "unchanged";
+      const plan = run.plans.get(host.name);
+      const files = await installFiles(remote, filesUnder(plan?.files ?? [], layout.consulTemplate.configDir, layout.consulTemplate.unit));
+      const outcome = await ensureService(remote, "consul-template", {
+        changed: files.length > 0 || tokenChanged,
+        unitFileChanged: files.includes(layout.consulTemplate.unit),
+        reload: !files.includes(layout.consulTemplate.unit),
+      });
+      await waitForCertificates(remote, host);
+      return changed + files.length + (outcome === "unchanged" ? 0 : 1);
+    },
+    { concurrency: run.config.concurrency },
+  );
+  const changes = requireAllSucceeded("certificates", outcomes).reduce((a, b) => a + b, 0);
+  return changes ? `renewal agent configured on ${run.inventory.hosts.length} nodes, certificates issued` : "no changes";
+}
+
+async function waitForCertificates(remote: RemoteHost, host: InventoryHost): Promise<void> {
+  const files = [layout.consul.certFile, layout.consul.keyFile, layout.nomad.certFile, layout.nomad.keyFile];
+  const check = files.map((f) => `test -s ${f}`).join(" && ");
+  const wait = await remote.runAsRoot(`for i in $(seq 1 120); do ${check} && exit 0; sleep 0.5; done; exit 1`, {
+    allowFailure: true,
+    timeoutMs: 90_000,
+  });
+  if (wait.code !== 0) {
+    const journal = await remote.runAsRoot("journalctl -u consul-template -n 15 --no-pager", { allowFailure: true });
+    throw new OperationError(`${host.name}: consul-template did not write the certificates within 60s.`, {
+      details: journal.stdout.trim().split("\n"),
+      hint: "Check that Vault is reachable from the node and that the renewal token is valid.",
+    });
+  }
+}
