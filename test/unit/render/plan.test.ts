@@ -57,7 +57,8 @@ describe("rendered files", () => {
     expect(block(hcl.auto_encrypt)).toEqual({ allow_tls: true });
     const acl = block(hcl.acl);
     expect(acl).toMatchObject({ enabled: true, default_policy: "deny" });
-    expect(block(acl.tokens)).toEqual({ agent: secrets.consulAgentTokens["server-1"] });
+    const agentToken = secrets.consulAgentTokens["server-1"];
+    expect(block(acl.tokens)).toEqual({ agent: agentToken, dns: agentToken });
   });
 
   it("Consul clients: auto_encrypt, no server settings, their own agent token", async () => {
@@ -66,7 +67,8 @@ describe("rendered files", () => {
     expect(hcl.bootstrap_expect).toBeUndefined();
     expect(hcl.bind_addr).toBe("10.99.0.101");
     expect(block(hcl.auto_encrypt)).toEqual({ tls: true });
-    expect(block(block(hcl.acl).tokens)).toEqual({ agent: secrets.consulAgentTokens["client-1"] });
+    const agentToken = secrets.consulAgentTokens["client-1"];
+    expect(block(block(hcl.acl).tokens)).toEqual({ agent: agentToken, dns: agentToken });
   });
 
   it("Nomad servers and clients: mTLS with hostname and client verification, ACLs, workload identity, telemetry", async () => {
