@@ -8,6 +8,7 @@ import type { ProviderContext } from "../providers/types.ts";
 import { readFileIfExists, writeFileAtomic } from "../util/fs.ts";
 import { certificatesStage } from "./certificates.ts";
 import { consulStage } from "./consul.ts";
+import { nomadStage } from "./nomad.ts";
 import { prepareStage } from "./prepare.ts";
 import { openClusterRun, type ClusterRun } from "./run-context.ts";
 import { vaultStage } from "./vault.ts";
@@ -22,6 +23,7 @@ export const stages: Stage[] = [
   { name: "vault", run: vaultStage },
   { name: "certificates", run: certificatesStage },
   { name: "consul", run: consulStage },
+  { name: "nomad", run: nomadStage },
 ];
 
 export interface StageRecord {

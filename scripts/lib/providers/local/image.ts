@@ -4,13 +4,14 @@
  * and a new image is built beside the old one.
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { chmod, copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cacheRoot } from "../../binaries/build.ts";
 import { withLock } from "../../binaries/lock.ts";
 import { OperationError } from "../../errors.ts";
 import { shellQuote } from "../../remote/quote.ts";
+import { templatesDir } from "../../render/engine.ts";
 import { hostRun } from "./host-command.ts";
 
 export const imagePackages = [
@@ -51,11 +52,18 @@ UseDNS no
 `;
 
 const suite = "bookworm";
-const prepareVersion = 1;
+const prepareVersion = 2;
+const nodeFilesDir = join(templatesDir, "local-node");
+/** files added to every local node: [source in templates/local-node, destination, mode] */
+const nodeFiles: [string, string, number][] = [
+  ["cgroups-rw.sh", "usr/local/sbin/hashistack-cgroups-rw", 0o755],
+  ["cgroups-rw.service", "etc/systemd/system/hashistack-cgroups-rw.service", 0o644],
+];
 
 export function imageId(): string {
   const digest = createHash("sha256")
     .update(JSON.stringify({ suite, packages: imagePackages, disabledUnits, sshdConfig, prepareVersion }))
+    .update(nodeFiles.map(([source]) => readFileSync(join(nodeFilesDir, source), "utf8")).join("\n"))
     .digest("hex")
     .slice(0, 12);
   return `debian-${suite}-${digest}`;
@@ -109,7 +117,12 @@ async function prepare(root: string): Promise<void> {
   await rm(join(root, "var", "lib", "dbus", "machine-id"), { force: true });
   await hostRun(["systemctl", `--root=${root}`, "disable", ...disabledUnits], { allowFailure: true });
   await hostRun(["systemctl", `--root=${root}`, "mask", ...disabledUnits]);
-  await hostRun(["systemctl", `--root=${root}`, "enable", "ssh.service"]);
+  for (const [source, destination, mode] of nodeFiles) {
+    await mkdir(join(root, destination, ".."), { recursive: true });
+    await copyFile(join(nodeFilesDir, source), join(root, destination));
+    await chmod(join(root, destination), mode);
+  }
+  await hostRun(["systemctl", `--root=${root}`, "enable", "ssh.service", "hashistack-cgroups-rw.service"]);
   await mkdir(join(root, "etc", "ssh", "sshd_config.d"), { recursive: true });
   await writeFile(join(root, "etc", "ssh", "sshd_config.d", "hashistack.conf"), sshdConfig);
   const quoted = shellQuote(root);

@@ -113,7 +113,13 @@ export async function boot(paths: NodePaths, machine: string, netns: string): Pr
       "--timezone=off",
       "--link-journal=no",
     ],
-    { detached: true, stdio: ["ignore", log, log] },
+    {
+      detached: true,
+      stdio: ["ignore", log, log],
+      // Nomad clients create cgroups for their tasks; on a cgroup v1 host nspawn would
+      // mount the controllers read-only. Nodes are test machines, not a security boundary.
+      env: { ...process.env, SYSTEMD_NSPAWN_API_VFS_WRITABLE: "1" },
+    },
   );
   closeSync(log);
   const pid = child.pid;

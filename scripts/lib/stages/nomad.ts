@@ -1,0 +1,82 @@
+/**
+ * nomad: servers and clients with mTLS (HTTP and RPC), gossip encryption and
+ * ACLs; the management token comes from a locally generated bootstrap secret;
+ * namespaces dev and prod; and a CI token that may only submit and read jobs there.
+ */
+import { NomadClient } from "../clients/nomad.ts";
+import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import { openTunnel } from "../remote/tunnel.ts";
+import { nodeLayout, ports } from "../render/layout.ts";
+import { ensureService, filesUnder, installFiles } from "./install.ts";
+import type { ClusterRun } from "./run-context.ts";
+import { tlsFiles } from "./vault.ts";
+
+const layout = nodeLayout();
+
+export const ciNamespaces = ["dev", "prod"];
+
+export const ciDeployPolicy = ciNamespaces
+  .map(
+    (ns) =>
+      `namespace "${ns}" {\n  capabilities = ["submit-job", "read-job", "list-jobs", "parse-job", "read-logs", "read-fs", "dispatch-job"]\n}\n`,
+  )
+  .join("");
+
+/** A Nomad client for a server's HTTPS API through an SSH tunnel, with the operator certificate. */
+export async function nomadThroughTunnel(run: ClusterRun, host: InventoryHost, token?: string) {
+  const files = tlsFiles(run);
+  const tunnel = await openTunnel(run.remote(host), host.privateIp, ports.nomadHttp);
+  const nomad = new NomadClient({
+    address: `https://${tunnel.address}`,
+    caFile: files.rootCa,
+    certFile: files.operatorCert,
+    keyFile: files.operatorKey,
+    token,
+  });
+  return { nomad, tunnel };
+}
+
+export async function nomadStage(run: ClusterRun): Promise<string> {
+  const summary: string[] = [];
+  const servers = hostsWithRole(run.inventory, "server");
+  const clients = hostsWithRole(run.inventory, "client");
+  const install = async (hosts: InventoryHost[]) => {
+    const outcomes = await onEachHost(
+      hosts,
+      async (host) => {
+        const remote = run.remote(host);
+        const changed = await installFiles(remote, filesUnder(run.plans.get(host.name)?.files ?? [], layout.nomad.configDir, layout.nomad.unit));
+        return ensureService(remote, "nomad", { changed: changed.length > 0, unitFileChanged: changed.includes(layout.nomad.unit) });
+      },
+      { concurrency: run.config.concurrency },
+    );
+    const changed = requireAllSucceeded("installing Nomad", outcomes).filter((o) => o !== "unchanged").length;
+    if (changed) summary.push(`${changed} agents started or restarted`);
+  };
+  await install(servers);
+  await install(clients);
+
+  const bootstrapSecret = (await run.secrets.ensure("nomad-bootstrap-token", "uuid")).value;
+  const { nomad, tunnel } = await nomadThroughTunnel(run, servers[0] as InventoryHost, bootstrapSecret);
+  try {
+    await nomad.api.waitFor<string, string>("/v1/status/leader", (leader) => leader || undefined, { timeoutMs: 120_000, what: "a Nomad leader" });
+    if (await nomad.bootstrapAcl(bootstrapSecret)) summary.push("ACLs bootstrapped");
+    else await nomad.selfToken();
+    for (const name of ciNamespaces) {
+      if (await nomad.upsertNamespace({ Name: name, Description: `${name} workloads (seed 003)` })) summary.push(`namespace ${name}`);
+    }
+    if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy)) summary.push("ci-deploy policy");
+    const existing = await run.secrets.read("nomad-ci-token");
+    const valid = existing ? await new NomadClient({ ...nomad.api.options, token: existing }).selfToken().then(() => true, () => false) : false;
+    if (!valid) {
+      const token = await nomad.createToken({ Name: "ci-deploy", Type: "client", Policies: ["ci-deploy"] });
+      await run.secrets.write("nomad-ci-token", token.SecretID);
+      summary.push("CI token");
+    }
+    if (clients.length) await nomad.waitForReadyNodes(clients.length, 120_000);
+  } finally {
+    await tunnel.close();
+  }
+  return summary.length ? summary.join(", ") : "no changes";
+}
