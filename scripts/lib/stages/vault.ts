@@ -172,7 +172,16 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
 
 async function readInit(run: ClusterRun): Promise<{ keys_base64: string[]; threshold: number } | undefined> {
   const text = await run.secrets.read(initSecret);
-  return text ? (JSON.parse(text) as Pick<VaultInitResponse, "keys_base64"> & { threshold: number }) : undefined;
+  if (!text) return undefined;
+  try {
+    const parsed = JSON.parse(text) as Pick<VaultInitResponse, "keys_base64"> & { threshold: number };
+    if (Array.isArray(parsed.keys_base64) && parsed.keys_base64.length >= parsed.threshold) return parsed;
+  } catch {
+    // reported below without echoing the content
+  }
+  throw new OperationError(`Secret file ${run.secrets.fileFor(initSecret)} is corrupted (expected Vault's unseal keys as JSON).`, {
+    hint: "Restore it from your backup; without the unseal keys a sealed Vault cannot be opened.",
+  });
 }
 
 async function ensureAudit(vault: VaultClient, path: string): Promise<void> {

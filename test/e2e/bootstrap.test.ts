@@ -1,0 +1,190 @@
+/**
+ * A real 5-node cluster (3 servers, 2 clients, Vault on server-1) on the local
+ * provider, bootstrapped by the stages and checked with independent clients
+ * (curl and openssl): mTLS enforced, ACLs default deny, quorum, idempotence,
+ * losing a server, and bad state. Needs root.
+ */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { $ } from "zx";
+import { createRecordingReporter } from "../../scripts/lib/cli/output.ts";
+import { clusterConfigSchema } from "../../scripts/lib/config/schema.ts";
+import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
+import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
+import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
+import { runStages } from "../../scripts/lib/stages/pipeline.ts";
+import { statePaths } from "../../scripts/lib/state/paths.ts";
+import { tempDir } from "../helpers/fixtures.ts";
+
+const cluster = "e2e";
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let context: ProviderContext;
+let inventory: Inventory;
+const ip = { server1: "10.94.0.11", server3: "10.94.0.13", client1: "10.94.0.101" };
+
+const tls = () => join(context.state.tls);
+const secret = (name: string) => $({ quiet: true })`cat ${join(context.state.secrets, name)}`.then((r) => r.stdout.trim());
+/** curl with the cluster CA and the operator's client certificate */
+const curl = (url: string, headers: string[] = [], extra: string[] = []) =>
+  $({
+    quiet: true,
+    nothrow: true,
+  })`curl -sS --max-time 10 --cacert ${join(tls(), "ca.pem")} --cert ${join(tls(), "operator.pem")} --key ${join(tls(), "operator-key.pem")} ${headers.flatMap((h) => ["-H", h])} ${extra} ${url}`;
+const ssh = (address: string, command: string) =>
+  $({
+    quiet: true,
+    nothrow: true,
+  })`ssh -i ${join(context.state.root, "ssh", "id_ed25519")} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@${address} ${command}`;
+const unitPids = async () => {
+  const pids: Record<string, string> = {};
+  for (const host of inventory.hosts) {
+    pids[host.name] = (
+      await ssh(
+        host.privateIp,
+        "for u in vault consul nomad consul-template; do systemctl show -p MainPID,NRestarts --value $u | tr '\\n' ' '; done",
+      )
+    ).stdout.trim();
+  }
+  return pids;
+};
+
+beforeAll(async () => {
+  dir = await tempDir("e2e");
+  process.env.HASHISTACK_STATE_DIR = join(dir.path, "state");
+  process.env.HASHISTACK_INVENTORY_DIR = join(dir.path, "inventories");
+  const config = clusterConfigSchema.parse({ name: cluster, provider: { local: { cidr: "10.94.0.0/24" } } });
+  context = { config, state: statePaths(cluster), reporter: createRecordingReporter() };
+  inventory = await localProvider.up(context);
+  await runStages(context, inventory);
+}, 900_000);
+
+afterAll(async () => {
+  if (context) await localProvider.down(context, { dryRun: false, keepState: false });
+  delete process.env.HASHISTACK_STATE_DIR;
+  delete process.env.HASHISTACK_INVENTORY_DIR;
+  await dir?.remove();
+});
+
+describe("a bootstrapped 5-node cluster", () => {
+  it("refuses plain HTTP on Consul, Nomad and Vault", async () => {
+    for (const url of [
+      `http://${ip.server1}:8501/v1/status/leader`,
+      `http://${ip.server1}:4646/v1/status/leader`,
+      `http://${ip.server1}:8200/v1/sys/health`,
+    ]) {
+      const result = await $({ quiet: true, nothrow: true })`curl -sS --max-time 5 -o /dev/null -w %{http_code} ${url}`;
+      expect(result.stdout, url).not.toMatch(/^2\d\d$/);
+    }
+  });
+
+  it("refuses clients without a certificate where client certificates are required", async () => {
+    for (const url of [`https://${ip.server1}:8501/v1/status/leader`, `https://${ip.server1}:4646/v1/status/leader`]) {
+      const result = await $({ quiet: true, nothrow: true })`curl -sS --max-time 5 --cacert ${join(tls(), "ca.pem")} ${url}`;
+      expect(result.exitCode, url).not.toBe(0);
+    }
+  });
+
+  it("serves certificate chains that verify to the cluster root CA (openssl)", async () => {
+    for (const port of [8501, 4646, 8200]) {
+      const result = await $({
+        quiet: true,
+        nothrow: true,
+        input: "",
+      })`openssl s_client -connect ${ip.server1}:${port} -CAfile ${join(tls(), "ca.pem")} -verify_return_error -cert ${join(tls(), "operator.pem")} -key ${join(tls(), "operator-key.pem")}`;
+      expect(result.stdout, `port ${port}`).toContain("Verify return code: 0 (ok)");
+    }
+  });
+
+  it("denies anonymous requests by ACL in Consul and Nomad", async () => {
+    expect((await curl(`https://${ip.server1}:8501/v1/acl/tokens`, [], ["-o", "/dev/null", "-w", "%{http_code}"])).stdout).toBe(
+      "403",
+    );
+    expect((await curl(`https://${ip.server1}:4646/v1/jobs`, [], ["-o", "/dev/null", "-w", "%{http_code}"])).stdout).toBe("403");
+  });
+
+  it("lets the CI token plan in dev but not in default", async () => {
+    const token = await secret("nomad-ci-token");
+    const job = (namespace: string) =>
+      JSON.stringify({
+        Job: {
+          ID: "ci-probe",
+          Name: "ci-probe",
+          Namespace: namespace,
+          Type: "batch",
+          Datacenters: ["dc1"],
+          TaskGroups: [{ Name: "g", Tasks: [{ Name: "t", Driver: "raw_exec", Config: { command: "/bin/true" } }] }],
+        },
+      });
+    const plan = (namespace: string) =>
+      curl(
+        `https://${ip.server1}:4646/v1/job/ci-probe/plan?namespace=${namespace}`,
+        [`X-Nomad-Token: ${token}`],
+        ["-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data", job(namespace)],
+      );
+    expect((await plan("dev")).stdout).toBe("200");
+    expect((await plan("default")).stdout).toBe("403");
+  });
+
+  it("has 3 raft peers and a leader in Consul and Nomad, 5 Consul members, 2 ready Nomad clients, Vault unsealed", async () => {
+    const consulToken = `X-Consul-Token: ${await secret("consul-bootstrap-token")}`;
+    const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
+    expect(JSON.parse((await curl(`https://${ip.server1}:8501/v1/status/peers`)).stdout)).toHaveLength(3);
+    expect(JSON.parse((await curl(`https://${ip.server1}:8501/v1/status/leader`)).stdout)).toMatch(/:8300$/);
+    const members = JSON.parse((await curl(`https://${ip.server1}:8501/v1/agent/members`, [consulToken])).stdout) as {
+      Status: number;
+    }[];
+    expect(members.filter((m) => m.Status === 1)).toHaveLength(5);
+    expect(JSON.parse((await curl(`https://${ip.server1}:4646/v1/status/peers`, [nomadToken])).stdout)).toHaveLength(3);
+    const nodes = JSON.parse((await curl(`https://${ip.server1}:4646/v1/nodes`, [nomadToken])).stdout) as { Status: string }[];
+    expect(nodes.filter((n) => n.Status === "ready")).toHaveLength(2);
+    const health = JSON.parse((await curl(`https://${ip.server1}:8200/v1/sys/health`)).stdout) as {
+      sealed: boolean;
+      initialized: boolean;
+    };
+    expect(health).toMatchObject({ initialized: true, sealed: false });
+  });
+
+  it("resolves .consul names on every node through the local agent", async () => {
+    const result = await ssh(ip.client1, "resolvectl query consul.service.consul");
+    expect(result.stdout).toMatch(/10\.94\.0\.1[123]/);
+  });
+
+  it("a second run changes nothing and restarts nothing", async () => {
+    const before = await unitPids();
+    const records = await runStages(context, inventory);
+    expect(Object.values(records).map((r) => r.summary)).toEqual([
+      "binaries up to date",
+      "no changes",
+      "no changes",
+      "no changes",
+      "no changes",
+    ]);
+    expect(await unitPids()).toEqual(before);
+  });
+
+  it("keeps a leader when one server stops", async () => {
+    await ssh(ip.server3, "systemctl stop nomad consul");
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(JSON.parse((await curl(`https://${ip.server1}:8501/v1/status/leader`)).stdout)).toMatch(/:8300$/);
+      const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
+      expect(JSON.parse((await curl(`https://${ip.server1}:4646/v1/status/leader`, [nomadToken])).stdout)).toMatch(/:4647$/);
+    } finally {
+      await ssh(ip.server3, "systemctl start consul nomad");
+    }
+  });
+
+  it("a corrupted state file stops the run with its path, not its content", async () => {
+    const file = join(context.state.secrets, "consul-gossip-key");
+    const original = await secret("consul-gossip-key");
+    await writeFile(file, "not-a-key\n", { mode: 0o600 });
+    try {
+      const error = (await runStages(context, inventory).catch((e: unknown) => e)) as Error;
+      expect(error.message).toBe(`Secret file ${file} does not hold a valid gossip-key.`);
+      expect(JSON.stringify(error)).not.toContain("not-a-key");
+    } finally {
+      await writeFile(file, `${original}\n`, { mode: 0o600 });
+    }
+  });
+});
