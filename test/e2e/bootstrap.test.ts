@@ -13,7 +13,9 @@ import { clusterConfigSchema } from "../../scripts/lib/config/schema.ts";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
+import { clusterHealth } from "../../scripts/lib/stages/health.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
+import { openClusterRun } from "../../scripts/lib/stages/run-context.ts";
 import { statePaths } from "../../scripts/lib/state/paths.ts";
 import { tempDir } from "../helpers/fixtures.ts";
 
@@ -153,26 +155,46 @@ describe("a bootstrapped 5-node cluster", () => {
   it("a second run changes nothing and restarts nothing", async () => {
     const before = await unitPids();
     const records = await runStages(context, inventory);
-    expect(Object.values(records).map((r) => r.summary)).toEqual([
+    const { verify, ...changing } = records;
+    expect(Object.values(changing).map((r) => r.summary)).toEqual([
       "binaries up to date",
       "no changes",
       "no changes",
       "no changes",
       "no changes",
     ]);
+    expect(verify?.summary).toMatch(/^5 Consul members, 3 raft peers; 2 Nomad clients ready, 3 servers; Vault unsealed/);
     expect(await unitPids()).toEqual(before);
   });
 
-  it("keeps a leader when one server stops", async () => {
+  it("keeps a leader when one server stops, and status reports the missing member", async () => {
     await ssh(ip.server3, "systemctl stop nomad consul");
     try {
       await new Promise((r) => setTimeout(r, 3000));
       expect(JSON.parse((await curl(`https://${ip.server1}:8501/v1/status/leader`)).stdout)).toMatch(/:8300$/);
       const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
       expect(JSON.parse((await curl(`https://${ip.server1}:4646/v1/status/leader`, [nomadToken])).stdout)).toMatch(/:4647$/);
+      // status names the missing member once gossip has noticed; the rest stays healthy
+      const run = await openClusterRun(context, inventory, { tolerateUnreachable: true });
+      try {
+        let health = await clusterHealth(run);
+        for (let i = 0; i < 30 && !health.problems.some((p) => p.includes("server-3")); i++) {
+          await new Promise((r) => setTimeout(r, 1000));
+          health = await clusterHealth(run);
+        }
+        expect(health.consul.leader).toMatch(/:8300$/);
+        expect(health.problems.join("\n")).toMatch(/Consul member server-3 \(10\.94\.0\.13\) is (left|failed)/);
+        expect(health.vault[0]).toMatchObject({ sealed: false });
+      } finally {
+        run.close();
+      }
     } finally {
       await ssh(ip.server3, "systemctl start consul nomad");
     }
+    // back in the cluster: the next run verifies a healthy cluster again
+    await new Promise((r) => setTimeout(r, 5000));
+    const records = await runStages(context, inventory, ["verify"]);
+    expect(records.verify?.summary).toMatch(/^5 Consul members/);
   });
 
   it("a corrupted state file stops the run with its path, not its content", async () => {

@@ -27,9 +27,13 @@ export async function certificatesStage(run: ClusterRun): Promise<string> {
       for (const caFile of [layout.consul.caFile, layout.nomad.caFile]) {
         if ((await remote.uploadContent(rootCa, caFile, { mode: 0o644 })) !== "unchanged") changed++;
       }
-      const tokenChanged = (await remote.uploadContent(`${token}\n`, layout.consulTemplate.tokenFile, { mode: 0o600 })) !== "unchanged";
+      const tokenChanged =
+        (await remote.uploadContent(`${token}\n`, layout.consulTemplate.tokenFile, { mode: 0o600 })) !== "unchanged";
       const plan = run.plans.get(host.name);
-      const files = await installFiles(remote, filesUnder(plan?.files ?? [], layout.consulTemplate.configDir, layout.consulTemplate.unit));
+      const files = await installFiles(
+        remote,
+        filesUnder(plan?.files ?? [], layout.consulTemplate.configDir, layout.consulTemplate.unit),
+      );
       const outcome = await ensureService(remote, "consul-template", {
         changed: files.length > 0 || tokenChanged,
         unitFileChanged: files.includes(layout.consulTemplate.unit),

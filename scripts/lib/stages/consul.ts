@@ -4,6 +4,8 @@
  * agent gets its own token, and Nomad gets the token it registers services with.
  */
 import { ConsulClient } from "../clients/consul.ts";
+import { ApiError } from "../clients/http.ts";
+import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { openTunnel } from "../remote/tunnel.ts";
@@ -43,9 +45,13 @@ export async function consulStage(run: ClusterRun): Promise<string> {
       async (host) => {
         const remote = run.remote(host);
         const plan = run.plans.get(host.name);
-        const changed = await installFiles(remote, filesUnder(plan?.files ?? [], layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn));
+        const changed = await installFiles(
+          remote,
+          filesUnder(plan?.files ?? [], layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn),
+        );
         const consulChanged = changed.some((f) => f !== layout.resolvedDropIn);
-        if (changed.includes(layout.resolvedDropIn)) await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
+        if (changed.includes(layout.resolvedDropIn))
+          await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
         return ensureService(remote, "consul", { changed: consulChanged, unitFileChanged: changed.includes(layout.consul.unit) });
       },
       { concurrency: run.config.concurrency },
@@ -60,10 +66,22 @@ export async function consulStage(run: ClusterRun): Promise<string> {
   const { consul, tunnel } = await consulThroughTunnel(run, servers[0] as InventoryHost, bootstrapSecret);
   try {
     await consul.waitForLeader(120_000);
-    if (await consul.bootstrapAcl(bootstrapSecret)) summary.push("ACLs bootstrapped");
+    // a freshly elected leader initialises its ACL system asynchronously: 500s until then
+    const bootstrapped = await retryWhile(
+      () => consul.bootstrapAcl(bootstrapSecret),
+      (e) => e instanceof ApiError && e.status === 500,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    if (bootstrapped) summary.push("ACLs bootstrapped");
     else await consul.selfToken(); // already bootstrapped: our secret must still be the management token
     for (const host of run.inventory.hosts) {
-      const policy = await consul.upsertPolicy({ Name: `agent-${host.name}`, Description: `Consul agent on ${host.name}`, Rules: consulPolicies.agent(host.name) });
+      const policy = await consul.upsertPolicy({
+        Name: `agent-${host.name}`,
+        Description: `Consul agent on ${host.name}`,
+        Rules: consulPolicies.agent(host.name),
+      });
       const token = await consul.ensureToken({
         SecretID: run.renderSecrets.consulAgentTokens[host.name] as string,
         Description: `agent token for ${host.name}`,
@@ -71,7 +89,11 @@ export async function consulStage(run: ClusterRun): Promise<string> {
       });
       if (token.created) summary.push(`agent token for ${host.name}`);
     }
-    const nomadPolicy = await consul.upsertPolicy({ Name: "nomad-agent", Description: "Nomad agents", Rules: consulPolicies.nomadAgent });
+    const nomadPolicy = await consul.upsertPolicy({
+      Name: "nomad-agent",
+      Description: "Nomad agents",
+      Rules: consulPolicies.nomadAgent,
+    });
     const nomadToken = await consul.ensureToken({
       SecretID: run.renderSecrets.nomadConsulToken,
       Description: "Nomad agents",

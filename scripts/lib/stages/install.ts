@@ -9,7 +9,11 @@ import type { PlannedFile } from "../render/plan.ts";
 export async function installFiles(remote: RemoteHost, files: PlannedFile[]): Promise<string[]> {
   const changed: string[] = [];
   for (const file of files) {
-    const outcome = await remote.uploadContent(file.content, file.path, { mode: file.mode, owner: file.owner, group: file.group });
+    const outcome = await remote.uploadContent(file.content, file.path, {
+      mode: file.mode,
+      owner: file.owner,
+      group: file.group,
+    });
     if (outcome !== "unchanged") changed.push(file.path);
   }
   return changed;

@@ -3,7 +3,9 @@
  * ACLs; the management token comes from a locally generated bootstrap secret;
  * namespaces dev and prod; and a CI token that may only submit and read jobs there.
  */
+import { ApiError } from "../clients/http.ts";
 import { NomadClient } from "../clients/nomad.ts";
+import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { openTunnel } from "../remote/tunnel.ts";
@@ -46,8 +48,14 @@ export async function nomadStage(run: ClusterRun): Promise<string> {
       hosts,
       async (host) => {
         const remote = run.remote(host);
-        const changed = await installFiles(remote, filesUnder(run.plans.get(host.name)?.files ?? [], layout.nomad.configDir, layout.nomad.unit));
-        return ensureService(remote, "nomad", { changed: changed.length > 0, unitFileChanged: changed.includes(layout.nomad.unit) });
+        const changed = await installFiles(
+          remote,
+          filesUnder(run.plans.get(host.name)?.files ?? [], layout.nomad.configDir, layout.nomad.unit),
+        );
+        return ensureService(remote, "nomad", {
+          changed: changed.length > 0,
+          unitFileChanged: changed.includes(layout.nomad.unit),
+        });
       },
       { concurrency: run.config.concurrency },
     );
@@ -60,15 +68,32 @@ export async function nomadStage(run: ClusterRun): Promise<string> {
   const bootstrapSecret = (await run.secrets.ensure("nomad-bootstrap-token", "uuid")).value;
   const { nomad, tunnel } = await nomadThroughTunnel(run, servers[0] as InventoryHost, bootstrapSecret);
   try {
-    await nomad.api.waitFor<string, string>("/v1/status/leader", (leader) => leader || undefined, { timeoutMs: 120_000, what: "a Nomad leader" });
-    if (await nomad.bootstrapAcl(bootstrapSecret)) summary.push("ACLs bootstrapped");
+    await nomad.api.waitFor<string, string>("/v1/status/leader", (leader) => leader || undefined, {
+      timeoutMs: 120_000,
+      what: "a Nomad leader",
+    });
+    const bootstrapped = await retryWhile(
+      () => nomad.bootstrapAcl(bootstrapSecret),
+      (e) => e instanceof ApiError && (e.status ?? 500) >= 500,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    if (bootstrapped) summary.push("ACLs bootstrapped");
     else await nomad.selfToken();
     for (const name of ciNamespaces) {
-      if (await nomad.upsertNamespace({ Name: name, Description: `${name} workloads (seed 003)` })) summary.push(`namespace ${name}`);
+      if (await nomad.upsertNamespace({ Name: name, Description: `${name} workloads (seed 003)` }))
+        summary.push(`namespace ${name}`);
     }
-    if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy)) summary.push("ci-deploy policy");
+    if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy))
+      summary.push("ci-deploy policy");
     const existing = await run.secrets.read("nomad-ci-token");
-    const valid = existing ? await new NomadClient({ ...nomad.api.options, token: existing }).selfToken().then(() => true, () => false) : false;
+    const valid = existing
+      ? await new NomadClient({ ...nomad.api.options, token: existing }).selfToken().then(
+          () => true,
+          () => false,
+        )
+      : false;
     if (!valid) {
       const token = await nomad.createToken({ Name: "ci-deploy", Type: "client", Policies: ["ci-deploy"] });
       await run.secrets.write("nomad-ci-token", token.SecretID);

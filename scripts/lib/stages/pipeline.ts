@@ -12,6 +12,7 @@ import { nomadStage } from "./nomad.ts";
 import { prepareStage } from "./prepare.ts";
 import { openClusterRun, type ClusterRun } from "./run-context.ts";
 import { vaultStage } from "./vault.ts";
+import { verifyStage } from "./verify.ts";
 
 export interface Stage {
   name: string;
@@ -24,6 +25,7 @@ export const stages: Stage[] = [
   { name: "certificates", run: certificatesStage },
   { name: "consul", run: consulStage },
   { name: "nomad", run: nomadStage },
+  { name: "verify", run: verifyStage },
 ];
 
 export interface StageRecord {
@@ -36,7 +38,11 @@ export async function readStageRecords(context: Pick<ProviderContext, "state">):
   return JSON.parse((await readFileIfExists(context.state.stages)) ?? "{}") as Record<string, StageRecord>;
 }
 
-export async function runStages(context: ProviderContext, inventory: Inventory, only?: string[]): Promise<Record<string, StageRecord>> {
+export async function runStages(
+  context: ProviderContext,
+  inventory: Inventory,
+  only?: string[],
+): Promise<Record<string, StageRecord>> {
   const run = await openClusterRun(context, inventory);
   const records = await readStageRecords(context);
   try {

@@ -15,7 +15,10 @@ const users = ["consul", "nomad", "vault"];
 export async function prepareStage(run: ClusterRun): Promise<string> {
   const { config } = run;
   if (config.install.method === "download") {
-    throw new NotImplementedError("install.method 'download' (releases.hashicorp.com with SHA256SUMS and GPG)", "issue 'Bootstrap a secure Consul/Nomad/Vault cluster end to end'");
+    throw new NotImplementedError(
+      "install.method 'download' (releases.hashicorp.com with SHA256SUMS and GPG)",
+      "issue 'Bootstrap a secure Consul/Nomad/Vault cluster end to end'",
+    );
   }
   const versioned = {
     consul: { ...tools.consul, version: config.versions.consul },
@@ -29,7 +32,9 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
     run.inventory.hosts,
     async (host) => {
       const remote = run.remote(host);
-      const facts = (await remote.run("uname -s -m; . /etc/os-release && echo $ID $VERSION_ID; command -v systemctl")).stdout.split("\n");
+      const facts = (
+        await remote.run("uname -s -m; . /etc/os-release && echo $ID $VERSION_ID; command -v systemctl")
+      ).stdout.split("\n");
       if (facts[0] !== "Linux x86_64") {
         throw new OperationError(`${host.name}: unsupported platform '${facts[0]}'; the binaries are built for Linux x86_64.`);
       }
@@ -40,7 +45,9 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
         `install -d -m 0750 -o root -g consul ${layout.consul.tlsDir}`,
         `install -d -m 0755 ${layout.nomad.configDir}`,
         `install -d -m 0750 -o root -g nomad ${layout.nomad.tlsDir}`,
-        host.roles.includes("server") ? `install -d -m 0750 -o nomad -g nomad ${layout.nomad.dataDir}` : `install -d -m 0711 ${layout.nomad.dataDir}`,
+        host.roles.includes("server")
+          ? `install -d -m 0750 -o nomad -g nomad ${layout.nomad.dataDir}`
+          : `install -d -m 0711 ${layout.nomad.dataDir}`,
         `install -d -m 0755 ${layout.nomad.hostVolumesDir}/prometheus ${layout.nomad.hostVolumesDir}/grafana`,
         `install -d -m 0750 ${layout.consulTemplate.configDir} ${layout.consulTemplate.templatesDir}`,
         ...(host.roles.includes("vault")
@@ -52,15 +59,25 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
             ]
           : []),
       ];
-      const createUsers = users.map((u) => `id -u ${u} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${u}`);
+      const createUsers = users.map(
+        (u) =>
+          `id -u ${u} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${u}`,
+      );
       await remote.runAsRoot([...createUsers, ...dirs].join(" && "));
-      const binaries: (keyof typeof versioned)[] = ["consul", "nomad", "consul-template", ...(host.roles.includes("vault") ? (["vault"] as const) : [])];
+      const binaries: (keyof typeof versioned)[] = [
+        "consul",
+        "nomad",
+        "consul-template",
+        ...(host.roles.includes("vault") ? (["vault"] as const) : []),
+      ];
       let uploaded = 0;
       for (const name of binaries) {
         const outcome = await remote.uploadFile(binaryPath(versioned[name]), `${layout.binDir}/${name}`, { mode: 0o755 });
         if (outcome !== "unchanged") uploaded++;
       }
-      const versions = await remote.run(binaries.map((b) => `${shellQuote(`${layout.binDir}/${b}`)} version | head -1`).join("; "));
+      const versions = await remote.run(
+        binaries.map((b) => `${shellQuote(`${layout.binDir}/${b}`)} version | head -1`).join("; "),
+      );
       return { uploaded, versions: versions.stdout.trim().split("\n") };
     },
     { concurrency: config.concurrency },

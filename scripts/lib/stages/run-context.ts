@@ -21,19 +21,30 @@ export interface ClusterRun extends ProviderContext {
   close(): void;
 }
 
-export async function openClusterRun(context: ProviderContext, inventory: Inventory): Promise<ClusterRun> {
+export async function openClusterRun(
+  context: ProviderContext,
+  inventory: Inventory,
+  options: { tolerateUnreachable?: boolean } = {},
+): Promise<ClusterRun> {
   const secrets = new SecretStore(context.state);
-  const { secrets: renderSecrets } = await ensureRenderSecrets(secrets, inventory.hosts.map((h) => h.name));
+  const { secrets: renderSecrets } = await ensureRenderSecrets(
+    secrets,
+    inventory.hosts.map((h) => h.name),
+  );
   const knownHosts = new KnownHosts(join(context.state.root, "known_hosts.json"));
   const remotes = new Map(inventory.hosts.map((h) => [h.name, new RemoteHost(sshTarget(h))]));
-  const connected = await onEachHost([...remotes.values()], (r) => r.connect({ waitMs: 60_000, knownHosts }), {
-    concurrency: context.config.concurrency,
-  });
-  try {
-    requireAllSucceeded("Connecting over SSH", connected);
-  } catch (error) {
-    for (const r of remotes.values()) r.dispose();
-    throw error;
+  const connected = await onEachHost(
+    [...remotes.values()],
+    (r) => r.connect({ waitMs: options.tolerateUnreachable ? 3_000 : 60_000, knownHosts }),
+    { concurrency: context.config.concurrency },
+  );
+  if (!options.tolerateUnreachable) {
+    try {
+      requireAllSucceeded("Connecting over SSH", connected);
+    } catch (error) {
+      for (const r of remotes.values()) r.dispose();
+      throw error;
+    }
   }
   const plans = new Map(planCluster(context.config, inventory, renderSecrets).map((p) => [p.host.name, p]));
   return {

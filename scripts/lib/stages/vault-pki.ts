@@ -67,14 +67,32 @@ export function pkiRoles(config: ClusterConfig, vaultHosts: InventoryHost[]) {
   const nodeDomain = `node.${config.datacenter}.consul`;
   const serviceDomain = `service.${config.datacenter}.consul`;
   return [
-    { path: `${pki.intermediates.consul}/roles/server`, body: { ...common, allowed_domains: [names.consulServer, nodeDomain, "localhost"] } },
-    { path: `${pki.intermediates.consul}/roles/client`, body: { ...common, allowed_domains: [names.consulClient, nodeDomain, "localhost"] } },
-    { path: `${pki.intermediates.nomad}/roles/server`, body: { ...common, allowed_domains: [names.nomadServer, serviceDomain, "localhost"] } },
-    { path: `${pki.intermediates.nomad}/roles/client`, body: { ...common, allowed_domains: [names.nomadClient, serviceDomain, "localhost"] } },
+    {
+      path: `${pki.intermediates.consul}/roles/server`,
+      body: { ...common, allowed_domains: [names.consulServer, nodeDomain, "localhost"] },
+    },
+    {
+      path: `${pki.intermediates.consul}/roles/client`,
+      body: { ...common, allowed_domains: [names.consulClient, nodeDomain, "localhost"] },
+    },
+    {
+      path: `${pki.intermediates.nomad}/roles/server`,
+      body: { ...common, allowed_domains: [names.nomadServer, serviceDomain, "localhost"] },
+    },
+    {
+      path: `${pki.intermediates.nomad}/roles/client`,
+      body: { ...common, allowed_domains: [names.nomadClient, serviceDomain, "localhost"] },
+    },
     // operators' CLI certificates: accepted by Consul and Nomad, which only check the chain
     {
       path: `${pki.intermediates.nomad}/roles/operator`,
-      body: { ...common, server_flag: false, allow_subdomains: false, allow_ip_sans: false, allowed_domains: [`cli.${config.region}.nomad`] },
+      body: {
+        ...common,
+        server_flag: false,
+        allow_subdomains: false,
+        allow_ip_sans: false,
+        allowed_domains: [`cli.${config.region}.nomad`],
+      },
     },
     {
       path: `${pki.intermediates.vault}/roles/server`,
@@ -90,7 +108,8 @@ export async function ensureRoles(vault: VaultClient, roles: ReturnType<typeof p
 
 /** Renewal policies: a node may only issue certificates of its own kind. */
 export function renewalPolicies(): Record<string, string> {
-  const issue = (product: PkiProduct, role: "server" | "client") => `path "${issuePath(product, role)}" {\n  capabilities = ["update"]\n}\n`;
+  const issue = (product: PkiProduct, role: "server" | "client") =>
+    `path "${issuePath(product, role)}" {\n  capabilities = ["update"]\n}\n`;
   return {
     "cert-renewal-server": issue("consul", "server") + issue("nomad", "server"),
     "cert-renewal-client": issue("consul", "client") + issue("nomad", "client"),
@@ -99,5 +118,8 @@ export function renewalPolicies(): Record<string, string> {
 }
 
 export function renewalPoliciesFor(host: InventoryHost): string[] {
-  return [host.roles.includes("server") ? "cert-renewal-server" : "cert-renewal-client", ...(host.roles.includes("vault") ? ["cert-renewal-vault"] : [])];
+  return [
+    host.roles.includes("server") ? "cert-renewal-server" : "cert-renewal-client",
+    ...(host.roles.includes("vault") ? ["cert-renewal-vault"] : []),
+  ];
 }

@@ -36,7 +36,11 @@ const initSecret = "vault-init.json";
 const rootTokenSecret = "vault-root-token";
 
 /** A Vault client for a vault host, through an SSH tunnel to its loopback listener. */
-export async function vaultThroughTunnel(run: ClusterRun, host: InventoryHost, token?: string): Promise<{ vault: VaultClient; tunnel: Tunnel }> {
+export async function vaultThroughTunnel(
+  run: ClusterRun,
+  host: InventoryHost,
+  token?: string,
+): Promise<{ vault: VaultClient; tunnel: Tunnel }> {
   const files = tlsFiles(run);
   const bundle = [files.rootCa, files.bootstrapCa].filter(existsSync);
   await writeFileAtomic(files.trustBundle, (await Promise.all(bundle.map((f) => readFile(f, "utf8")))).join("\n"), 0o644);
@@ -50,9 +54,13 @@ async function bootstrapCertificate(run: ClusterRun, host: InventoryHost): Promi
   const dir = await mkdtemp(join(tmpdir(), "hashistack-vault-bootstrap-"));
   try {
     await $({ cwd: dir, quiet: true })`${consul} tls ca create -days 7 -domain vault-bootstrap`;
-    await $({ cwd: dir, quiet: true })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-ipaddress ${host.privateIp}`;
+    await $({
+      cwd: dir,
+      quiet: true,
+    })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-ipaddress ${host.privateIp}`;
     const files = await readdir(dir);
-    const pick = (suffix: string, exclude?: string) => files.find((f) => f.endsWith(suffix) && (!exclude || !f.includes(exclude))) as string;
+    const pick = (suffix: string, exclude?: string) =>
+      files.find((f) => f.endsWith(suffix) && (!exclude || !f.includes(exclude))) as string;
     return {
       ca: await readFile(join(dir, pick("-agent-ca.pem")), "utf8"),
       cert: await readFile(join(dir, pick("-0.pem", "ca")), "utf8"),
@@ -84,7 +92,10 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
     }
     const plan = run.plans.get(host.name);
     const changed = await installFiles(remote, filesUnder(plan?.files ?? [], layout.vault.configDir, layout.vault.unit));
-    const outcome = await ensureService(remote, "vault", { changed: changed.length > 0, unitFileChanged: changed.includes(layout.vault.unit) });
+    const outcome = await ensureService(remote, "vault", {
+      changed: changed.length > 0,
+      unitFileChanged: changed.includes(layout.vault.unit),
+    });
     if (outcome !== "unchanged") summary.push(`vault ${outcome} on ${host.name}`);
   }
 
@@ -94,9 +105,12 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
     let init = await readInit(run);
     if (!health.initialized) {
       if (init) {
-        throw new OperationError(`Vault on ${leader.name} is uninitialized, but the state already holds unseal keys for this cluster.`, {
-          hint: "The Vault data was wiped or this is another Vault. Move .hashistack/<cluster>/secrets/vault-init.json away only if you are sure the old data is gone.",
-        });
+        throw new OperationError(
+          `Vault on ${leader.name} is uninitialized, but the state already holds unseal keys for this cluster.`,
+          {
+            hint: "The Vault data was wiped or this is another Vault. Move .hashistack/<cluster>/secrets/vault-init.json away only if you are sure the old data is gone.",
+          },
+        );
       }
       const response = await vault.init({ secretShares: 5, secretThreshold: 3 });
       // keep the keys before anything else can fail: without them the Vault is lost
@@ -124,7 +138,8 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
     }
     health = await vault.waitUntil((h) => !h.sealed && !h.standby, { timeoutMs: 60_000, what: "unsealed and active" });
     const rootToken = await run.secrets.read(rootTokenSecret);
-    if (!rootToken) throw new OperationError("The Vault root token is missing from the state.", { hint: "Restore secrets/vault-root-token." });
+    if (!rootToken)
+      throw new OperationError("The Vault root token is missing from the state.", { hint: "Restore secrets/vault-root-token." });
     const root = vault.withToken(rootToken);
 
     await ensureAudit(root, layout.vault.auditLog);
@@ -179,9 +194,12 @@ async function readInit(run: ClusterRun): Promise<{ keys_base64: string[]; thres
   } catch {
     // reported below without echoing the content
   }
-  throw new OperationError(`Secret file ${run.secrets.fileFor(initSecret)} is corrupted (expected Vault's unseal keys as JSON).`, {
-    hint: "Restore it from your backup; without the unseal keys a sealed Vault cannot be opened.",
-  });
+  throw new OperationError(
+    `Secret file ${run.secrets.fileFor(initSecret)} is corrupted (expected Vault's unseal keys as JSON).`,
+    {
+      hint: "Restore it from your backup; without the unseal keys a sealed Vault cannot be opened.",
+    },
+  );
 }
 
 async function ensureAudit(vault: VaultClient, path: string): Promise<void> {

@@ -96,4 +96,12 @@ describe("command line", () => {
     expect(removed.exitCode, removed.stderr).toBe(0);
     expect((await run("teardown", [...local, "--dry-run"], env)).stdout).toContain("nothing to remove for cluster 'demo'");
   });
+
+  it("env explains that the cluster must be bootstrapped first", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hashistack-env-"));
+    const result = await run("env", ["--config", "cluster.example.yaml"], { HASHISTACK_STATE_DIR: dir });
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr).toContain("Cluster 'demo' has not been bootstrapped.");
+    expect(result.stderr).toContain("hint: Run 'npm run bootstrap' first.");
+  });
 });

@@ -1,0 +1,170 @@
+/**
+ * Cluster health as seen through the servers' APIs (over SSH tunnels): Consul
+ * members and raft, Nomad servers and clients, Vault seal state and each node's
+ * certificate expiry. Every section is gathered independently, so one broken
+ * part is reported next to the healthy ones instead of hiding them.
+ */
+import { X509Certificate } from "node:crypto";
+import { memberStatus } from "../clients/consul.ts";
+import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
+import { onEachHost } from "../remote/fanout.ts";
+import { nodeLayout } from "../render/layout.ts";
+import { consulThroughTunnel } from "./consul.ts";
+import { nomadThroughTunnel } from "./nomad.ts";
+import type { ClusterRun } from "./run-context.ts";
+import { tlsFiles, vaultThroughTunnel } from "./vault.ts";
+
+export interface ClusterHealth {
+  consul: { leader?: string; peers: number; members: { name: string; address: string; status: string }[]; error?: string };
+  nomad: { leader?: string; peers: number; nodes: { name: string; address: string; status: string }[]; error?: string };
+  vault: { host: string; initialized?: boolean; sealed?: boolean; version?: string; error?: string }[];
+  certificates: { host: string; file: string; expires?: string; hoursLeft?: number; error?: string }[];
+  problems: string[];
+}
+
+const layout = nodeLayout();
+
+async function firstWorking<T>(hosts: InventoryHost[], attempt: (host: InventoryHost) => Promise<T>): Promise<T> {
+  let lastError: unknown;
+  for (const host of hosts) {
+    try {
+      return await attempt(host);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
+  const servers = hostsWithRole(run.inventory, "server");
+  const health: ClusterHealth = {
+    consul: { peers: 0, members: [] },
+    nomad: { peers: 0, nodes: [] },
+    vault: [],
+    certificates: [],
+    problems: [],
+  };
+  const consulToken = await run.secrets.read("consul-bootstrap-token");
+  const nomadToken = await run.secrets.read("nomad-bootstrap-token");
+
+  try {
+    await firstWorking(servers, async (host) => {
+      const { consul, tunnel } = await consulThroughTunnel(run, host, consulToken);
+      try {
+        health.consul.leader = (await consul.leader()) || undefined;
+        health.consul.peers = (await consul.peers()).length;
+        health.consul.members = (await consul.members()).map((m) => ({
+          name: m.Name,
+          address: m.Addr,
+          status: memberStatus[m.Status] ?? String(m.Status),
+        }));
+      } finally {
+        await tunnel.close();
+      }
+    });
+  } catch (error) {
+    health.consul.error = (error as Error).message;
+  }
+  try {
+    await firstWorking(servers, async (host) => {
+      const { nomad, tunnel } = await nomadThroughTunnel(run, host, nomadToken);
+      try {
+        health.nomad.leader = (await nomad.leader()) || undefined;
+        health.nomad.peers = (await nomad.peers()).length;
+        health.nomad.nodes = (await nomad.nodes()).map((n) => ({ name: n.Name, address: n.Address, status: n.Status }));
+      } finally {
+        await tunnel.close();
+      }
+    });
+  } catch (error) {
+    health.nomad.error = (error as Error).message;
+  }
+  for (const host of hostsWithRole(run.inventory, "vault")) {
+    try {
+      const { vault, tunnel } = await vaultThroughTunnel(run, host);
+      try {
+        const status = await vault.sealStatus();
+        health.vault.push({ host: host.name, initialized: status.initialized, sealed: status.sealed, version: status.version });
+      } finally {
+        await tunnel.close();
+      }
+    } catch (error) {
+      health.vault.push({ host: host.name, error: (error as Error).message });
+    }
+  }
+  const certs = await onEachHost(
+    run.inventory.hosts,
+    async (host) => {
+      const files = [
+        layout.consul.certFile,
+        layout.nomad.certFile,
+        ...(host.roles.includes("vault") ? [layout.vault.certFile] : []),
+      ];
+      const results: ClusterHealth["certificates"] = [];
+      for (const file of files) {
+        try {
+          const pem = (await run.remote(host).runAsRoot(`cat ${file}`, { timeoutMs: 10_000 })).stdout;
+          const leaf = new X509Certificate(pem);
+          const expires = new Date(leaf.validTo);
+          results.push({
+            host: host.name,
+            file,
+            expires: expires.toISOString(),
+            hoursLeft: Math.round((expires.getTime() - Date.now()) / 36e5),
+          });
+        } catch (error) {
+          results.push({ host: host.name, file, error: (error as Error).message });
+        }
+      }
+      return results;
+    },
+    { concurrency: run.config.concurrency },
+  );
+  for (const outcome of certs) {
+    if (outcome.value) health.certificates.push(...outcome.value);
+    else health.certificates.push({ host: outcome.host, file: "*", error: outcome.error?.message });
+  }
+
+  const expectedMembers = run.inventory.hosts.length;
+  const p = health.problems;
+  if (health.consul.error) p.push(`Consul API unreachable: ${health.consul.error}`);
+  else {
+    if (!health.consul.leader) p.push("Consul has no leader");
+    for (const m of health.consul.members)
+      if (m.status !== "alive") p.push(`Consul member ${m.name} (${m.address}) is ${m.status}`);
+    if (health.consul.members.length < expectedMembers)
+      p.push(`Consul has ${health.consul.members.length} of ${expectedMembers} members`);
+  }
+  if (health.nomad.error) p.push(`Nomad API unreachable: ${health.nomad.error}`);
+  else {
+    if (!health.nomad.leader) p.push("Nomad has no leader");
+    for (const n of health.nomad.nodes) if (n.status !== "ready") p.push(`Nomad client ${n.name} is ${n.status}`);
+    const clients = hostsWithRole(run.inventory, "client").length;
+    if (health.nomad.nodes.length < clients) p.push(`Nomad has ${health.nomad.nodes.length} of ${clients} clients`);
+  }
+  for (const v of health.vault) {
+    if (v.error) p.push(`Vault on ${v.host} unreachable: ${v.error}`);
+    else if (v.sealed) p.push(`Vault on ${v.host} is sealed (run bootstrap to unseal)`);
+  }
+  for (const c of health.certificates) {
+    if (c.error) p.push(`${c.host}: cannot read ${c.file}: ${c.error}`);
+    else if ((c.hoursLeft ?? 0) < 1) p.push(`${c.host}: ${c.file} expires at ${c.expires}`);
+  }
+  return health;
+}
+
+/** Where the operator's credentials are: paths only, never the values. */
+export function credentialPaths(run: Pick<ClusterRun, "state" | "secrets">) {
+  const files = tlsFiles(run);
+  return {
+    caCertificate: files.rootCa,
+    operatorCertificate: files.operatorCert,
+    operatorKey: files.operatorKey,
+    consulManagementToken: run.secrets.fileFor("consul-bootstrap-token"),
+    nomadManagementToken: run.secrets.fileFor("nomad-bootstrap-token"),
+    nomadCiToken: run.secrets.fileFor("nomad-ci-token"),
+    vaultRootToken: run.secrets.fileFor("vault-root-token"),
+    vaultUnsealKeys: run.secrets.fileFor("vault-init.json"),
+  };
+}

@@ -1,0 +1,19 @@
+/** verify: the health summary after a bootstrap; any problem fails the run with the list. */
+import { OperationError } from "../errors.ts";
+import { clusterHealth } from "./health.ts";
+import type { ClusterRun } from "./run-context.ts";
+
+export async function verifyStage(run: ClusterRun): Promise<string> {
+  const health = await clusterHealth(run);
+  if (health.problems.length) {
+    throw new OperationError(
+      `The cluster is not healthy (${health.problems.length} problem${health.problems.length === 1 ? "" : "s"}).`,
+      {
+        details: health.problems,
+        hint: "Run 'npm run status' for the full picture; re-running bootstrap repairs what it can.",
+      },
+    );
+  }
+  const soonest = Math.min(...health.certificates.map((c) => c.hoursLeft ?? Number.POSITIVE_INFINITY));
+  return `${health.consul.members.length} Consul members, ${health.consul.peers} raft peers; ${health.nomad.nodes.length} Nomad clients ready, ${health.nomad.peers} servers; Vault unsealed; certificates valid ≥ ${soonest} h`;
+}

@@ -1,0 +1,21 @@
+import { setTimeout as sleep } from "node:timers/promises";
+
+/**
+ * Retry an operation while it fails with an error `transient` accepts (e.g. a
+ * new leader still initialising its ACL system), with capped backoff.
+ */
+export async function retryWhile<T>(
+  operation: () => Promise<T>,
+  transient: (error: unknown) => boolean,
+  options: { timeoutMs: number; initialDelayMs?: number },
+): Promise<T> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (let delay = options.initialDelayMs ?? 250; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!transient(error) || Date.now() + delay > deadline) throw error;
+      await sleep(delay);
+    }
+  }
+}
