@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { runCommand } from "./lib/cli/command.ts";
 import { printJson } from "./lib/cli/output.ts";
+import { benchBootstrap } from "./lib/bench/bootstrap.ts";
 import { benchLocalProvider } from "./lib/bench/local-provider.ts";
 import { rssMb, time } from "./lib/bench/measure.ts";
 import { readBuildRecord } from "./lib/binaries/build.ts";
@@ -58,10 +59,14 @@ await runCommand<{ write?: boolean; skipLocal?: boolean }>({
         });
     }
     let localProvider: Awaited<ReturnType<typeof benchLocalProvider>> | string = "skipped (--skip-local or not root)";
+    let bootstrap: Awaited<ReturnType<typeof benchBootstrap>> | string = "skipped (--skip-local or not root)";
     if (!flags.skipLocal && process.getuid?.() === 0) {
       const step = reporter.step("local provider: up/down for 1, 3, 5 and 8 nodes");
       localProvider = await benchLocalProvider([1, 3, 5, 8], (line) => step.update(line));
       step.done();
+      const boot = reporter.step("bootstrap of a 5-node cluster, then a no-op re-run");
+      bootstrap = await benchBootstrap((line) => boot.update(line));
+      boot.done();
     }
     const perHost = (timings[2]?.medianMs ?? 0) / 69;
     const results = {
@@ -71,6 +76,7 @@ await runCommand<{ write?: boolean; skipLocal?: boolean }>({
       renderScaling: `69 hosts take ${((timings[2]?.medianMs ?? 0) / (timings[1]?.medianMs || 1)).toFixed(1)}× the time of 5 hosts (13.8× hosts)`,
       rssMb: rssMb(),
       localProvider,
+      bootstrap,
       binaryBuilds: builds,
     };
     if (flags.output === "json") printJson(results);
@@ -89,6 +95,17 @@ await runCommand<{ write?: boolean; skipLocal?: boolean }>({
         const eight = localProvider[localProvider.length - 1]?.upSeconds ?? 0;
         reporter.info(`8 nodes take ${(eight / (one || 1)).toFixed(1)}× the time of 1 node to come up`);
       } else reporter.info(`local provider: ${localProvider}`);
+      if (typeof bootstrap === "object") {
+        const stages = Object.entries(bootstrap.stagesSeconds)
+          .map(([name, s]) => `${name} ${s}s`)
+          .join(", ");
+        reporter.info(
+          `bootstrap ${bootstrap.nodes} nodes: ${bootstrap.totalSeconds}s in all (provision ${bootstrap.provisionSeconds}s; ${stages})`,
+        );
+        reporter.info(
+          `no-op re-run: ${bootstrap.noopRerunSeconds}s (${(bootstrap.totalSeconds / bootstrap.noopRerunSeconds).toFixed(1)}× faster than the first run)`,
+        );
+      }
       for (const b of builds) reporter.info(`build ${b.tool} ${b.version}: ${b.seconds}s, ${b.sizeMb} MB (${b.go})`);
     }
     if (flags.write) {
