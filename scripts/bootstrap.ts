@@ -27,7 +27,7 @@ await runCommand<{ provider?: string; stages?: string }>({
     const records = await runStages(context, inventory, flags.stages?.split(","));
     if (flags.output === "json") printJson({ cluster: context.config.name, provider: provider.name, inventory, stages: records });
     reporter.warn(
-      `Done: ${stages.map((s) => s.name).join(", ")}. Not implemented yet: workload identity (Consul/Vault JWT auth for Nomad) and the platform jobs.`,
+      `Done: ${stages.map((s) => s.name).join(", ")}. Not implemented yet: the platform jobs.`,
     );
     return ExitCode.notImplemented;
   },

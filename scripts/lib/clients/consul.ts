@@ -31,6 +31,32 @@ export interface ConsulHealthCheck {
   ServiceName: string;
 }
 
+export interface ConsulAuthMethod {
+  Name: string;
+  Type: string;
+  DisplayName?: string;
+  Description?: string;
+  Config: Record<string, unknown>;
+}
+
+export interface ConsulBindingRule {
+  Description: string;
+  BindType: "service" | "role" | "node" | "policy";
+  BindName: string;
+  Selector: string;
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(typeof value === "string" ? value.trim() : value);
+}
+
 export const memberStatus = { 1: "alive", 2: "leaving", 3: "left", 4: "failed" } as Record<number, string>;
 
 export class ConsulClient {
@@ -114,6 +140,58 @@ export class ConsulClient {
     const existing = await this.tokenBySecret(token.SecretID);
     if (existing) return { token: existing, created: false };
     return { token: await this.api.put<ConsulAclToken>("/v1/acl/token", token), created: true };
+  }
+
+  async authMethod(name: string): Promise<ConsulAuthMethod | undefined> {
+    try {
+      return await this.api.get<ConsulAuthMethod>(`/v1/acl/auth-method/${encodeURIComponent(name)}`);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Create or update an auth method; returns whether anything changed. */
+  async upsertAuthMethod(method: ConsulAuthMethod): Promise<boolean> {
+    const existing = await this.authMethod(method.Name);
+    // Consul echoes the config with its own key order and extra defaults: compare what we set
+    const same =
+      existing?.Type === method.Type &&
+      Object.entries(method.Config).every(([key, value]) => stableJson(existing.Config?.[key]) === stableJson(value));
+    if (same) return false;
+    if (existing) await this.api.put(`/v1/acl/auth-method/${encodeURIComponent(method.Name)}`, method);
+    else await this.api.put("/v1/acl/auth-method", method);
+    return true;
+  }
+
+  /** Make the binding rules of an auth method exactly these (matched by description). */
+  async syncBindingRules(authMethod: string, rules: ConsulBindingRule[]): Promise<boolean> {
+    const existing = await this.api.get<(ConsulBindingRule & { ID: string })[]>("/v1/acl/binding-rules", {
+      authmethod: authMethod,
+    });
+    let changed = false;
+    for (const rule of rules) {
+      const current = existing.find((r) => r.Description === rule.Description);
+      const same =
+        current && current.BindType === rule.BindType && current.BindName === rule.BindName && current.Selector === rule.Selector;
+      if (same) continue;
+      if (current) await this.api.put(`/v1/acl/binding-rule/${current.ID}`, { ...rule, AuthMethod: authMethod });
+      else await this.api.put("/v1/acl/binding-rule", { ...rule, AuthMethod: authMethod });
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Create a role with these policies unless a role of that name exists. */
+  async ensureRole(name: string, description: string, policies: string[]): Promise<boolean> {
+    try {
+      await this.api.get(`/v1/acl/role/name/${encodeURIComponent(name)}`);
+      return false;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+    }
+    await this.api.put("/v1/acl/role", { Name: name, Description: description, Policies: policies.map((Name) => ({ Name })) });
+    return true;
   }
 
   healthChecks(service: string, params: Record<string, unknown> = {}): Promise<ConsulHealthCheck[]> {

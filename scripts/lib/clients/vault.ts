@@ -82,6 +82,7 @@ export class VaultClient {
     path: string,
     type: string,
     config: { max_lease_ttl?: string; default_lease_ttl?: string } = {},
+    options?: Record<string, string>,
   ): Promise<boolean> {
     const existing = (await this.mounts())[`${path}/`];
     if (existing) {
@@ -93,8 +94,25 @@ export class VaultClient {
       await this.api.post(`/v1/sys/mounts/${path}/tune`, config);
       return false;
     }
-    await this.api.post(`/v1/sys/mounts/${path}`, { type, config });
+    await this.api.post(`/v1/sys/mounts/${path}`, { type, config, options });
     return true;
+  }
+
+  /** Enable an auth method unless one is mounted at the path; returns its accessor. */
+  async ensureAuth(path: string, type: string): Promise<{ accessor: string; created: boolean }> {
+    const list = async () =>
+      (await this.api.get<{ data: Record<string, { type: string; accessor: string }> }>("/v1/sys/auth")).data;
+    const existing = (await list())[`${path}/`];
+    if (existing) {
+      if (existing.type !== type) {
+        throw new OperationError(`Vault already has a '${existing.type}' auth method at ${path}/, expected '${type}'.`, {
+          hint: "Disable or move that auth method, or choose another path.",
+        });
+      }
+      return { accessor: existing.accessor, created: false };
+    }
+    await this.api.post(`/v1/sys/auth/${path}`, { type });
+    return { accessor: (await list())[`${path}/`]?.accessor ?? "", created: true };
   }
 
   read<T>(path: string): Promise<{ data: T }> {

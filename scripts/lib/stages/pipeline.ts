@@ -13,6 +13,7 @@ import { prepareStage } from "./prepare.ts";
 import { openClusterRun, type ClusterRun } from "./run-context.ts";
 import { vaultStage } from "./vault.ts";
 import { verifyStage } from "./verify.ts";
+import { workloadIdentityStage } from "./workload-identity.ts";
 
 export interface Stage {
   name: string;
@@ -25,6 +26,7 @@ export const stages: Stage[] = [
   { name: "certificates", run: certificatesStage },
   { name: "consul", run: consulStage },
   { name: "nomad", run: nomadStage },
+  { name: "workload-identity", run: workloadIdentityStage },
   { name: "verify", run: verifyStage },
 ];
 

@@ -113,13 +113,8 @@ export async function boot(paths: NodePaths, machine: string, netns: string): Pr
       "--timezone=off",
       "--link-journal=no",
     ],
-    {
-      detached: true,
-      stdio: ["ignore", log, log],
-      // Nomad clients create cgroups for their tasks; on a cgroup v1 host nspawn would
-      // mount the controllers read-only. Nodes are test machines, not a security boundary.
-      env: { ...process.env, SYSTEMD_NSPAWN_API_VFS_WRITABLE: "1" },
-    },
+    // cgroup v1 controllers are made writable inside the node by hashistack-cgroups-rw.service
+    { detached: true, stdio: ["ignore", log, log] },
   );
   closeSync(log);
   const pid = child.pid;
