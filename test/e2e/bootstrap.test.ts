@@ -128,6 +128,71 @@ describe("a bootstrapped 5-node cluster", () => {
     expect((await plan("default")).stdout).toBe("403");
   });
 
+  it("gives workloads Consul and Vault access through workload identity only", async () => {
+    const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
+    const consulToken = `X-Consul-Token: ${await secret("consul-bootstrap-token")}`;
+    const vaultToken = `X-Vault-Token: ${await secret("vault-root-token")}`;
+    const put = await curl(
+      `https://${ip.server1}:8200/v1/secret/data/default/wi-probe/config`,
+      [vaultToken],
+      ["-X", "POST", "--data", JSON.stringify({ data: { value: "s3cret-probe" } }), "-o", "/dev/null", "-w", "%{http_code}"],
+    );
+    expect(put.stdout).toBe("200");
+    const job = {
+      Job: {
+        ID: "wi-probe",
+        Name: "wi-probe",
+        Type: "service",
+        Datacenters: ["dc1"],
+        TaskGroups: [
+          {
+            Name: "probe",
+            Services: [{ Name: "wi-probe", Provider: "consul" }],
+            Tasks: [
+              {
+                Name: "app",
+                Driver: "raw_exec",
+                Config: { command: "/bin/sleep", args: ["3600"] },
+                Vault: { ChangeMode: "noop" },
+                Templates: [
+                  {
+                    EmbeddedTmpl: '{{ with secret "secret/data/default/wi-probe/config" }}{{ .Data.data.value }}{{ end }}',
+                    DestPath: "local/secret.txt",
+                    ChangeMode: "noop",
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      },
+    };
+    const register = await curl(
+      `https://${ip.server1}:4646/v1/jobs`,
+      [nomadToken],
+      ["-X", "POST", "--data", JSON.stringify(job)],
+    );
+    expect(register.stdout).toContain("EvalID");
+    let allocs: { ID: string; ClientStatus: string }[] = [];
+    for (let i = 0; i < 60 && !allocs.some((a) => a.ClientStatus === "running"); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      allocs = JSON.parse((await curl(`https://${ip.server1}:4646/v1/job/wi-probe/allocations`, [nomadToken])).stdout);
+    }
+    const running = allocs.find((a) => a.ClientStatus === "running");
+    expect(running, JSON.stringify(allocs)).toBeDefined();
+    const content = await curl(`https://${ip.server1}:4646/v1/client/fs/cat/${running?.ID}?path=app/local/secret.txt`, [
+      nomadToken,
+    ]);
+    expect(content.stdout).toBe("s3cret-probe");
+    let services: unknown[] = [];
+    for (let i = 0; i < 30 && services.length === 0; i++) {
+      services = JSON.parse((await curl(`https://${ip.server1}:8501/v1/catalog/service/wi-probe`, [consulToken])).stdout);
+      if (services.length === 0) await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(services).toHaveLength(1);
+    await curl(`https://${ip.server1}:4646/v1/job/wi-probe?purge=true`, [nomadToken], ["-X", "DELETE"]);
+  });
+
   it("has 3 raft peers and a leader in Consul and Nomad, 5 Consul members, 2 ready Nomad clients, Vault unsealed", async () => {
     const consulToken = `X-Consul-Token: ${await secret("consul-bootstrap-token")}`;
     const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
@@ -158,6 +223,8 @@ describe("a bootstrapped 5-node cluster", () => {
     const { verify, ...changing } = records;
     expect(Object.values(changing).map((r) => r.summary)).toEqual([
       "binaries up to date",
+      "no changes",
+      "no changes",
       "no changes",
       "no changes",
       "no changes",

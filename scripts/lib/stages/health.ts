@@ -9,6 +9,7 @@ import { memberStatus } from "../clients/consul.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost } from "../remote/fanout.ts";
 import { nodeLayout } from "../render/layout.ts";
+import { durationSeconds } from "../util/duration.ts";
 import { consulThroughTunnel } from "./consul.ts";
 import { nomadThroughTunnel } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
@@ -18,7 +19,7 @@ export interface ClusterHealth {
   consul: { leader?: string; peers: number; members: { name: string; address: string; status: string }[]; error?: string };
   nomad: { leader?: string; peers: number; nodes: { name: string; address: string; status: string }[]; error?: string };
   vault: { host: string; initialized?: boolean; sealed?: boolean; version?: string; error?: string }[];
-  certificates: { host: string; file: string; expires?: string; hoursLeft?: number; error?: string }[];
+  certificates: { host: string; file: string; expires?: string; hoursLeft?: number; secondsLeft?: number; error?: string }[];
   problems: string[];
 }
 
@@ -111,7 +112,8 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
             host: host.name,
             file,
             expires: expires.toISOString(),
-            hoursLeft: Math.round((expires.getTime() - Date.now()) / 36e5),
+            hoursLeft: Math.round((expires.getTime() - Date.now()) / 36e4) / 10,
+            secondsLeft: Math.round((expires.getTime() - Date.now()) / 1000),
           });
         } catch (error) {
           results.push({ host: host.name, file, error: (error as Error).message });
@@ -127,6 +129,7 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
   }
 
   const expectedMembers = run.inventory.hosts.length;
+  const renewalAlarmSeconds = Math.min(3600, durationSeconds(run.config.tls.leafTtl) * 0.05);
   const p = health.problems;
   if (health.consul.error) p.push(`Consul API unreachable: ${health.consul.error}`);
   else {
@@ -149,7 +152,9 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
   }
   for (const c of health.certificates) {
     if (c.error) p.push(`${c.host}: cannot read ${c.file}: ${c.error}`);
-    else if ((c.hoursLeft ?? 0) < 1) p.push(`${c.host}: ${c.file} expires at ${c.expires}`);
+    // renewal happens at ~85-90 % of the lifetime, so less than 5 % left means it is not working
+    else if ((c.secondsLeft ?? 0) < renewalAlarmSeconds)
+      p.push(`${c.host}: ${c.file} expires at ${c.expires} and was not renewed`);
   }
   return health;
 }

@@ -7,6 +7,7 @@ import type { VaultClient } from "../clients/vault.ts";
 import type { ClusterConfig } from "../config/schema.ts";
 import type { InventoryHost } from "../inventory/schema.ts";
 import { certificateNames, issuePath, pki, type PkiProduct } from "../render/pki.ts";
+import { durationSeconds } from "../util/duration.ts";
 
 const keyParams = { key_type: "ec", key_bits: 256 };
 
@@ -47,6 +48,11 @@ export async function ensureIntermediate(vault: VaultClient, config: ClusterConf
   });
   await vault.write(`${mount}/intermediate/set-signed`, { certificate: signed?.data.certificate });
   return true;
+}
+
+/** 24 h, or the intermediate's lifetime if that is shorter. */
+export function operatorCertificateTtl(config: ClusterConfig): string {
+  return durationSeconds(config.tls.intermediateTtl) < 86_400 ? config.tls.intermediateTtl : "24h";
 }
 
 /** Roles: each issues only the names verify_server_hostname expects for its kind of agent. */
@@ -92,6 +98,9 @@ export function pkiRoles(config: ClusterConfig, vaultHosts: InventoryHost[]) {
         allow_subdomains: false,
         allow_ip_sans: false,
         allowed_domains: [`cli.${config.region}.nomad`],
+        // the operator's certificate outlives short agent leaves (each bootstrap run renews it)
+        max_ttl: config.tls.intermediateTtl,
+        ttl: operatorCertificateTtl(config),
       },
     },
     {

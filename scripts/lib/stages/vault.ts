@@ -22,7 +22,15 @@ import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
-import { ensureIntermediate, ensureRoles, ensureRootCa, pkiRoles, renewalPolicies, renewalPoliciesFor } from "./vault-pki.ts";
+import {
+  ensureIntermediate,
+  ensureRoles,
+  ensureRootCa,
+  operatorCertificateTtl,
+  pkiRoles,
+  renewalPolicies,
+  renewalPoliciesFor,
+} from "./vault-pki.ts";
 
 export const tlsFiles = (run: Pick<ClusterRun, "state">) => ({
   rootCa: join(run.state.tls, "ca.pem"),
@@ -220,7 +228,7 @@ async function ensureOperatorCertificate(run: ClusterRun, vault: VaultClient): P
   }
   const issued = await vault.issueCertificate(`${pki.intermediates.nomad}/issue/operator`, {
     common_name: `cli.${run.config.region}.nomad`,
-    ttl: run.config.tls.leafTtl,
+    ttl: operatorCertificateTtl(run.config),
   });
   await writeFileAtomic(files.operatorKey, issued.private_key, 0o600);
   await writeFileAtomic(files.operatorCert, `${issued.certificate}\n${issued.issuing_ca}\n`, 0o644);

@@ -15,5 +15,6 @@ export async function verifyStage(run: ClusterRun): Promise<string> {
     );
   }
   const soonest = Math.min(...health.certificates.map((c) => c.hoursLeft ?? Number.POSITIVE_INFINITY));
-  return `${health.consul.members.length} Consul members, ${health.consul.peers} raft peers; ${health.nomad.nodes.length} Nomad clients ready, ${health.nomad.peers} servers; Vault unsealed; certificates valid ≥ ${soonest} h`;
+  const soonestText = soonest >= 1 ? `${Math.floor(soonest)} h` : `${Math.round(soonest * 60)} min`;
+  return `${health.consul.members.length} Consul members, ${health.consul.peers} raft peers; ${health.nomad.nodes.length} Nomad clients ready, ${health.nomad.peers} servers; Vault unsealed; certificates valid ≥ ${soonestText}`;
 }
