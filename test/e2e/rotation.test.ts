@@ -1,14 +1,19 @@
 /**
- * Certificate rotation on a real 2-node cluster with a short leaf TTL: the
- * renewal agents replace every agent's certificate before it expires, the
- * agents reload and serve the new one, and the cluster stays healthy. Needs root.
+ * A real 2-node cluster with a short leaf TTL. First the bootstrap is killed in
+ * the middle (after Vault was initialised) and a second run must finish it; then
+ * the renewal agents must replace every agent's certificate before it expires,
+ * the agents reload and serve the new one, and the cluster stays healthy. Needs root.
  */
+import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { $ } from "zx";
 import { createRecordingReporter } from "../../scripts/lib/cli/output.ts";
 import { clusterConfigSchema } from "../../scripts/lib/config/schema.ts";
+import { inventoryPath, loadInventory } from "../../scripts/lib/inventory/load.ts";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
@@ -20,6 +25,8 @@ const leafTtlSeconds = 90;
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let context: ProviderContext;
 let inventory: Inventory;
+let interrupted = "";
+let resumed: Awaited<ReturnType<typeof runStages>>;
 
 const certFiles = ["/etc/consul.d/tls/agent.pem", "/etc/nomad.d/tls/agent.pem"];
 const ssh = (address: string, command: string) =>
@@ -60,8 +67,33 @@ beforeAll(async () => {
     tls: { leafTtl: `${leafTtlSeconds}s` },
   });
   context = { config, state: statePaths(config.name), reporter: createRecordingReporter() };
-  inventory = await localProvider.up(context);
-  await runStages(context, inventory);
+  // the real CLI, killed as soon as the certificates stage starts (Vault is initialised by then)
+  const configFile = join(dir.path, "cluster.yaml");
+  await writeFile(configFile, stringify(config));
+  const child = spawn("npx", ["--no-install", "tsx", "scripts/bootstrap.ts", "--config", configFile], {
+    env: { ...process.env, CI: "true" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // its own process group: npx → tsx → node all die together
+  });
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`bootstrap never reached the certificates stage:\n${output}`)), 600_000);
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("→ certificates")) {
+        clearTimeout(timer);
+        process.kill(-(child.pid as number), "SIGKILL");
+        resolve();
+      }
+    });
+    child.on("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  interrupted = output;
+  inventory = await loadInventory(inventoryPath(config.name));
+  resumed = await runStages(context, inventory);
 }, 900_000);
 
 afterAll(async () => {
@@ -69,6 +101,16 @@ afterAll(async () => {
   delete process.env.HASHISTACK_STATE_DIR;
   delete process.env.HASHISTACK_INVENTORY_DIR;
   await dir?.remove();
+});
+
+describe("an interrupted bootstrap", () => {
+  it("was killed after Vault was initialised, and the next run completed it", () => {
+    expect(interrupted).toContain("✔ vault: bootstrap TLS on server-1");
+    expect(interrupted).not.toContain("✔ certificates");
+    expect(resumed.vault?.summary).toBe("no changes"); // initialised once, never again
+    expect(resumed.certificates?.summary).toMatch(/certificates issued/);
+    expect(resumed.verify?.summary).toMatch(/^2 Consul members/);
+  });
 });
 
 describe("certificate rotation", () => {

@@ -3,6 +3,8 @@
  * interrupt simply starts again from the top and passes quickly over finished
  * stages; the records in stages.json say what completed when and how long it took.
  */
+import { join } from "node:path";
+import { tryLock } from "../binaries/lock.ts";
 import type { Inventory } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
 import { readFileIfExists, writeFileAtomic } from "../util/fs.ts";
@@ -45,7 +47,14 @@ export async function runStages(
   inventory: Inventory,
   only?: string[],
 ): Promise<Record<string, StageRecord>> {
-  const run = await openClusterRun(context, inventory);
+  const release = await tryLock(join(context.state.root, "bootstrap.lock"), `A bootstrap of cluster '${context.config.name}'`);
+  let run: ClusterRun;
+  try {
+    run = await openClusterRun(context, inventory);
+  } catch (error) {
+    await release();
+    throw error;
+  }
   const records = await readStageRecords(context);
   try {
     for (const stage of stages) {
@@ -65,6 +74,7 @@ export async function runStages(
     }
   } finally {
     run.close();
+    await release();
   }
   return records;
 }
