@@ -12,6 +12,7 @@ import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NodeSSH } from "node-ssh";
 import type { InventoryHost } from "../inventory/schema.ts";
+import { OperationError } from "../errors.ts";
 import { HostUnreachableError, RemoteCommandError } from "./errors.ts";
 import { fingerprint, type KnownHosts } from "./known-hosts.ts";
 import { shellJoin, shellQuote } from "./quote.ts";
@@ -286,9 +287,19 @@ export class RemoteHost {
         ...(staging !== finalTemp ? [shellJoin(["mv", staging, finalTemp])] : []),
         shellJoin(["chown", `${owner}:${group}`, finalTemp]),
         shellJoin(["chmod", mode, finalTemp]),
-        shellJoin(["mv", "-f", finalTemp, path]),
+        `sha256sum ${shellQuote(finalTemp)}`,
       ];
-      await this.runAsRoot(steps.join(" && "));
+      const written = (await this.runAsRoot(steps.join(" && "))).stdout.trim().split(/\s+/)[0];
+      // what arrived is checked before it replaces anything
+      if (written !== sha256) {
+        throw new OperationError(
+          `${this.name}: the upload of ${path} arrived corrupted (sha256 ${written}, expected ${sha256}).`,
+          {
+            hint: "Nothing was replaced. Check the disk space and the connection to the host, then run the command again.",
+          },
+        );
+      }
+      await this.runAsRoot(shellJoin(["mv", "-f", finalTemp, path]));
     } catch (error) {
       await this.runAsRoot(`rm -f ${shellQuote(staging)} ${shellQuote(finalTemp)}`, { allowFailure: true }).catch(
         () => undefined,
