@@ -8,19 +8,16 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
-import { createRecordingReporter } from "../../scripts/lib/cli/output.ts";
-import { clusterConfigSchema } from "../../scripts/lib/config/schema.ts";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { clusterHealth } from "../../scripts/lib/stages/health.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
 import { openClusterRun } from "../../scripts/lib/stages/run-context.ts";
-import { statePaths } from "../../scripts/lib/state/paths.ts";
-import { tempDir } from "../helpers/fixtures.ts";
+import { type IsolatedCluster, isolatedLocalCluster } from "../helpers/local-cluster.ts";
 
 const cluster = "e2e";
-let dir: Awaited<ReturnType<typeof tempDir>>;
+let isolated: IsolatedCluster;
 let context: ProviderContext;
 let inventory: Inventory;
 const ip = { server1: "10.94.0.11", server3: "10.94.0.13", client1: "10.94.0.101" };
@@ -52,21 +49,13 @@ const unitPids = async () => {
 };
 
 beforeAll(async () => {
-  dir = await tempDir("e2e");
-  process.env.HASHISTACK_STATE_DIR = join(dir.path, "state");
-  process.env.HASHISTACK_INVENTORY_DIR = join(dir.path, "inventories");
-  const config = clusterConfigSchema.parse({ name: cluster, provider: { local: { cidr: "10.94.0.0/24" } } });
-  context = { config, state: statePaths(cluster), reporter: createRecordingReporter() };
+  isolated = await isolatedLocalCluster("e2e", { name: cluster, provider: { local: { cidr: "10.94.0.0/24" } } });
+  context = isolated.context;
   inventory = await localProvider.up(context);
   await runStages(context, inventory);
 }, 900_000);
 
-afterAll(async () => {
-  if (context) await localProvider.down(context, { dryRun: false, keepState: false });
-  delete process.env.HASHISTACK_STATE_DIR;
-  delete process.env.HASHISTACK_INVENTORY_DIR;
-  await dir?.remove();
-});
+afterAll(async () => isolated?.dispose());
 
 describe("a bootstrapped 5-node cluster", () => {
   it("refuses plain HTTP on Consul, Nomad and Vault", async () => {

@@ -11,18 +11,14 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { $ } from "zx";
-import { createRecordingReporter } from "../../scripts/lib/cli/output.ts";
-import { clusterConfigSchema } from "../../scripts/lib/config/schema.ts";
 import { inventoryPath, loadInventory } from "../../scripts/lib/inventory/load.ts";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
-import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
-import { statePaths } from "../../scripts/lib/state/paths.ts";
-import { tempDir } from "../helpers/fixtures.ts";
+import { type IsolatedCluster, isolatedLocalCluster } from "../helpers/local-cluster.ts";
 
 const leafTtlSeconds = 90;
-let dir: Awaited<ReturnType<typeof tempDir>>;
+let isolated: IsolatedCluster;
 let context: ProviderContext;
 let inventory: Inventory;
 let interrupted = "";
@@ -57,18 +53,16 @@ async function servedSerial(address: string, port: number): Promise<string> {
 }
 
 beforeAll(async () => {
-  dir = await tempDir("rotation");
-  process.env.HASHISTACK_STATE_DIR = join(dir.path, "state");
-  process.env.HASHISTACK_INVENTORY_DIR = join(dir.path, "inventories");
-  const config = clusterConfigSchema.parse({
+  isolated = await isolatedLocalCluster("rotation", {
     name: "rot",
     topology: { servers: 1, clients: 1 },
     provider: { local: { cidr: "10.92.0.0/24" } },
     tls: { leafTtl: `${leafTtlSeconds}s` },
   });
-  context = { config, state: statePaths(config.name), reporter: createRecordingReporter() };
+  context = isolated.context;
+  const config = context.config;
   // the real CLI, killed as soon as the certificates stage starts (Vault is initialised by then)
-  const configFile = join(dir.path, "cluster.yaml");
+  const configFile = join(isolated.dir, "cluster.yaml");
   await writeFile(configFile, stringify(config));
   const child = spawn("npx", ["--no-install", "tsx", "scripts/bootstrap.ts", "--config", configFile], {
     env: { ...process.env, CI: "true" },
@@ -96,12 +90,7 @@ beforeAll(async () => {
   resumed = await runStages(context, inventory);
 }, 900_000);
 
-afterAll(async () => {
-  if (context) await localProvider.down(context, { dryRun: false, keepState: false });
-  delete process.env.HASHISTACK_STATE_DIR;
-  delete process.env.HASHISTACK_INVENTORY_DIR;
-  await dir?.remove();
-});
+afterAll(async () => isolated?.dispose());
 
 describe("an interrupted bootstrap", () => {
   it("was killed after Vault was initialised, and the next run completed it", () => {

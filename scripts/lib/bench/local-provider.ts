@@ -2,9 +2,7 @@
  * Local provider figures: time from `up` to every node SSH-ready for several
  * cluster sizes (image cached), memory per idle node, and fan-out latency.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { createRecordingReporter } from "../cli/output.ts";
 import { clusterConfigSchema } from "../config/schema.ts";
 import { ensureImage } from "../providers/local/image.ts";
@@ -15,6 +13,7 @@ import type { ProviderContext } from "../providers/types.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { RemoteHost, sshTarget } from "../remote/ssh.ts";
 import { statePaths } from "../state/paths.ts";
+import { withIsolatedState } from "./isolated-state.ts";
 
 export interface LocalProviderFigures {
   nodes: number;
@@ -32,12 +31,8 @@ async function rssKb(pid: number): Promise<number> {
 
 export async function benchLocalProvider(sizes: number[], log: (line: string) => void): Promise<LocalProviderFigures[]> {
   await ensureImage(log); // image build time is not part of `up`
-  const dir = await mkdtemp(join(tmpdir(), "hashistack-bench-"));
-  const saved = { state: process.env.HASHISTACK_STATE_DIR, inventories: process.env.HASHISTACK_INVENTORY_DIR };
-  process.env.HASHISTACK_STATE_DIR = join(dir, "state");
-  process.env.HASHISTACK_INVENTORY_DIR = join(dir, "inventories");
-  const figures: LocalProviderFigures[] = [];
-  try {
+  return withIsolatedState("bench-local", async () => {
+    const figures: LocalProviderFigures[] = [];
     for (const nodes of sizes) {
       const servers = nodes >= 3 ? 3 : 1;
       const config = clusterConfigSchema.parse({
@@ -90,12 +85,6 @@ export async function benchLocalProvider(sizes: number[], log: (line: string) =>
         await localProvider.down(context, { dryRun: false, keepState: false }).catch(() => undefined);
       }
     }
-  } finally {
-    if (saved.state === undefined) delete process.env.HASHISTACK_STATE_DIR;
-    else process.env.HASHISTACK_STATE_DIR = saved.state;
-    if (saved.inventories === undefined) delete process.env.HASHISTACK_INVENTORY_DIR;
-    else process.env.HASHISTACK_INVENTORY_DIR = saved.inventories;
-    await rm(dir, { recursive: true, force: true });
-  }
-  return figures;
+    return figures;
+  });
 }

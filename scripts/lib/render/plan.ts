@@ -75,7 +75,7 @@ export function planCluster(
       vaultPeers: isVault ? vaultHosts.filter((v) => v.name !== host.name).map((v) => v.privateIp) : [],
       vaultAddress: `https://${firstVault.privateIp}:${ports.vaultApi}`,
       caFileForRenewal: layout.consul.caFile,
-      secrets: { ...secrets, consulAgentTokens: secrets.consulAgentTokens },
+      secrets,
       certificateTemplates: certificates.map((c) => ({
         source: templateSource(layout, c),
         destination: bundleFile(c.certFile),
