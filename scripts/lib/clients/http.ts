@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Agent } from "node:https";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { setTimeout as sleep } from "node:timers/promises";
 import axios, { type AxiosInstance, type AxiosRequestConfig, isAxiosError } from "axios";
 import { OperationError } from "../errors.ts";
 
@@ -153,16 +154,31 @@ export class HttpApi {
     const deadline = Date.now() + options.timeoutMs;
     let index = 0;
     let last: T | undefined;
+    let lastError: ApiError | undefined;
     while (Date.now() < deadline) {
       const remaining = Math.max(1, Math.min(30, Math.ceil((deadline - Date.now()) / 1000)));
-      const result = await this.blockingGet<T>(path, index, `${remaining}s`, options.params);
+      let result: BlockingResult<T>;
+      try {
+        result = await this.blockingGet<T>(path, index, `${remaining}s`, options.params);
+      } catch (error) {
+        // an agent that is still starting refuses or resets connections: that is "not yet"
+        if (!(error instanceof ApiError) || error.status !== undefined) throw error;
+        lastError = error;
+        await sleep(500);
+        continue;
+      }
       last = result.data;
       const value = done(result.data);
       if (value !== undefined) return value;
       index = result.index;
     }
     throw new OperationError(`Timed out after ${Math.round(options.timeoutMs / 1000)}s waiting for ${options.what}.`, {
-      details: last === undefined ? [] : [`last answer from ${this.product}: ${JSON.stringify(last).slice(0, 300)}`],
+      details:
+        last !== undefined
+          ? [`last answer from ${this.product}: ${JSON.stringify(last).slice(0, 300)}`]
+          : lastError
+            ? [lastError.message]
+            : [],
     });
   }
 }

@@ -20,6 +20,7 @@ import { openTunnel, type Tunnel } from "../remote/tunnel.ts";
 import { nodeLayout, ports } from "../render/layout.ts";
 import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
+import { retryWhile } from "../util/retry.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
 import {
@@ -56,24 +57,33 @@ export async function vaultThroughTunnel(
   return { vault: new VaultClient({ address: `https://${tunnel.address}`, caFile: files.trustBundle, token }), tunnel };
 }
 
-/** A throwaway CA and server certificate, made with the cached consul binary's `tls` commands. */
-async function bootstrapCertificate(run: ClusterRun, host: InventoryHost): Promise<{ cert: string; key: string; ca: string }> {
+/**
+ * A throwaway CA and one server certificate per Vault host, made with the cached
+ * consul binary's `tls` commands. One CA for all hosts, so raft peers can verify
+ * each other while they join (leader_ca_cert_file).
+ */
+async function bootstrapCertificates(
+  run: ClusterRun,
+  hosts: InventoryHost[],
+): Promise<{ ca: string; certs: Map<string, { cert: string; key: string }> }> {
   const consul = binaryPath({ ...tools.consul, version: run.config.versions.consul });
   const dir = await mkdtemp(join(tmpdir(), "hashistack-vault-bootstrap-"));
   try {
     await $({ cwd: dir, quiet: true })`${consul} tls ca create -days 7 -domain vault-bootstrap`;
-    await $({
-      cwd: dir,
-      quiet: true,
-    })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-ipaddress ${host.privateIp}`;
-    const files = await readdir(dir);
-    const pick = (suffix: string, exclude?: string) =>
-      files.find((f) => f.endsWith(suffix) && (!exclude || !f.includes(exclude))) as string;
-    return {
-      ca: await readFile(join(dir, pick("-agent-ca.pem")), "utf8"),
-      cert: await readFile(join(dir, pick("-0.pem", "ca")), "utf8"),
-      key: await readFile(join(dir, pick("-0-key.pem")), "utf8"),
-    };
+    const certs = new Map<string, { cert: string; key: string }>();
+    for (const [index, host] of hosts.entries()) {
+      await $({
+        cwd: dir,
+        quiet: true,
+      })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-dnsname ${host.name} -additional-ipaddress ${host.privateIp}`;
+      // consul numbers the files it creates: <dc>-server-vault-bootstrap-<n>.pem
+      const prefix = `${run.config.datacenter}-server-vault-bootstrap-${index}`;
+      certs.set(host.name, {
+        cert: await readFile(join(dir, `${prefix}.pem`), "utf8"),
+        key: await readFile(join(dir, `${prefix}-key.pem`), "utf8"),
+      });
+    }
+    return { ca: await readFile(join(dir, "vault-bootstrap-agent-ca.pem"), "utf8"), certs };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -87,17 +97,25 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
   await mkdir(run.state.tls, { recursive: true, mode: 0o700 });
   const summary: string[] = [];
 
+  const withoutCert: InventoryHost[] = [];
   for (const host of vaultHosts) {
-    const remote = run.remote(host);
-    const hasCert = (await remote.runAsRoot(`test -s ${layout.vault.certFile}`, { allowFailure: true })).code === 0;
-    if (!hasCert) {
-      const bootstrap = await bootstrapCertificate(run, host);
-      await writeFileAtomic(files.bootstrapCa, bootstrap.ca, 0o644);
-      await remote.uploadContent(bootstrap.key, layout.vault.keyFile, { mode: 0o600, owner: "vault", group: "vault" });
-      await remote.uploadContent(bootstrap.cert, layout.vault.certFile, { mode: 0o644 });
+    const probe = await run.remote(host).runAsRoot(`test -s ${layout.vault.certFile}`, { allowFailure: true });
+    if (probe.code !== 0) withoutCert.push(host);
+  }
+  if (withoutCert.length) {
+    const bootstrap = await bootstrapCertificates(run, withoutCert);
+    await writeFileAtomic(files.bootstrapCa, bootstrap.ca, 0o644);
+    for (const host of withoutCert) {
+      const remote = run.remote(host);
+      const pair = bootstrap.certs.get(host.name) as { cert: string; key: string };
+      await remote.uploadContent(pair.key, layout.vault.keyFile, { mode: 0o600, owner: "vault", group: "vault" });
+      await remote.uploadContent(pair.cert, layout.vault.certFile, { mode: 0o644 });
       await remote.uploadContent(bootstrap.ca, layout.vault.caFile, { mode: 0o644 });
       summary.push(`bootstrap TLS on ${host.name}`);
     }
+  }
+  for (const host of vaultHosts) {
+    const remote = run.remote(host);
     const plan = run.plans.get(host.name);
     const changed = await installFiles(remote, filesUnder(plan?.files ?? [], layout.vault.configDir, layout.vault.unit));
     const outcome = await ensureService(remote, "vault", {
@@ -132,19 +150,29 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
         hint: "Restore .hashistack/<cluster>/secrets/vault-init.json and vault-root-token from your backup.",
       });
     }
+    // the leader first; raft followers join it through retry_join and are unsealed once they have
     for (const host of vaultHosts) {
       const target = host === leader ? { vault, tunnel } : await vaultThroughTunnel(run, host);
       try {
         const status = await target.vault.sealStatus();
         if (status.sealed) {
-          for (const key of init.keys_base64.slice(0, init.threshold)) await target.vault.unseal(key);
+          const keys = init.keys_base64.slice(0, init.threshold);
+          await retryWhile(
+            async () => {
+              for (const key of keys) await target.vault.unseal(key);
+            },
+            (e) => e instanceof ApiError && /not initialized/i.test(e.apiMessage),
+            { timeoutMs: 60_000, initialDelayMs: 500 },
+          );
           summary.push(`unsealed ${host.name}`);
+        }
+        if (host === leader) {
+          health = await vault.waitUntil((h) => !h.sealed && !h.standby, { timeoutMs: 60_000, what: "unsealed and active" });
         }
       } finally {
         if (host !== leader) await target.tunnel.close();
       }
     }
-    health = await vault.waitUntil((h) => !h.sealed && !h.standby, { timeoutMs: 60_000, what: "unsealed and active" });
     const rootToken = await run.secrets.read(rootTokenSecret);
     if (!rootToken)
       throw new OperationError("The Vault root token is missing from the state.", { hint: "Restore secrets/vault-root-token." });
