@@ -17,7 +17,8 @@ import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
 import { type IsolatedCluster, isolatedLocalCluster } from "../helpers/local-cluster.ts";
 
-const leafTtlSeconds = 90;
+// long enough that no renewal (and agent reload) falls inside the bootstrap itself, even on a loaded CI machine
+const leafTtlSeconds = 150;
 let isolated: IsolatedCluster;
 let context: ProviderContext;
 let inventory: Inventory;
