@@ -23,14 +23,6 @@ export interface ConsulAclPolicy {
   Description?: string;
 }
 
-export interface ConsulHealthCheck {
-  Node: string;
-  CheckID: string;
-  Name: string;
-  Status: "passing" | "warning" | "critical";
-  ServiceName: string;
-}
-
 export interface ConsulAuthMethod {
   Name: string;
   Type: string;
@@ -192,14 +184,6 @@ export class ConsulClient {
     }
     await this.api.put("/v1/acl/role", { Name: name, Description: description, Policies: policies.map((Name) => ({ Name })) });
     return true;
-  }
-
-  healthChecks(service: string, params: Record<string, unknown> = {}): Promise<ConsulHealthCheck[]> {
-    return this.api.get<ConsulHealthCheck[]>(`/v1/health/checks/${encodeURIComponent(service)}`, params);
-  }
-
-  services(): Promise<Record<string, string[]>> {
-    return this.api.get<Record<string, string[]>>("/v1/catalog/services");
   }
 
   /** Wait (blocking query) until a leader is elected. */

@@ -29,11 +29,4 @@ export class KnownHosts {
     entries[address] = keyFingerprint;
     await writeFileAtomic(this.file, `${JSON.stringify(entries, null, 2)}\n`, 0o600);
   }
-
-  async forget(address: string): Promise<void> {
-    const entries = await this.load();
-    if (!(address in entries)) return;
-    delete entries[address];
-    await writeFileAtomic(this.file, `${JSON.stringify(entries, null, 2)}\n`, 0o600);
-  }
 }

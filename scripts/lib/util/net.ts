@@ -36,10 +36,6 @@ export function cidrSize(cidr: Ipv4Cidr): number {
   return 2 ** (32 - cidr.prefix);
 }
 
-export function cidrContains(cidr: Ipv4Cidr, ip: number): boolean {
-  return ip >= cidr.network && ip < cidr.network + cidrSize(cidr);
-}
-
 export function cidrsOverlap(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
   return a.network < b.network + cidrSize(b) && b.network < a.network + cidrSize(a);
 }
