@@ -41,7 +41,7 @@ export const tools = {
     version: defaultVersions.consulTemplate,
     package: ".",
   },
-  fabio: { name: "fabio", module: "github.com/fabiolb/fabio", version: "1.6.3", package: "." },
+  fabio: { name: "fabio", module: "github.com/fabiolb/fabio", version: "1.5.15", package: "." },
 } satisfies Record<string, ToolSpec>;
 
 export type ToolName = keyof typeof tools;

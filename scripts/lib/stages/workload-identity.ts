@@ -8,10 +8,12 @@
  */
 import { createPublicKey, type JsonWebKey } from "node:crypto";
 import type { ConsulBindingRule } from "../clients/consul.ts";
+import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { consulThroughTunnel } from "./consul.ts";
 import { nomadThroughTunnel } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
+import { retryWhile } from "../util/retry.ts";
 import { vaultThroughTunnel } from "./vault.ts";
 
 export const authMethodName = "nomad-workloads";
@@ -54,13 +56,29 @@ export function vaultWorkloadPolicy(accessor: string): string {
   ].join("\n");
 }
 
+class NoSigningKeyYet extends Error {}
+
 export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const server = hostsWithRole(run.inventory, "server")[0] as InventoryHost;
   const { nomad, tunnel } = await nomadThroughTunnel(run, server);
   let keys: string[];
   try {
-    const jwks = await nomad.api.get<{ keys: (JsonWebKey & { kid: string })[] }>("/.well-known/jwks.json");
+    // a new leader creates its first signing key a moment after election: an empty set is "not yet"
+    const jwks = await retryWhile(
+      async () => {
+        const answer = await nomad.api.get<{ keys: (JsonWebKey & { kid: string })[] }>("/.well-known/jwks.json");
+        if (!answer.keys.length) throw new NoSigningKeyYet();
+        return answer;
+      },
+      (error) => error instanceof NoSigningKeyYet,
+      { timeoutMs: 60_000 },
+    ).catch((error: unknown) => {
+      if (!(error instanceof NoSigningKeyYet)) throw error;
+      throw new OperationError("Nomad published no workload identity signing key within 60s.", {
+        hint: "Check the Nomad servers' logs for keyring errors (journalctl -u nomad on a server).",
+      });
+    });
     keys = jwks.keys.map((jwk) =>
       createPublicKey({ key: jwk, format: "jwk" }).export({ type: "spki", format: "pem" }).toString().trim(),
     );
