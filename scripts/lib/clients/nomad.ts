@@ -12,6 +12,15 @@ export interface NomadAclToken {
 export interface NomadNamespace {
   Name: string;
   Description: string;
+  /** which task drivers jobs in the namespace may use (Nomad ≥1.3) */
+  Capabilities?: { EnabledTaskDrivers?: string[] | null; DisabledTaskDrivers?: string[] | null } | null;
+  ModifyIndex?: number;
+}
+
+export interface NomadVariable {
+  Namespace: string;
+  Path: string;
+  Items: Record<string, string>;
   ModifyIndex?: number;
 }
 
@@ -83,7 +92,9 @@ export class NomadClient {
   /** Create or update a namespace; returns whether anything changed. */
   async upsertNamespace(namespace: NomadNamespace): Promise<boolean> {
     const existing = (await this.namespaces()).find((n) => n.Name === namespace.Name);
-    if (existing && existing.Description === namespace.Description) return false;
+    const drivers = (ns: NomadNamespace) =>
+      JSON.stringify([ns.Capabilities?.EnabledTaskDrivers ?? [], ns.Capabilities?.DisabledTaskDrivers ?? []]);
+    if (existing && existing.Description === namespace.Description && drivers(existing) === drivers(namespace)) return false;
     await this.api.post(`/v1/namespace/${encodeURIComponent(namespace.Name)}`, namespace);
     return true;
   }
@@ -103,6 +114,24 @@ export class NomadClient {
     return this.api.post<NomadAclToken>("/v1/acl/token", token);
   }
 
+  /** A Nomad variable, or undefined when the path holds none. */
+  async variable(namespace: string, path: string): Promise<NomadVariable | undefined> {
+    try {
+      return await this.api.get<NomadVariable>(`/v1/var/${path}`, { namespace });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Write a variable unless it already holds exactly these items; returns whether it changed. */
+  async upsertVariable(namespace: string, path: string, items: Record<string, string>): Promise<boolean> {
+    const existing = await this.variable(namespace, path);
+    if (existing && JSON.stringify(sortedEntries(existing.Items)) === JSON.stringify(sortedEntries(items))) return false;
+    await this.api.put(`/v1/var/${path}`, { Namespace: namespace, Path: path, Items: items }, { namespace });
+    return true;
+  }
+
   /** Wait (blocking query) until `count` nodes are ready. */
   waitForReadyNodes(count: number, timeoutMs = 120_000): Promise<NomadNodeStub[]> {
     return this.api.waitFor<NomadNodeStub[], NomadNodeStub[]>(
@@ -114,4 +143,8 @@ export class NomadClient {
       { timeoutMs, what: `${count} ready Nomad node(s)` },
     );
   }
+}
+
+function sortedEntries(items: Record<string, string>): [string, string][] {
+  return Object.entries(items).sort(([a], [b]) => a.localeCompare(b));
 }
