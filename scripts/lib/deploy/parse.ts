@@ -2,6 +2,7 @@
 import { ApiError } from "../clients/http.ts";
 import type { NomadClient, NomadJob } from "../clients/nomad.ts";
 import { InputError } from "../errors.ts";
+import { flattenMultiError } from "./plan-summary.ts";
 
 /** Job meta key that marks jobs this command manages ("." and "-" are fine in job meta keys). */
 export const managedByKey = "hashistack.managed-by";
@@ -84,14 +85,4 @@ export async function validateParsedJob(nomad: NomadClient, parsed: ParsedJob): 
     throw new InputError(`${parsed.file}: job '${parsed.job.ID}' is not valid.`, { details: [...new Set(errors)] });
   }
   if (result.Warnings) parsed.warnings.push(...flattenMultiError(result.Warnings));
-}
-
-/** Go's multierror nests "N errors occurred:\n\t* …"; keep only the leaf messages. */
-export function flattenMultiError(text: string): string[] {
-  return text
-    .split("\n")
-    .map((l) => l.replace(/^\s*\*\s*/, "").trim())
-    .filter((l) => l && !/^\d+ errors? occurred:$/.test(l))
-    .map((l) => l.replace(/(: )?\d+ errors? occurred:$/, ""))
-    .filter(Boolean);
 }

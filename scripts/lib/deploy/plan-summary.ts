@@ -72,11 +72,7 @@ export function summarizePlan(plan: NomadPlanResponse): PlanSummary {
     groups,
     diff,
     placementFailures: placementFailures(plan.FailedTGAllocs),
-    warnings: plan.Warnings
-      ? plan.Warnings.split("\n")
-          .map((w) => w.replace(/^\s*\*\s*/, "").trim())
-          .filter((w) => w && !/errors? occurred:$/.test(w))
-      : [],
+    warnings: plan.Warnings ? flattenMultiError(plan.Warnings) : [],
     jobModifyIndex: plan.JobModifyIndex,
   };
 }
@@ -156,4 +152,14 @@ export function placementFailures(failed: Record<string, NomadAllocMetric> | nul
       const count = 1 + (m.CoalescedFailures ?? 0);
       return `group "${group}": cannot place ${count} allocation(s) — ${[evaluated, ...reasons].join("; ")}`;
     });
+}
+
+/** Go's multierror nests "N errors occurred:\n\t* …"; keep the messages, one per line. */
+export function flattenMultiError(text: string): string[] {
+  return text
+    .split("\n")
+    .map((l) => l.replace(/^\s*\*\s*/, "").trim())
+    .filter((l) => l && !/^\d+ (errors? occurred|warnings?):$/.test(l))
+    .map((l) => l.replace(/:?\s*\d+ (errors? occurred|warnings?):$/, ""))
+    .filter(Boolean);
 }

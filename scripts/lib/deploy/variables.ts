@@ -62,7 +62,9 @@ export async function loadVariables(varFiles: string[], flagPairs: string[] | Re
 
 /** Var-file HCL for the merged values. Flag values are literals; var-file strings keep their template escapes. */
 export function renderVariables(set: Pick<VariableSet, "values" | "origins">): string {
+  // sorted: the same values always give the same text (it is stored with the job submission)
   return Object.entries(set.values)
+    .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, value]) => `${name} = ${renderValue(value, set.origins[name]?.startsWith("--var") ?? false)}\n`)
     .join("");
 }
@@ -121,7 +123,7 @@ export function checkUnknownVariables(set: VariableSet, declared: { file: string
     {
       details: [
         ...unknown.map((n) => `${n} is set by ${set.origins[n]}`),
-        `job files: ${declared.map((d) => `${d.file} (${[...(d.names ?? [])].join(", ") || "no variables"})`).join("; ")}`,
+        `job files: ${declared.map((d) => `${d.file} (${[...(d.names ?? [])].sort().join(", ") || "no variables"})`).join("; ")}`,
       ],
       hint: 'Declare it in the job file (variable "name" { type = string }) or drop the value.',
     },
