@@ -13,6 +13,7 @@ interface DeployFlags {
   var?: string[];
   varFile?: string[];
   detach?: boolean;
+  validateOnly?: boolean;
   timeout?: string;
   force?: boolean;
   concurrency?: string;
@@ -37,6 +38,7 @@ await runCommand<DeployFlags>({
       valueName: "K=V",
     },
     "var-file": { type: "string", multiple: true, description: "HCL file of variable values (repeatable)", valueName: "FILE" },
+    "validate-only": { type: "boolean", description: "parse and validate the job files only (no plan, no changes)" },
     detach: { type: "boolean", description: "return after registration with the evaluation ID" },
     timeout: { type: "string", description: "per job wait for the deployment (default 10m)", valueName: "DURATION" },
     force: { type: "boolean", description: "take over jobs not managed by hashistack-deploy" },
@@ -68,6 +70,7 @@ await runCommand<DeployFlags>({
           variables,
           varFiles: flags.varFile ?? [],
           dryRun: flags.dryRun,
+          validateOnly: Boolean(flags.validateOnly),
           detach: Boolean(flags.detach),
           timeoutMs: durationSeconds(timeout) * 1000,
           force: Boolean(flags.force),

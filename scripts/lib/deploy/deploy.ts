@@ -32,6 +32,8 @@ export interface DeployRequest {
   varFiles?: string[];
   /** plan only */
   dryRun?: boolean;
+  /** parse and validate only: no plan, nothing registered (a CI validate stage) */
+  validateOnly?: boolean;
   /** return after registration with the evaluation ID */
   detach?: boolean;
   /** per job, for following the evaluation and the deployment (default 10 min) */
@@ -43,6 +45,8 @@ export interface DeployRequest {
 }
 
 export type JobOutcome =
+  /** --validate-only: the file parses and the job validates */
+  | "valid"
   /** the plan shows no difference: nothing registered */
   | "unchanged"
   /** --dry-run and the plan shows changes */
@@ -114,6 +118,21 @@ export async function deployJobs(nomad: NomadClient, request: DeployRequest, rep
     seen.set(key, p.file);
   }
   for (const p of parsed) for (const w of p.warnings) reporter.warn(`${p.file}: ${w}`);
+  if (request.validateOnly) {
+    return parsed.map((p) => {
+      reporter.success(`${p.file}: job "${p.job.ID}" (${p.namespace}) is valid`);
+      return {
+        file: p.file,
+        jobId: p.job.ID,
+        namespace: p.namespace,
+        type: p.job.Type ?? "service",
+        outcome: "valid",
+        warnings: p.warnings,
+        failures: [],
+        durationMs: 0,
+      };
+    });
+  }
 
   // phase 2: plan, register and follow each job
   const deadlineMs = request.timeoutMs ?? 600_000;
