@@ -3,6 +3,7 @@ import { runCommand } from "./lib/cli/command.ts";
 import { printJson } from "./lib/cli/output.ts";
 import { nomadFromClusterState, nomadFromEnv } from "./lib/deploy/connect.ts";
 import { deployJobs } from "./lib/deploy/deploy.ts";
+import { discoverJobFiles } from "./lib/deploy/discover.ts";
 import { deployExitCode } from "./lib/deploy/exit-code.ts";
 import { parseVarFlags } from "./lib/deploy/variables.ts";
 import { InputError } from "./lib/errors.ts";
@@ -59,13 +60,15 @@ await runCommand<DeployFlags>({
       throw new InputError(`--concurrency must be a whole number ≥ 1, not '${flags.concurrency}'.`);
     }
     const variables = parseVarFlags(flags.var ?? []);
+    // bad paths are input errors before any connection is made
+    const files = await discoverJobFiles(positionals);
     const connection = nomadFromEnv() ?? (await nomadFromClusterState(flags, reporter));
     reporter.debug(`Nomad via ${connection.via}`);
     try {
       const results = await deployJobs(
         connection.nomad,
         {
-          files: positionals,
+          files,
           namespace: flags.namespace ?? (process.env.NOMAD_NAMESPACE || undefined),
           variables,
           varFiles: flags.varFile ?? [],
