@@ -16,6 +16,7 @@ import { deployJobs, type DeployRequest } from "../../../scripts/lib/deploy/depl
 import { deployExitCode } from "../../../scripts/lib/deploy/exit-code.ts";
 import { managedByKey, parseJobFile } from "../../../scripts/lib/deploy/parse.ts";
 import { summarizePlan } from "../../../scripts/lib/deploy/plan-summary.ts";
+import { loadVariables, renderVariables } from "../../../scripts/lib/deploy/variables.ts";
 import { registerJob } from "../../../scripts/lib/deploy/register.ts";
 import { InputError, OperationError } from "../../../scripts/lib/errors.ts";
 import { ciDeployPolicy } from "../../../scripts/lib/stages/nomad.ts";
@@ -211,6 +212,24 @@ describe("deploy against a real Nomad agent, with the CI token", () => {
     await expect
       .poll(async () => (await management.job("web", "dev"))?.Meta?.greeting, { timeout: 10_000 })
       .toBe('say "hi" ${not-a-template}');
+  });
+
+  it("var files and flags reach Nomad with the right values: later files win, flags win, escapes survive", async () => {
+    const file = "vars.nomad.hcl";
+    const extra = webJob("vars", { declare: 'variable "count" {\n  type    = number\n  default = 1\n}' }).replace(
+      'group "web" {',
+      'group "web" {\n    count = var.count',
+    );
+    const a = await jobFile("a.vars.hcl", 'greeting = "from a"\ncount = 3\n');
+    const b = await jobFile("b.vars.hcl", 'greeting = "from \\"b\\" $${lit} back\\\\slash"\n');
+    const fromFiles = await loadVariables([a, b], {});
+    const parsedFiles = await parseJobFile(ci, file, extra, renderVariables(fromFiles), "dev");
+    expect(parsedFiles.job.Meta?.greeting).toBe('from "b" ${lit} back\\slash');
+    expect(parsedFiles.job.TaskGroups?.[0]?.Count).toBe(3);
+    const withFlags = await loadVariables([a, b], { count: "2", greeting: "flag %{ wins }" });
+    const parsedFlags = await parseJobFile(ci, file, extra, renderVariables(withFlags), "dev");
+    expect(parsedFlags.job.Meta?.greeting).toBe("flag %{ wins }");
+    expect(parsedFlags.job.TaskGroups?.[0]?.Count).toBe(2);
   });
 
   it("check-and-set: a job registered between plan and register is not overwritten", async () => {
