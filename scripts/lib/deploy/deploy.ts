@@ -7,12 +7,12 @@
 import { readFile } from "node:fs/promises";
 import pLimit from "p-limit";
 import type { Reporter } from "../cli/output.ts";
-import type { NomadClient } from "../clients/nomad.ts";
+import type { NomadClient, NomadJob } from "../clients/nomad.ts";
 import { ExitCode, InputError, isUserError } from "../errors.ts";
 import { discoverJobFiles } from "./discover.ts";
 import { type AllocationFailure, followRegistration, formatFailures } from "./follow.ts";
 import { type ParsedJob, parseJobFile, validateParsedJob } from "./parse.ts";
-import { formatPlan, type PlanSummary, summarizePlan } from "./plan-summary.ts";
+import { flattenMultiError, formatPlan, type PlanSummary, summarizePlan } from "./plan-summary.ts";
 import { checkOwnership, registerJob } from "./register.ts";
 import { checkUnknownVariables, declaredVariables, loadVariables, renderVariables } from "./variables.ts";
 
@@ -62,7 +62,7 @@ export interface JobDeployResult {
   file: string;
   jobId: string;
   namespace: string;
-  type: string;
+  type: NomadJob["Type"];
   outcome: JobOutcome;
   plan?: PlanSummary;
   warnings: string[];
@@ -199,7 +199,10 @@ async function deployOne(
     }
     const registered = await registerJob(nomad, parsed, plan.jobModifyIndex, { variables: varText, flags });
     result.evalId = registered.EvalID;
-    if (registered.Warnings) result.warnings.push(registered.Warnings);
+    for (const w of registered.Warnings ? flattenMultiError(registered.Warnings) : []) {
+      result.warnings.push(w);
+      reporter.warn(`${label}: ${w}`);
+    }
     const current = await nomad.job(job.ID, parsed.namespace);
     if (current && current.JobModifyIndex === registered.JobModifyIndex) result.version = current.Version;
     if (request.detach || !registered.EvalID) {
@@ -214,7 +217,7 @@ async function deployOne(
     const outcome = await followRegistration(nomad, {
       jobId: job.ID,
       namespace: parsed.namespace,
-      type: result.type as "service",
+      type: result.type,
       version: result.version,
       evalId: registered.EvalID,
       deadline: started + request.timeoutMs,

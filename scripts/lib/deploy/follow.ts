@@ -2,6 +2,8 @@
  * Follow a registration to its end with blocking queries: the evaluation, then
  * the deployment (service jobs) or the allocations (batch and system jobs).
  */
+import { setTimeout as sleep } from "node:timers/promises";
+import { ApiError } from "../clients/http.ts";
 import type { NomadAllocationStub, NomadClient, NomadDeployment, NomadEvaluation, NomadJob } from "../clients/nomad.ts";
 import { placementFailures } from "./plan-summary.ts";
 
@@ -40,6 +42,14 @@ export interface FollowOptions {
 
 class Timeout extends Error {}
 
+function transient(error: unknown): boolean {
+  return (
+    error instanceof ApiError &&
+    (error.status === undefined || [500, 502, 503, 504].includes(error.status)) &&
+    !/not found/i.test(error.apiMessage)
+  );
+}
+
 /** Block on `path` until `done` gives a value; throws Timeout at the deadline. */
 async function watch<T, R>(
   nomad: NomadClient,
@@ -51,7 +61,15 @@ async function watch<T, R>(
   let index = 0;
   while (Date.now() < deadline) {
     const waitS = Math.max(1, Math.min(30, Math.floor((deadline - Date.now()) / 1000)));
-    const result = await nomad.api.blockingGet<T>(path, index, `${waitS}s`, { namespace });
+    let result: { data: T; index: number };
+    try {
+      result = await nomad.api.blockingGet<T>(path, index, `${waitS}s`, { namespace });
+    } catch (error) {
+      // a leader election or a dropped connection is not the deployment's fault: ask again
+      if (!transient(error)) throw error;
+      await sleep(1000);
+      continue;
+    }
     const value = done(result.data);
     if (value !== undefined) return value;
     // an unchanged index would return at once: wait for the next change instead of spinning
