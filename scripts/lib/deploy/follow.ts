@@ -1,6 +1,6 @@
 /**
  * Follow a registration to its end with blocking queries: the evaluation, then
- * the deployment (service jobs) or the allocations (batch and system jobs).
+ * the deployment (service jobs, and system jobs on Nomad ≥ 1.11) or the allocations (batch jobs).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError } from "../clients/http.ts";
@@ -104,7 +104,7 @@ export async function followRegistration(nomad: NomadClient, options: FollowOpti
   }
 
   let deploymentId = evaluation.DeploymentID || undefined;
-  if (!deploymentId && options.type === "service" && options.version !== undefined) {
+  if (!deploymentId && (options.type === "service" || options.type === "system") && options.version !== undefined) {
     const latest = await nomad.latestDeployment(options.jobId, namespace);
     if (latest && latest.JobVersion === options.version) deploymentId = latest.ID;
   }
@@ -149,7 +149,7 @@ async function followDeployment(nomad: NomadClient, options: FollowOptions, depl
   };
 }
 
-/** Batch and system jobs (and service jobs without a deployment): watch this version's allocations. */
+/** Jobs without a deployment (batch, sysbatch, or an update block that disables it): watch this version's allocations. */
 async function followAllocations(
   nomad: NomadClient,
   options: FollowOptions,

@@ -361,6 +361,58 @@ describe("deploy against a real Nomad agent, with the CI token", () => {
     expect(run.stdout + run.stderr + dry.stdout + dry.stderr).not.toContain(ciToken);
   });
 
+  it("deploys a directory of jobs in parallel: a system job runs on every node, a service job gets healthy", async () => {
+    const jobsDir = join(dir.path, "set");
+    await $`mkdir -p ${jobsDir}`;
+    await writeFile(join(jobsDir, "a-web.nomad.hcl"), webJob("set-web"));
+    await writeFile(
+      join(jobsDir, "b-agent.nomad"),
+      `job "set-agent" {
+  type        = "system"
+  datacenters = ["*"]
+  update {
+    min_healthy_time = "1s"
+  }
+  group "agent" {
+    task "sleep" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["3600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+`,
+    );
+    const reporter = createRecordingReporter();
+    const results = await deployJobs(ci, request([jobsDir], { concurrency: 2 }), reporter);
+    expect(results.map((r) => [r.file, r.jobId, r.type, r.outcome])).toEqual([
+      [join(jobsDir, "a-web.nomad.hcl"), "set-web", "service", "deployed"],
+      [join(jobsDir, "b-agent.nomad"), "set-agent", "system", "deployed"],
+    ]);
+    // (Nomad 1.11 gives system jobs deployments too; batch jobs, without one, are covered by the CLI test)
+    const allocs = await management.jobAllocations("set-agent", "dev");
+    expect(allocs.map((a) => a.ClientStatus)).toEqual(["running"]);
+    expect(deployExitCode(results, { dryRun: false })).toBe(0);
+  });
+
+  it("--timeout: a deployment still in progress at the deadline fails with exit 3 and says what it was waiting for", async () => {
+    const file = await jobFile("slow.nomad.hcl", webJob("slow", { checkPath: "/never-healthy" }));
+    const started = Date.now();
+    const results = await deployJobs(ci, request([file], { timeoutMs: 3_000 }), createRecordingReporter());
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(results[0]?.outcome).toBe("failed");
+    expect(results[0]?.error?.message).toMatch(
+      /^job "slow" \(dev\) did not finish in time: deployment [0-9a-f-]{36} still running/,
+    );
+    expect(deployExitCode(results, { dryRun: false })).toBe(3);
+  });
+
   it("the CI token cannot deploy outside dev and prod: a clear permission error", async () => {
     const file = join(dir.path, "web.nomad.hcl");
     const error = (await deployJobs(ci, request([file], { namespace: "default" }), createRecordingReporter()).catch(
