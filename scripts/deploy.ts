@@ -6,7 +6,7 @@ import { deployJobs } from "./lib/deploy/deploy.ts";
 import { discoverJobFiles } from "./lib/deploy/discover.ts";
 import { deployExitCode } from "./lib/deploy/exit-code.ts";
 import { parseVarFlags } from "./lib/deploy/variables.ts";
-import { InputError } from "./lib/errors.ts";
+import { ExitCode, InputError } from "./lib/errors.ts";
 import { durationSeconds, isDuration } from "./lib/util/duration.ts";
 
 interface DeployFlags {
@@ -64,6 +64,11 @@ await runCommand<DeployFlags>({
     const files = await discoverJobFiles(positionals);
     const connection = nomadFromEnv() ?? (await nomadFromClusterState(flags, reporter));
     reporter.debug(`Nomad via ${connection.via}`);
+    // Nomad carries on with whatever was registered; say so rather than leave a silent 130
+    process.once("SIGINT", () => {
+      process.stderr.write("✖ Interrupted: jobs already registered keep deploying in Nomad (nomad job status <job>).\n");
+      process.exit(ExitCode.interrupted);
+    });
     try {
       const results = await deployJobs(
         connection.nomad,
