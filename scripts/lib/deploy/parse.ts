@@ -70,7 +70,7 @@ export function parseError(file: string, apiMessage: string, origins: Record<str
     inVarContent ? `The variables for ${file} do not parse (a --var value or a var file).` : `${file} is not a valid job file.`,
     {
       details: inVarContent ? lines.map((l) => l.replace(file, "variables")) : lines,
-      hint: /Unsupported attribute.*var|named "[^"]+"/.test(body)
+      hint: /Unsupported attribute; This object does not have an attribute named/.test(body)
         ? 'A variable the job uses is not declared: add a variable "name" {} block.'
         : undefined,
     },
