@@ -133,9 +133,7 @@ export async function platformVariables(
   if (names.has("alertmanager")) {
     const webhook = await slackWebhook(secrets);
     // a variable needs at least one item; "receiver" documents which route is live
-    variables["nomad/jobs/alertmanager"] = webhook
-      ? { receiver: "slack", slack_webhook_url: webhook }
-      : { receiver: "null" };
+    variables["nomad/jobs/alertmanager"] = webhook ? { receiver: "slack", slack_webhook_url: webhook } : { receiver: "null" };
   }
   if (names.has("grafana")) {
     variables["nomad/jobs/grafana"] = {
