@@ -91,8 +91,6 @@ job "grafana" {
         }
       }
 
-      consul {}
-
       env {
         GF_PATHS_PROVISIONING          = "$${NOMAD_TASK_DIR}/provisioning"
         GF_PATHS_DATA                  = local.docker ? "/var/lib/grafana" : "/opt/nomad/volumes/grafana"
@@ -117,6 +115,8 @@ job "grafana" {
         EOT
       }
 
+      # Prometheus through the Fabio on this node (a system job on every client):
+      # the address survives Prometheus moving to another node
       template {
         destination = "local/provisioning/datasources/prometheus.yml"
         change_mode = "restart"
@@ -128,9 +128,7 @@ job "grafana" {
               type: prometheus
               access: proxy
               isDefault: true
-              {{- range service "prometheus" }}
-              url: http://{{ .Address }}:{{ .Port }}/prometheus
-              {{- end }}
+              url: http://{{ env "NOMAD_IP_http" }}:9999/prometheus
         EOT
       }
 

@@ -122,23 +122,35 @@ const tls = z
 const toggled = <Shape extends z.ZodRawShape>(shape: Shape, enabled = true) =>
   z.strictObject({ enabled: z.boolean().default(enabled), ...shape });
 
-const jobs = z.strictObject({
-  runtime: z.enum(["docker", "exec"]).optional(),
-  prometheus: toggled({ retention: duration.default("360h") }).default({ enabled: true, retention: "360h" }),
-  // the Slack webhook URL is a secret: given once as SLACK_WEBHOOK_URL, kept 0600 in the state
-  alertmanager: toggled({}).default({ enabled: true }),
-  grafana: toggled({}).default({ enabled: true }),
-  fabio: toggled({}).default({ enabled: true }),
-  // the runner authentication token is a secret: given once as GITLAB_RUNNER_TOKEN, kept 0600 in the state
-  gitlabRunner: toggled({ url: z.string().url().default("https://gitlab.com") }, false).default({
-    enabled: false,
-    url: "https://gitlab.com",
-  }),
-  energyExporter: toggled({
-    carbonRegion: z.string().default("FR"),
-    pue: z.number().min(1).max(3).default(1.4),
-  }).default({ enabled: true, carbonRegion: "FR", pue: 1.4 }),
-});
+const jobs = z
+  .strictObject({
+    runtime: z.enum(["docker", "exec"]).optional(),
+    prometheus: toggled({ retention: duration.default("360h") }).default({ enabled: true, retention: "360h" }),
+    // the Slack webhook URL is a secret: given once as SLACK_WEBHOOK_URL, kept 0600 in the state
+    alertmanager: toggled({}).default({ enabled: true }),
+    grafana: toggled({}).default({ enabled: true }),
+    fabio: toggled({}).default({ enabled: true }),
+    // the runner authentication token is a secret: given once as GITLAB_RUNNER_TOKEN, kept 0600 in the state
+    gitlabRunner: toggled({ url: z.string().url().default("https://gitlab.com") }, false).default({
+      enabled: false,
+      url: "https://gitlab.com",
+    }),
+    energyExporter: toggled({
+      carbonRegion: z.string().default("FR"),
+      pue: z.number().min(1).max(3).default(1.4),
+    }).default({ enabled: true, carbonRegion: "FR", pue: 1.4 }),
+  })
+  .superRefine((jobs, ctx) => {
+    // Grafana's datasource is Prometheus behind the Fabio on its node
+    if (jobs.grafana.enabled && (!jobs.fabio.enabled || !jobs.prometheus.enabled)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["grafana", "enabled"],
+        message:
+          "Grafana needs jobs.prometheus and jobs.fabio enabled (it reads Prometheus through Fabio); disable Grafana or enable both",
+      });
+    }
+  });
 
 export const defaultVersions = versions.parse({});
 

@@ -20,9 +20,8 @@ import { loadVariables, renderVariables } from "../../../scripts/lib/deploy/vari
 import { registerJob } from "../../../scripts/lib/deploy/register.ts";
 import { InputError, OperationError } from "../../../scripts/lib/errors.ts";
 import { ciDeployPolicy } from "../../../scripts/lib/stages/nomad.ts";
-import { requireBinary } from "../../helpers/binaries.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
-import { type Agent, startAgent, untilReady } from "../../helpers/processes.ts";
+import { type NomadDev, startNomadDev } from "../../helpers/nomad-dev.ts";
 
 const ip = "127.0.0.70";
 const address = `http://${ip}:14646`;
@@ -30,7 +29,7 @@ const bootstrapSecret = "70707070-0000-4000-8000-000000000070";
 const python = "/usr/bin/python3";
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
-let agent: Agent;
+let nomadDev: NomadDev;
 let management: NomadClient;
 let ci: NomadClient;
 let ciToken: string;
@@ -101,35 +100,8 @@ const request = (files: string[], extra: Partial<DeployRequest> = {}): DeployReq
 beforeAll(async () => {
   if (!existsSync(python)) throw new Error(`${python} is needed for the test web server (apt-get install python3).`);
   dir = await tempDir("deploy");
-  // addresses and ports of our own, so nothing collides with other tests; no cloud fingerprinting (slow, fails offline)
-  const config = join(dir.path, "dev.hcl");
-  await writeFile(
-    config,
-    `bind_addr = "${ip}"
-data_dir  = "${dir.path}/data"
-ports {
-  http = 14646
-  rpc  = 14647
-  serf = 14648
-}
-acl {
-  enabled = true
-}
-client {
-  network_interface = "lo"
-  options = { "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean" }
-}
-plugin "raw_exec" {
-  config {
-    enabled = true
-  }
-}
-`,
-  );
-  agent = startAgent("nomad", requireBinary("nomad"), ["agent", "-dev", `-config=${config}`], join(dir.path, "nomad.log"));
-  management = new NomadClient({ address, token: bootstrapSecret });
-  await untilReady(agent, () => management.bootstrapAcl(bootstrapSecret));
-  await management.waitForReadyNodes(1, 60_000);
+  nomadDev = await startNomadDev({ ip, httpPort: 14646, bootstrapSecret });
+  management = nomadDev.management;
   await management.upsertNamespace({ Name: "dev", Description: "dev workloads" });
   await management.upsertPolicy("ci-deploy", "CI deploys", ciDeployPolicy);
   ciToken = (await management.createToken({ Name: "ci", Type: "client", Policies: ["ci-deploy"] })).SecretID;
@@ -137,7 +109,7 @@ plugin "raw_exec" {
 });
 
 afterAll(async () => {
-  await agent?.stop();
+  await nomadDev?.stop();
   await dir?.remove();
 });
 

@@ -39,11 +39,12 @@ describe("platform jobs", () => {
   });
 
   it("leaves disabled jobs out and runs Grafana where its image exists (docker)", async () => {
-    const config = makeConfig({ jobs: { runtime: "docker", fabio: { enabled: false }, alertmanager: { enabled: false } } });
+    const config = makeConfig({ jobs: { runtime: "docker", alertmanager: { enabled: false } } });
     const names = (await platformJobs(config, secrets, nothingInstalled)).filter((j) => !j.skipped).map((j) => j.name);
     expect(names).toContain("grafana");
-    expect(names).not.toContain("fabio");
     expect(names).not.toContain("alertmanager");
+    // Grafana reads Prometheus through Fabio: the config says so instead of deploying a dashboard without data
+    expect(() => makeConfig({ jobs: { fabio: { enabled: false } } })).toThrow(/Grafana needs jobs.prometheus and jobs.fabio/);
   });
 
   it("fills the certificate alarm from the leaf TTL and lists Vault's addresses", async () => {
