@@ -1,8 +1,8 @@
 import type { ProviderType } from "../config/schema.ts";
-import { NotImplementedError } from "../errors.ts";
 import { digitalOceanProvider } from "./digitalocean/provider.ts";
 import { localProvider } from "./local/provider.ts";
 import { staticProvider } from "./static.ts";
+import { vagrantProvider } from "./vagrant/provider.ts";
 import type { Provider } from "./types.ts";
 
 export function providerFor(type: ProviderType): Provider {
@@ -14,6 +14,6 @@ export function providerFor(type: ProviderType): Provider {
     case "digitalocean":
       return digitalOceanProvider;
     case "vagrant":
-      throw new NotImplementedError(`The ${type} provider`, "issue 'DigitalOcean and Vagrant providers'");
+      return vagrantProvider;
   }
 }
