@@ -86,6 +86,8 @@ export class DoSimulator {
   afterKeyList?: () => void;
   /** droplet names to which a create answers 500 after applying it */
   failingCreates = new Set<string>();
+  /** answer the next N GET requests with 500 (a flaky load balancer) */
+  serverErrors = 0;
   /** droplet names whose create is refused (422) without creating anything */
   rejectCreates = new Set<string>();
 
@@ -206,6 +208,15 @@ export class DoSimulator {
         429,
         { id: "too_many_requests", message: "API Rate limit exceeded.", request_id: randomUUID() },
         { "retry-after": String(this.throttle.retryAfter), "ratelimit-remaining": "0" },
+        operation,
+      );
+    }
+    if (method === "GET" && this.serverErrors > 0) {
+      this.serverErrors--;
+      return send(
+        500,
+        { id: "server_error", message: "Server was unable to give you a response.", request_id: randomUUID() },
+        {},
         operation,
       );
     }

@@ -4,9 +4,10 @@
  * document; any mismatch fails the test (see afterEach). No network access.
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { $ } from "zx";
 import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
 import { clusterConfigSchema } from "../../../scripts/lib/config/schema.ts";
 import { InputError, type UserError } from "../../../scripts/lib/errors.ts";
@@ -172,7 +173,7 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
     expect(sim.counts().actions_get ?? 0).toBeGreaterThan(2); // polled while in-progress
   });
 
-  it("follows pagination, waits out 429 with retry-after, and takes a key uploaded in parallel (422)", async () => {
+  it("follows pagination, waits out 429 with retry-after, repeats a failed read, and takes a key uploaded in parallel (422)", async () => {
     await startSim({ foreignKeys: 450 });
     const { context } = contextFor({
       topology: { servers: 1, clients: 1 },
@@ -188,10 +189,12 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
       sim.keys.push({ id: 99, name: "parallel-run", fingerprint: md5Fingerprint(publicKey), public_key: publicKey });
     };
     sim.throttle = { count: 2, retryAfter: 1 };
+    sim.serverErrors = 1; // a read failing once is repeated; a create never is (see above)
     const started = Date.now();
     await provider.up(context);
     expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
     expect(sim.log.filter((e) => e.status === 429)).toHaveLength(2);
+    expect(sim.log.filter((e) => e.status === 500 && e.method === "GET")).toHaveLength(1);
     const keyPages = sim.log
       .filter((e) => e.operation === "sshKeys_list" && e.status === 200)
       .map((e) => new URLSearchParams(e.query).get("page") ?? "1");
@@ -236,5 +239,48 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
       /provider\.digitalocean\.serverSize 's-64vcpu-1tb' is not a DigitalOcean size/,
     );
     expect(posts()).toEqual([]);
+  });
+
+  it("works through the CLI: bootstrap refuses a bad token without printing it, teardown lists and removes", async () => {
+    await startSim();
+    const file = join(dir.path, "cluster.yaml");
+    await writeFile(
+      file,
+      "name: docli\nprovider:\n  type: digitalocean\n  digitalocean:\n    volumeSizeGb: 0\ntopology:\n  servers: 1\n  clients: 0\n",
+    );
+    const cli = (script: string, args: string[], env: Record<string, string> = {}) =>
+      $({
+        nothrow: true,
+        quiet: true,
+        env: { ...process.env, ...env },
+      })`npx --no-install tsx scripts/${script}.ts --config ${file} ${args}`;
+
+    const bad = "dop_v1_clitokenclitokenclitokenclitokenclitokenclitokenclitoken00";
+    const refused = await cli("bootstrap", ["--yes"], { DIGITALOCEAN_TOKEN: bad });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stdout + refused.stderr).toMatch(/rejected the token in DIGITALOCEAN_TOKEN/);
+    expect(refused.stdout + refused.stderr).not.toContain(bad);
+
+    // resources created by an earlier run; the CLI finds them by tag and name
+    await provider.up({
+      ...contextFor({
+        name: "docli",
+        topology: { servers: 1, clients: 0 },
+        provider: { type: "digitalocean", digitalocean: { volumeSizeGb: 0 } },
+      }).context,
+    });
+    const listed = await cli("teardown", ["--dry-run", "--output", "json"]);
+    expect(listed.exitCode).toBe(0);
+    const wouldRemove = (JSON.parse(listed.stdout) as { wouldRemove: string[] }).wouldRemove;
+    expect(wouldRemove).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^droplet docli-server-1/), "VPC hashistack-docli 10.10.10.0/24"]),
+    );
+    expect((await cli("teardown", [])).exitCode).not.toBe(0); // no terminal, no --yes: nothing removed
+    expect(sim.liveDroplets()).toHaveLength(1);
+    const removed = await cli("teardown", ["--yes"]);
+    expect(removed.exitCode, removed.stdout + removed.stderr).toBe(0);
+    expect(removed.stdout).toMatch(/tearing down 'docli'.*items removed/);
+    expect(sim.liveDroplets()).toEqual([]);
+    expect(sim.vpcs.map((v) => v.name)).toEqual(["default-lon1"]);
   });
 });

@@ -20,6 +20,8 @@ export interface DoClientOptions {
   timeoutMs?: number;
   /** how many 429 answers in a row are waited out before giving up */
   maxRateLimitRetries?: number;
+  /** how often a GET or DELETE is repeated after a network error or a 5xx */
+  maxTransientRetries?: number;
   /** longest single wait for a 429 or an exhausted rate limit */
   maxWaitMs?: number;
   /** observed rate-limit state, for progress output */
@@ -82,6 +84,7 @@ export class DoClient {
       token: options.token,
       timeoutMs: options.timeoutMs ?? 60_000,
       maxRateLimitRetries: options.maxRateLimitRetries ?? 8,
+      maxTransientRetries: options.maxTransientRetries ?? 3,
       maxWaitMs: options.maxWaitMs ?? 60_000,
       onRateLimit: options.onRateLimit,
     };
@@ -99,6 +102,9 @@ export class DoClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown, params?: Record<string, unknown>): Promise<T> {
+    // reads and deletes may be repeated after a reset or a 5xx; creates never (see above)
+    const idempotent = method === "GET" || method === "DELETE";
+    let transientLeft = idempotent ? this.options.maxTransientRetries : 0;
     for (let attempt = 0; ; attempt++) {
       this.requests++;
       let response;
@@ -107,7 +113,15 @@ export class DoClient {
       } catch (error) {
         // never echo axios' config: it holds the Authorization header
         const reason = isAxiosError(error) ? `${error.code ?? "network error"}: ${error.message}` : String(error);
+        if (transientLeft-- > 0) {
+          await sleep(this.backoffMs(attempt));
+          continue;
+        }
         throw new DoApiError(method, path, undefined, undefined, this.redact(reason), undefined);
+      }
+      if (response.status >= 500 && transientLeft-- > 0) {
+        await sleep(this.backoffMs(attempt));
+        continue;
       }
       const headers = response.headers as Record<string, string | undefined>;
       if (response.status === 429 && attempt < this.options.maxRateLimitRetries) {
@@ -141,6 +155,10 @@ export class DoClient {
     else if (Number.isFinite(reset) && reset > 0) ms = reset * 1000 - Date.now();
     else ms = 1000 * 2 ** attempt;
     return Math.min(Math.max(ms, 100), this.options.maxWaitMs);
+  }
+
+  private backoffMs(attempt: number): number {
+    return Math.min(250 * 2 ** attempt, this.options.maxWaitMs);
   }
 
   /** When the hourly budget is nearly spent, slow down instead of running into 429s. */
