@@ -40,7 +40,8 @@ export class Contract {
 
   constructor(file = specFile) {
     this.doc = parse(readFileSync(file, "utf8")) as Json;
-    this.ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false, logger: false });
+    // unicodeRegExp off: the document's patterns are ECMA-262 without the u flag (e.g. `\:` in tag names)
+    this.ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false, logger: false, unicodeRegExp: false });
     // formats used by the document; an unknown format must not silently pass
     const dateTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
     this.ajv.addFormat("date-time", dateTime);

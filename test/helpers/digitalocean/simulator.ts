@@ -63,6 +63,8 @@ export class DoSimulator {
   private server?: Server;
   private nextId = 1000;
   private lingering: { vpc: string; until: number }[] = [];
+  /** tags created implicitly by tagging a resource (as the API does) */
+  readonly tagsSeen = new Set<string>();
   private readonly region: string;
   private readonly bootMs: number;
   private readonly destroyMs: number;
@@ -136,7 +138,14 @@ export class DoSimulator {
   }
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server = createServer((req, res) => {
+      // a fault in the simulator or the contract checker must fail the test, not hang the client
+      this.handle(req, res).catch((error: unknown) => {
+        this.violations.push(`simulator: ${req.method} ${req.url}: ${String(error)}`);
+        if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ id: "simulator_error", message: String(error) }));
+      });
+    });
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
@@ -450,6 +459,7 @@ export class DoSimulator {
           volumeIds: [],
         };
         this.droplets.push(droplet);
+        for (const tag of droplet.tags) this.tagsSeen.add(tag);
         const actionId = this.newAction("create", id, "droplet", this.bootMs);
         const answer = {
           status: 202,
@@ -520,6 +530,7 @@ export class DoSimulator {
           filesystem_label: body.filesystem_label ?? "",
         };
         this.volumes.push(volume);
+        for (const tag of volume.tags) this.tagsSeen.add(tag);
         return { status: 201, body: { volume: this.volumeJson(volume) } };
       }
       case "volumeActions_post_byId": {
@@ -543,6 +554,19 @@ export class DoSimulator {
         if (volume.droplet_ids.length) return this.error(409, "conflict", "volume is attached to a droplet; detach it first");
         this.volumes = this.volumes.filter((v) => v !== volume);
         for (const p of this.projects) p.resources = p.resources.filter((u) => u !== `do:volume:${volume.id}`);
+        return { status: 204 };
+      }
+      case "tags_delete": {
+        const tag = params.tag_id!;
+        const used =
+          this.droplets.some((d) => d.tags.includes(tag)) ||
+          this.volumes.some((v) => (v.tags as string[]).includes(tag)) ||
+          this.firewalls.some((f) => ((f.tags as string[] | null) ?? []).includes(tag));
+        if (!used && !this.tagsSeen.has(tag))
+          return this.error(404, "not_found", "The resource you requested could not be found.");
+        // the real API untags resources; the provider deletes the tag last, so nothing should still carry it
+        if (used) this.violations.push(`semantics: tag ${tag} deleted while resources still carry it`);
+        this.tagsSeen.delete(tag);
         return { status: 204 };
       }
       case "projects_list":

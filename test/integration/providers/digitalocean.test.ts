@@ -139,6 +139,8 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
     expect(sim.vpcs.map((v) => v.name)).toEqual(["default-lon1"]);
     expect(sim.projects.map((p) => p.name)).toEqual(["first-project"]);
     expect(sim.keys).toEqual([]);
+    expect([...sim.tagsSeen]).toEqual(["server", "vault", "client"]); // the cluster tag went, the shared role tags stay
+    expect(removed).toContain("tag hashistack-docluster");
     expect(sim.log.some((e) => e.operation === "vpcs_delete" && e.status === 403)).toBe(true);
     expect(existsSync(inventoryPath("docluster"))).toBe(false);
     expect(existsSync(second.context.state.root)).toBe(false);

@@ -144,6 +144,9 @@ describe("Vagrant provider flow with a stand-in vagrant", () => {
     );
     expect(inventory.hosts[0]?.roles).toEqual(["server", "vault"]);
     expect(await loadInventory(inventoryPath("vbox"))).toMatchObject({ provider: "vagrant", hosts: expect.any(Array) });
+    // vagrant up's output reaches the progress display while it runs
+    const messages = (context.reporter as ReturnType<typeof createRecordingReporter>).messages.map((m) => m.text);
+    expect(messages).toContain("==> client-2: Machine booted and ready!");
 
     const seen = await calls();
     expect(seen.map((c) => c.args.join(" "))).toEqual([

@@ -283,6 +283,12 @@ export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming
       const fingerprint = md5Fingerprint(publicKey);
       const prices = await sizePrices(api, context);
       const found = await discover(api, context, fingerprint);
+      if (found.vpc && found.vpc.region !== options.region) {
+        throw new InputError(
+          `VPC ${found.vpc.name} exists in region ${found.vpc.region}, but provider.digitalocean.region is ${options.region}.`,
+          { hint: `Set region back to ${found.vpc.region}, or tear the cluster down first to move it.` },
+        );
+      }
       if (found.vpc && found.vpc.ip_range !== options.vpcIpRange) {
         throw new InputError(
           `VPC ${found.vpc.name} exists with range ${found.vpc.ip_range}, but provider.digitalocean.vpcIpRange is ${options.vpcIpRange}.`,
@@ -291,6 +297,12 @@ export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming
       }
 
       const plan = planDroplets(desiredDroplets(config, fingerprint, found.vpc?.id ?? "(new VPC)"), found.droplets);
+      for (const { desired, droplet } of plan.existing) {
+        // resizing is a deliberate, billed operation: report the drift, do not act on it
+        if (droplet.size_slug !== desired.body.size) {
+          reporter.warn(`droplet ${droplet.name} is ${droplet.size_slug}, the config says ${desired.body.size}; left as it is`);
+        }
+      }
       for (const droplet of plan.extra) {
         reporter.warn(`droplet ${droplet.name} (id ${droplet.id}) has tag ${names.tag} but is not in the topology; left alone`);
       }
@@ -437,6 +449,11 @@ export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming
         );
       }
       if (found.key) await attempt(`SSH key ${found.key.name}`, () => del(`/v2/account/keys/${found.key!.id}`));
+      if (!failed.length) {
+        // the cluster tag outlives its resources in the account; the role tags are shared and stay
+        const tag = doNames(context.config.name).tag;
+        await attempt(`tag ${tag}`, () => del(`/v2/tags/${encodeURIComponent(tag)}`));
+      }
       if (failed.length) {
         throw new OperationError(`Teardown removed ${removed.length} resources but could not delete ${failed.length}.`, {
           details: failed,

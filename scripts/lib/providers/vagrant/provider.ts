@@ -20,9 +20,21 @@ import { type VagrantFiles, type VagrantTopology, vagrantEnv, vagrantFiles, vagr
 /** Vagrant's NAT interface has this address on every VM: useless for cluster traffic. */
 export const natAddress = "10.0.2.15";
 
-type Runner = (args: string[], files: VagrantFiles) => Promise<ProcessOutput>;
+/** Runs vagrant with the cluster's environment; `onLine` sees output as it comes (vagrant up takes minutes). */
+type Runner = (args: string[], files: VagrantFiles, onLine?: (line: string) => void) => Promise<ProcessOutput>;
 
-const runVagrant: Runner = (args, files) => $({ quiet: true, nothrow: true, env: vagrantEnv(files) })`vagrant ${args}`;
+const runVagrant: Runner = async (args, files, onLine) => {
+  const child = $({ quiet: true, nothrow: true, env: vagrantEnv(files) })`vagrant ${args}`;
+  if (onLine) {
+    let partial = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) if (line.trim()) onLine(line.trim());
+    });
+  }
+  return child;
+};
 
 function tail(output: ProcessOutput, lines = 15): string[] {
   // machine-readable errors carry Vagrant's own message; otherwise show the end of stderr/stdout
@@ -108,7 +120,7 @@ export function createVagrantProvider(run: Runner = runVagrant): Provider {
       // libvirt brings machines up in parallel; VirtualBox does not support it
       const parallel = topology.provider === "libvirt" ? "--parallel" : "--no-parallel";
       const step = reporter.step(`vagrant up: ${topology.machines.length} ${topology.provider} machines`);
-      const up = await run(["up", `--provider=${topology.provider}`, parallel], files);
+      const up = await run(["up", `--provider=${topology.provider}`, parallel], files, (line) => step.update(line));
       if (up.exitCode !== 0) {
         step.fail();
         throw new OperationError(`vagrant up failed (exit ${up.exitCode}). Vagrant said:`, {
