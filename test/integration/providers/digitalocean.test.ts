@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { $ } from "zx";
 import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
 import { clusterConfigSchema } from "../../../scripts/lib/config/schema.ts";
-import { InputError, type UserError } from "../../../scripts/lib/errors.ts";
+import { InputError, OperationError, type UserError } from "../../../scripts/lib/errors.ts";
 import { inventoryPath, loadInventory } from "../../../scripts/lib/inventory/load.ts";
 import { createDigitalOceanProvider } from "../../../scripts/lib/providers/digitalocean/provider.ts";
 import { md5Fingerprint } from "../../../scripts/lib/providers/digitalocean/fingerprint.ts";
@@ -241,6 +241,36 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
       /provider\.digitalocean\.serverSize 's-64vcpu-1tb' is not a DigitalOcean size/,
     );
     expect(posts()).toEqual([]);
+  });
+
+  it("reports what teardown could not delete and keeps the local state for a re-run", async () => {
+    await startSim();
+    const { context } = contextFor({
+      topology: { servers: 1, clients: 0 },
+      provider: { type: "digitalocean", digitalocean: { volumeSizeGb: 0 } },
+    });
+    await provider.up(context);
+    // someone put a droplet of their own into the cluster's VPC (no cluster tag): the VPC cannot go
+    const vpc = sim.vpcs.find((v) => v.name === "hashistack-docluster")!;
+    sim.droplets.push({
+      ...sim.droplets[0]!,
+      id: 4242,
+      name: "someone-elses",
+      tags: [],
+      vpc: String(vpc.id),
+      privateIp: "10.10.10.99",
+    });
+    const impatient = createDigitalOceanProvider({ ...timing, waitMs: 1_000 });
+    const error = (await impatient.down(context, { dryRun: false, keepState: false }).catch((e: unknown) => e)) as OperationError;
+    expect(error).toBeInstanceOf(OperationError);
+    expect(error.message).toMatch(/could not delete 1/);
+    expect(error.details.join("\n")).toMatch(
+      /VPC hashistack-docluster: Timed out waiting for VPC hashistack-docluster to be empty.*Can not delete VPC with members/,
+    );
+    expect(sim.liveDroplets().map((d) => d.name)).toEqual(["someone-elses"]); // ours went, theirs stayed
+    expect(sim.firewalls).toEqual([]);
+    expect(existsSync(context.state.root)).toBe(true); // the SSH key is still needed to finish later
+    expect(existsSync(inventoryPath("docluster"))).toBe(true);
   });
 
   it("works through the CLI: bootstrap refuses a bad token without printing it, teardown lists and removes", async () => {
