@@ -88,6 +88,8 @@ export class DoSimulator {
   afterKeyList?: () => void;
   /** droplet names to which a create answers 500 after applying it */
   failingCreates = new Set<string>();
+  /** the next N successful answers say only 2 requests are left until the reset */
+  nearlySpent = 0;
   /** answer the next N GET requests with 500 (a flaky load balancer) */
   serverErrors = 0;
   /** droplet names whose create is refused (422) without creating anything */
@@ -182,10 +184,12 @@ export class DoSimulator {
         const problems = this.contract.checkResponse(operation, status, body);
         if (problems.length) this.violations.push(...problems.map((p) => `response: ${p}`));
       }
-      const reset = String(Math.floor(Date.now() / 1000) + 60);
+      // an almost spent budget is announced once, with its reset two seconds ahead
+      const nearlySpent = this.nearlySpent > 0 && status < 400 && this.nearlySpent--;
+      const reset = String(Math.floor(Date.now() / 1000) + (nearlySpent ? 2 : 60));
       res.writeHead(status, {
         "ratelimit-limit": "5000",
-        "ratelimit-remaining": "4999",
+        "ratelimit-remaining": nearlySpent ? "2" : "4999",
         "ratelimit-reset": reset,
         ...(body === undefined ? {} : { "content-type": "application/json" }),
         ...headers,

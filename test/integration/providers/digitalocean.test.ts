@@ -234,6 +234,17 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
     await expect(provider.up(context)).rejects.toThrow(/DIGITALOCEAN_TOKEN is not set/);
   });
 
+  it("slows down when the ratelimit headers say the budget is nearly spent", async () => {
+    await startSim();
+    sim.nearlySpent = 1;
+    const { context, reporter } = contextFor();
+    const started = Date.now();
+    await provider.status(context);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900); // waited for ratelimit-reset
+    expect(reporter.messages.some((m) => /DigitalOcean rate limit: waiting [12]s/.test(m.text))).toBe(true);
+    expect(sim.log.every((e) => e.status !== 429)).toBe(true);
+  });
+
   it("names the config field of a size the region does not offer", async () => {
     await startSim();
     const { context } = contextFor({ provider: { type: "digitalocean", digitalocean: { serverSize: "s-64vcpu-1tb" } } });
