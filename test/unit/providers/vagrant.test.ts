@@ -6,7 +6,10 @@ import {
   parseStatus,
   unescapeField,
 } from "../../../scripts/lib/providers/vagrant/parse.ts";
+import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
+import { vagrantProvider } from "../../../scripts/lib/providers/vagrant/provider.ts";
 import { vagrantTopology } from "../../../scripts/lib/providers/vagrant/topology.ts";
+import { statePaths } from "../../../scripts/lib/state/paths.ts";
 import { makeConfig } from "../../helpers/fixtures.ts";
 
 const fixture = (name: string) => readFile(new URL(`../../fixtures/vagrant/${name}`, import.meta.url), "utf8");
@@ -109,5 +112,15 @@ describe("vagrant topology", () => {
     expect(makeConfig({ provider: { vagrant: { cidr: "192.168.60.0/24" } } }).provider.vagrant.cidr).toBe("192.168.60.0/24");
     expect(() => makeConfig({ provider: { vagrant: { cidr: "192.168.64.0/24" } } })).toThrow(/host-only/);
     expect(() => makeConfig({ provider: { vagrant: { box: "not a box" } } })).toThrow(/Vagrant box name/);
+  });
+
+  it("refuses a network that would give a machine Vagrant's NAT address, before running vagrant", async () => {
+    const config = makeConfig({
+      name: "nat",
+      topology: { servers: 5 },
+      provider: { vagrant: { provider: "libvirt", cidr: "10.0.2.0/24" } },
+    });
+    const context = { config, state: statePaths("nat", "/nonexistent"), reporter: createRecordingReporter() };
+    await expect(vagrantProvider.up(context)).rejects.toThrow(/gives server-5 the address 10\.0\.2\.15, Vagrant's NAT address/);
   });
 });

@@ -5,7 +5,6 @@ export function doNames(cluster: string) {
     /** every droplet and volume carries it; teardown finds resources by it */
     tag: base,
     droplet: (host: string) => `${cluster}-${host}`,
-    hostOf: (dropletName: string) => (dropletName.startsWith(`${cluster}-`) ? dropletName.slice(cluster.length + 1) : undefined),
     sshKey: base,
     vpc: base,
     firewall: base,
