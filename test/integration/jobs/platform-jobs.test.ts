@@ -14,6 +14,7 @@ import { parse as parseYaml } from "yaml";
 import { $ } from "zx";
 import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
 import { deployJobs } from "../../../scripts/lib/deploy/deploy.ts";
+import type { InputError } from "../../../scripts/lib/errors.ts";
 import { jobFile, type PlatformJobName, platformJobs, platformVariables } from "../../../scripts/lib/platform/jobs.ts";
 import { clusterNamespaces, platformNamespace } from "../../../scripts/lib/stages/nomad.ts";
 import { statePaths } from "../../../scripts/lib/state/paths.ts";
@@ -29,7 +30,13 @@ const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   state = await tempDir("platform-state");
-  nomadDev = await startNomadDev({ ip: "127.0.0.71", httpPort: 15646, bootstrapSecret: "71717171-0000-4000-8000-000000000071" });
+  nomadDev = await startNomadDev({
+    ip: "127.0.0.71",
+    httpPort: 15646,
+    bootstrapSecret: "71717171-0000-4000-8000-000000000071",
+    vaultAddress: "http://127.0.0.71:18200",
+    hostVolumes: ["prometheus", "grafana"],
+  });
   for (const namespace of clusterNamespaces()) await nomadDev.management.upsertNamespace(namespace);
 });
 
@@ -46,7 +53,9 @@ describe("platform job files", () => {
       nomadDev.management,
       { files: jobs.map(jobFile), variables: { runtime }, dryRun: true },
       reporter,
-    );
+    ).catch((error: unknown) => {
+      throw new Error(`${(error as InputError).message}\n${(error as InputError).details?.join("\n")}`);
+    });
     for (const result of results) {
       expect(result.error, `${result.jobId}: ${result.error?.message} ${result.error?.details.join(" ")}`).toBeUndefined();
       expect(result).toMatchObject({ namespace: platformNamespace, outcome: "changes-pending" });
@@ -78,9 +87,19 @@ describe("platform job files", () => {
     for (const [path, items] of Object.entries(variables)) {
       await nomadDev.management.upsertVariable(platformNamespace, path, items);
     }
+    // the dev agent has no Consul: the services register in Nomad instead, nothing else changes
+    const sources = await Promise.all(
+      selected.map(async (j) => ({
+        file: j.file,
+        source: (await readFile(j.file, "utf8"))
+          .replaceAll('provider = "consul"', 'provider = "nomad"')
+          // the packages' users do not exist on this machine
+          .replace(/: "(grafana|gitlab-runner)"$/m, ': "nobody"'),
+      })),
+    );
     const results = await deployJobs(
       nomadDev.management,
-      { files: selected.map((j) => j.file), variables: { runtime: "exec" }, detach: true },
+      { files: sources, variables: { runtime: "exec" }, detach: true },
       createRecordingReporter(),
     );
     expect(results.map((r) => r.outcome)).toEqual(["registered", "registered"]);
@@ -95,7 +114,8 @@ describe("platform job files", () => {
         }
         await new Promise((r) => setTimeout(r, 500));
       }
-      throw new Error(`${job}/${task}/${file} was never rendered`);
+      const events = (await nomadDev.management.jobAllocations(job, platformNamespace)).map((a) => JSON.stringify(a.TaskStates));
+      throw new Error(`${job}/${task}/${file} was never rendered; task states: ${events.join("; ")}`);
     };
 
     const toml = await rendered("gitlab-runner", "runner", "secrets/config.toml");
