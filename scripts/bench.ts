@@ -105,6 +105,12 @@ await runCommand<{ write?: boolean; skipLocal?: boolean }>({
         reporter.info(
           `no-op re-run: ${bootstrap.noopRerunSeconds}s (${(bootstrap.totalSeconds / bootstrap.noopRerunSeconds).toFixed(1)}× faster than the first run)`,
         );
+        const deployed = bootstrap.stagesSeconds.platform;
+        const replanned = bootstrap.noopStagesSeconds.platform;
+        if (deployed !== undefined && replanned !== undefined)
+          reporter.info(
+            `platform jobs: deployed to healthy in ${deployed}s; no-op re-deploy ${replanned}s (${(deployed / replanned).toFixed(1)}× faster)`,
+          );
       }
       for (const b of builds) reporter.info(`build ${b.tool} ${b.version}: ${b.seconds}s, ${b.sizeMb} MB (${b.go})`);
     }
