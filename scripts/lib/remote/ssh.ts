@@ -161,6 +161,9 @@ export class RemoteHost {
       }
     }
     if (!pinned && presented && options.knownHosts) await options.knownHosts.pin(address, presented);
+    // a reset connection emits 'error' on the client; unhandled, it would crash the process.
+    // The command that was running reports the loss itself (HostUnreachableError).
+    this.ssh.connection?.on("error", () => {});
     this.connected = true;
   }
 
@@ -208,7 +211,9 @@ export class RemoteHost {
     }
     buffers.stdout = response.stdout;
     buffers.stderr = response.stderr;
-    if (response.code === null && response.signal === null && !this.ssh.isConnected()) {
+    // sshd always reports an exit status or signal for a command that ended; neither means
+    // the connection (or sshd) went away, whether or not the client has noticed yet
+    if (response.code === null && response.signal === null) {
       throw new HostUnreachableError(
         this.name,
         `the SSH connection closed while running '${command}'.`,
