@@ -23,9 +23,9 @@ interface Family {
 
 /** CCF coefficients (watts per vCPU at 0 % and 100 % utilisation). */
 export const families: Family[] = [
-  { name: "amd-epyc-1st-gen", pattern: /EPYC 7\d[0-9]1\b/i, min: 0.82, max: 2.55 },
-  { name: "amd-epyc-2nd-gen", pattern: /EPYC 7\d[0-9]2\b/i, min: 0.47, max: 1.64 },
-  { name: "amd-epyc-3rd-gen", pattern: /EPYC 7\d[0-9]3\b/i, min: 0.45, max: 1.87 },
+  { name: "amd-epyc-1st-gen", pattern: /EPYC 7[0-9A-Z]{2}1(?!\d)/i, min: 0.82, max: 2.55 },
+  { name: "amd-epyc-2nd-gen", pattern: /EPYC 7[0-9A-Z]{2}2(?!\d)/i, min: 0.47, max: 1.64 },
+  { name: "amd-epyc-3rd-gen", pattern: /EPYC 7[0-9A-Z]{2}3(?!\d)/i, min: 0.45, max: 1.87 },
   { name: "intel-cascade-lake", pattern: /Xeon.*(Gold|Silver|Platinum|Bronze) [3-9]2\d\d/i, min: 0.64, max: 3.8 },
   { name: "intel-skylake", pattern: /Xeon.*(Gold|Silver|Platinum|Bronze) [3-9]1\d\d/i, min: 0.64, max: 4.05 },
   { name: "intel-broadwell", pattern: /Xeon.*E5-\d{4} v4/i, min: 0.71, max: 3.54 },

@@ -30,7 +30,7 @@ export interface PowerSource {
   measure(nowMs: number, elapsedSeconds: number, utilisation: number, vcpus: number): IntervalEnergy;
 }
 
-export function choosePowerSource(config: ExporterConfig, reader: HostReader): PowerSource {
+export function choosePowerSource(config: ExporterConfig, reader: HostReader, nowMs = Date.now()): PowerSource {
   const cpuModel = readCpuModel(reader, config.host.procfs);
   let raplProblem = "no RAPL zones under " + `${config.host.sysfs}/class/powercap`;
   if (config.source !== "model") {
@@ -38,7 +38,7 @@ export function choosePowerSource(config: ExporterConfig, reader: HostReader): P
       const zones = nodeZones(discoverZones(reader, config.host.sysfs));
       if (zones.length > 0) {
         const meter = new RaplMeter(reader, zones, { maxZoneWatts: config.rapl.maxZoneWatts });
-        meter.poll(Date.now()); // the first read proves energy_uj is readable
+        meter.poll(nowMs); // the first read proves energy_uj is readable
         return raplSource(meter, cpuModel, config.rapl.idleWatts);
       }
     } catch (error) {
@@ -80,7 +80,7 @@ function raplSource(meter: RaplMeter, cpuModel: string, idleWatts: number | unde
     estimated: false,
     cpuModel,
     rapl: meter,
-    description: `zones=${meter.zones.map((z) => `${z.id}:${z.name}`).join(",")}`,
+    description: `${meter.zones.map((z) => `${z.id}:${z.name}`).join(",")}`,
     reason: "RAPL powercap zones are readable",
     measure(nowMs) {
       const reading = meter.take(nowMs);
