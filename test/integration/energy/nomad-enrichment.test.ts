@@ -9,7 +9,6 @@
  * processes in that cgroup (method procfs); the test asserts whichever layout
  * discovery reports, so it also holds on a v2 or cpuacct host.
  */
-import { writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
@@ -22,103 +21,45 @@ import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
 import { NomadAllocationDirectory } from "../../../scripts/lib/energy/nomad-metadata.ts";
 import { type RunningExporter, startExporter } from "../../../scripts/lib/energy/run.ts";
 import { minimalPolicy } from "../../../scripts/lib/energy/acl.ts";
-import { requireBinary } from "../../helpers/binaries.ts";
+import { type NomadDev, purgeJob, runRawExecJob, startNomadDev } from "../../helpers/nomad-dev.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
-import { type Agent, startAgent, untilReady } from "../../helpers/processes.ts";
 
 const ip = "127.0.0.60";
-const address = `http://${ip}:4760`;
 const secret = "60606060-0000-4000-8000-000000000060";
 let dir: Awaited<ReturnType<typeof tempDir>>;
-let agent: Agent;
+let nomad: NomadDev | undefined;
 let management: NomadClient;
 let readerToken: string;
 let nodeId: string;
 let allocId: string;
 let running: RunningExporter | undefined;
 
-const devConfig = (dataDir: string) => `
-bind_addr = "${ip}"
-data_dir  = "${dataDir}"
-ports {
-  http = 4760
-  rpc  = 4761
-  serf = 4762
-}
-acl {
-  enabled = true
-}
-client {
-  options = {
-    # the cloud fingerprinters wait for metadata services that do not exist here
-    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
-  }
-}
-plugin "raw_exec" {
-  config {
-    enabled = true
-  }
-}
-`;
-
-const job = {
-  Job: {
-    ID: "burn",
-    Name: "burn",
-    Namespace: "dev",
-    Type: "service",
-    Datacenters: ["*"],
-    TaskGroups: [
-      {
-        Name: "work",
-        Count: 1,
-        Tasks: [
-          {
-            Name: "spin",
-            Driver: "raw_exec",
-            Config: { command: "/bin/sh", args: ["-c", "while :; do :; done"] },
-            Resources: { CPU: 100, MemoryMB: 32 },
-          },
-          {
-            Name: "idle",
-            Driver: "raw_exec",
-            Config: { command: "/bin/sleep", args: ["3600"] },
-            Resources: { CPU: 100, MemoryMB: 32 },
-          },
-        ],
-      },
-    ],
-  },
-};
-
 beforeAll(async () => {
   dir = await tempDir("energy-nomad");
-  await writeFile(`${dir.path}/dev.hcl`, devConfig(`${dir.path}/data`));
-  agent = startAgent("nomad -dev", requireBinary("nomad"), ["agent", "-dev", `-config=${dir.path}/dev.hcl`], `${dir.path}/nomad.log`);
-  management = new NomadClient({ address, token: secret, timeoutMs: 10_000 });
-  await untilReady(agent, () => management.bootstrapAcl(secret), 90_000);
-  nodeId = await management.api.waitFor<{ ID: string; Status: string }[], string>(
-    "/v1/nodes",
-    (nodes) => nodes.find((n) => n.Status === "ready")?.ID,
-    { timeoutMs: 60_000, what: "the dev client to be ready" },
-  );
+  nomad = await startNomadDev(dir.path, ip, secret);
+  management = nomad.management;
+  nodeId = nomad.nodeId;
   await management.upsertNamespace({ Name: "dev", Description: "energy test" });
   await management.upsertPolicy("energy-exporter", "energy exporter: read allocations", minimalPolicy);
-  readerToken = (await management.createToken({ Name: "energy-exporter", Type: "client", Policies: ["energy-exporter"] })).SecretID;
-  await management.api.post("/v1/jobs", job);
-  allocId = await management.api.waitFor<{ ID: string; ClientStatus: string }[], string>(
-    "/v1/job/burn/allocations",
-    (allocs) => allocs.find((a) => a.ClientStatus === "running")?.ID,
-    { timeoutMs: 60_000, what: "the burn allocation to run", params: { namespace: "dev" } },
-  );
+  readerToken = (await management.createToken({ Name: "energy-exporter", Type: "client", Policies: ["energy-exporter"] }))
+    .SecretID;
+  allocId = await runRawExecJob(nomad, {
+    id: "burn",
+    namespace: "dev",
+    group: "work",
+    tasks: [
+      { name: "spin", command: "/bin/sh", args: ["-c", "while :; do :; done"] },
+      { name: "idle", command: "/bin/sleep", args: ["3600"] },
+    ],
+  });
 }, 180_000);
 
 afterAll(async () => {
   await running?.stop();
   // stop the job first so the agent does not leave task processes behind
-  await management?.api.delete("/v1/job/burn", { namespace: "dev", purge: true }).catch(() => undefined);
+  await purgeJob(nomad, "burn", "dev");
   await sleep(2000);
-  await agent?.stop();
+  await nomad?.agent.stop();
   await dir?.remove();
 });
 
@@ -138,14 +79,16 @@ describe("the exporter against a real Nomad agent", () => {
   });
 
   it("names the allocation's namespace, job and group with a token holding only the minimal policy", async () => {
-    const api = new HttpApi("nomad", { address, token: readerToken }, "X-Nomad-Token");
+    const api = new HttpApi("nomad", { address: nomad?.address ?? "", token: readerToken }, "X-Nomad-Token");
     const directory = new NomadAllocationDirectory(api, { nodeId });
     const meta = await directory.lookup([allocId]);
     expect(meta.get(allocId)).toEqual({ namespace: "dev", job: "burn", group: "work" });
     expect(directory.errors).toBe(0);
     // the policy is minimal: no node or agent reads, no writes
     await expect(api.get("/v1/agent/self")).rejects.toBeInstanceOf(ApiError);
-    await expect(api.post("/v1/jobs", job)).rejects.toMatchObject({ status: 403 });
+    await expect(
+      api.post("/v1/jobs", { Job: { ID: "x", Name: "x", Namespace: "dev", Type: "batch", Datacenters: ["*"], TaskGroups: [] } }),
+    ).rejects.toMatchObject({ status: 403 });
     // without the node ID it would need agent:read: the lookup fails, is counted, and does not throw
     const blind = new NomadAllocationDirectory(api);
     expect((await blind.lookup([allocId])).size).toBe(0);
@@ -158,7 +101,7 @@ describe("the exporter against a real Nomad agent", () => {
       interval: 1,
       source: "model",
       node: "dev-client",
-      nomad: { address, nodeId },
+      nomad: { address: nomad?.address, nodeId },
     });
     const reporter = createRecordingReporter();
     running = await startExporter(config, reporter, { token: readerToken });
@@ -167,7 +110,12 @@ describe("the exporter against a real Nomad agent", () => {
     const joules = (task: string) => {
       const line = text
         .split("\n")
-        .find((l) => l.startsWith("hashistack_energy_task_joules_total{") && l.includes(`alloc_id="${allocId}"`) && l.includes(`task="${task}"`));
+        .find(
+          (l) =>
+            l.startsWith("hashistack_energy_task_joules_total{") &&
+            l.includes(`alloc_id="${allocId}"`) &&
+            l.includes(`task="${task}"`),
+        );
       expect(line, `no series for ${task} in:\n${text}`).toBeDefined();
       expect(line).toContain('nomad_namespace="dev",nomad_job="burn",task_group="work"');
       return Number(line?.split(" ").pop());
