@@ -8,8 +8,11 @@ import { ensureImage } from "../lib/providers/local/image.ts";
 import { localProviderPackages } from "../lib/providers/local/requirements.ts";
 import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
 
-/** openssl and curl are the independent TLS/HTTP clients the tests check against; the rest runs local nodes. */
-const testPackages = ["openssl", "curl", "ca-certificates", ...localProviderPackages];
+/**
+ * openssl and curl are the independent TLS/HTTP clients the tests check against; prometheus
+ * (with promtool) scrapes the energy exporter and checks its rules; the rest runs local nodes.
+ */
+const testPackages = ["openssl", "curl", "ca-certificates", "prometheus", ...localProviderPackages];
 
 await runCommand({
   name: "test-prerequisites",

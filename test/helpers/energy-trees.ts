@@ -2,9 +2,16 @@
  * Generated sysfs/procfs/cgroup trees for the exporter's tests, written to a
  * temp directory with the same file names and formats as the kernel's.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, writeFileSync as writeFileInPlace } from "node:fs";
 import { join } from "node:path";
 import { fsHostReader, type HostReader } from "../../scripts/lib/energy/host.ts";
+
+/** Kernel pseudo-files are read whole or not at all: write by rename so a reader never sees half a file. */
+function writeFileSync(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileInPlace(tmp, text);
+  renameSync(tmp, path);
+}
 
 export interface ZoneSpec {
   id: string; // intel-rapl:0, intel-rapl:0:2, intel-rapl-mmio:0

@@ -73,6 +73,7 @@ export function discoverTaskCgroups(reader: HostReader, root: string): TaskCgrou
  */
 export class TaskCpuReader {
   private perProcess = new Map<string, { pids: Map<number, number>; total: number }>();
+  private lastSeconds = new Map<string, number>();
 
   constructor(
     private readonly reader: HostReader,
@@ -83,12 +84,16 @@ export class TaskCpuReader {
     const usages: TaskUsage[] = [];
     const seen = new Set<string>();
     for (const cg of discoverTaskCgroups(this.reader, this.roots.cgroup)) {
-      const seconds = this.cpuSeconds(cg);
-      if (seconds === undefined) continue; // the cgroup went away while we looked
+      // a failed read of a cgroup that was listed keeps the task with its last
+      // value: a task must not flicker out and back (it would lose its totals)
+      const seconds = this.cpuSeconds(cg) ?? this.lastSeconds.get(cg.key);
+      if (seconds === undefined) continue; // never read successfully: the cgroup went away as we looked
       seen.add(cg.key);
+      this.lastSeconds.set(cg.key, seconds);
       usages.push({ ...cg, cpuSeconds: seconds });
     }
     for (const key of this.perProcess.keys()) if (!seen.has(key)) this.perProcess.delete(key);
+    for (const key of this.lastSeconds.keys()) if (!seen.has(key)) this.lastSeconds.delete(key);
     return usages;
   }
 
@@ -98,7 +103,10 @@ export class TaskCpuReader {
         const match = /^usage_usec (\d+)$/m.exec(this.reader.readText(join(cg.dir, "cpu.stat")));
         return match ? Number(match[1]) / 1e6 : undefined;
       }
-      if (cg.method === "cpuacct") return Number(this.reader.readText(join(cg.dir, "cpuacct.usage")).trim()) / 1e9;
+      if (cg.method === "cpuacct") {
+        const text = this.reader.readText(join(cg.dir, "cpuacct.usage")).trim();
+        return /^\d+$/.test(text) ? Number(text) / 1e9 : undefined;
+      }
       return this.procfsSeconds(cg);
     } catch {
       return undefined;

@@ -120,13 +120,16 @@ export class RaplMeter {
 
   poll(nowMs: number): void {
     for (const zone of this.zones) {
-      let uj: number;
+      let text: string;
       try {
-        uj = Number(this.reader.readText(zone.energyFile).trim());
+        text = this.reader.readText(zone.energyFile).trim();
       } catch (error) {
         if (errnoCode(error) === "EACCES" || errnoCode(error) === "EPERM") throw permissionError(zone.energyFile, error);
         throw new OperationError(`Cannot read ${zone.energyFile}: ${(error as Error).message}`, { cause: error });
       }
+      // an empty or garbled read must not look like a counter reset to 0
+      if (!/^\d+$/.test(text)) continue;
+      const uj = Number(text);
       const previous = this.last.get(zone.id);
       this.last.set(zone.id, { uj, atMs: nowMs });
       if (!previous) continue;

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { discoverTaskCgroups, TaskCpuReader } from "../../../scripts/lib/energy/cgroups.ts";
 import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
@@ -35,6 +35,16 @@ describe("task cgroups", () => {
     host.v2Task(allocA, "web", 1);
     mkdirSync(`${host.cgroup}/nomad.slice/share.slice/not-a-task.scope`, { recursive: true });
     expect(discoverTaskCgroups(fsHostReader, host.cgroup).map((c) => c.task)).toEqual(["web"]);
+  });
+
+  it("keeps a listed task with its last value when one read fails, so it does not flicker out", () => {
+    host.v2Task(allocA, "web", 2_000_000);
+    const r = reader();
+    expect(r.read()[0]?.cpuSeconds).toBe(2);
+    writeFileSync(`${host.cgroup}/nomad.slice/share.slice/${allocA}.web.scope/cpu.stat`, "");
+    expect(r.read().map((u) => [u.task, u.cpuSeconds])).toEqual([["web", 2]]);
+    rmSync(`${host.cgroup}/nomad.slice/share.slice/${allocA}.web.scope`, { recursive: true });
+    expect(r.read()).toEqual([]);
   });
 
   it("reads cgroup v1 cpuacct (separate or co-mounted with cpu)", () => {

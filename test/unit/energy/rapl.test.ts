@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
 import { counterDelta, discoverZones, nodeZones, RaplMeter } from "../../../scripts/lib/energy/rapl.ts";
@@ -117,6 +118,18 @@ describe("RaplMeter", () => {
     expect(meter.counters.get("intel-rapl:0")?.rejected.implausible).toBe(1);
     host.setEnergy("intel-rapl:0", 5_000e6 + 30e6);
     expect(meter.take(2000).joules).toBeCloseTo(30, 6);
+  });
+
+  it("skips an empty or garbled read instead of taking it for a counter reset", () => {
+    host.zone({ id: "intel-rapl:0", name: "package-0", maxRangeUj: big, energyUj: 10e6 });
+    const meter = new RaplMeter(fsHostReader, discoverZones(fsHostReader, host.sysfs), { maxZoneWatts: 500 });
+    meter.poll(0);
+    const { writeFileSync } = fs;
+    writeFileSync(`${host.sysfs}/class/powercap/intel-rapl:0/energy_uj`, "");
+    meter.poll(500);
+    host.setEnergy("intel-rapl:0", 30e6);
+    expect(meter.take(1000).joules).toBeCloseTo(20, 6);
+    expect(meter.counters.get("intel-rapl:0")?.wraps).toBe(0);
   });
 
   it("turns EACCES on energy_uj into a clear error (simulated: root is never denied by file modes)", () => {
