@@ -9,6 +9,7 @@
  * processes in that cgroup (method procfs); the test asserts whichever layout
  * discovery reports, so it also holds on a v2 or cpuacct host.
  */
+import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
@@ -87,12 +88,44 @@ describe("the exporter against a real Nomad agent", () => {
     // the policy is minimal: no node or agent reads, no writes
     await expect(api.get("/v1/agent/self")).rejects.toBeInstanceOf(ApiError);
     await expect(
-      api.post("/v1/jobs", { Job: { ID: "x", Name: "x", Namespace: "dev", Type: "batch", Datacenters: ["*"], TaskGroups: [] } }),
+      api.post("/v1/jobs", {
+        Job: {
+          ID: "x",
+          Name: "x",
+          Namespace: "dev",
+          Type: "batch",
+          Datacenters: ["*"],
+          TaskGroups: [{ Name: "g", Count: 1, Tasks: [{ Name: "t", Driver: "raw_exec", Config: { command: "/bin/true" } }] }],
+        },
+      }),
     ).rejects.toMatchObject({ status: 403 });
     // without the node ID it would need agent:read: the lookup fails, is counted, and does not throw
     const blind = new NomadAllocationDirectory(api);
     expect((await blind.lookup([allocId])).size).toBe(0);
     expect(blind.errors).toBe(1);
+  });
+
+  it("the exporter's job file parses and validates on the real agent for both runtimes", async () => {
+    const hcl = readFileSync("jobs/energy-exporter.nomad.hcl", "utf8");
+    for (const runtime of ["exec", "docker"]) {
+      const parsed = await management.api.post<{ Type: string; TaskGroups: { Tasks: { Driver: string }[] }[] }>(
+        "/v1/jobs/parse",
+        {
+          JobHCL: hcl,
+          Variables: `runtime = "${runtime}"`,
+          Canonicalize: true,
+        },
+      );
+      expect(parsed.Type).toBe("system");
+      expect(parsed.TaskGroups[0]?.Tasks.map((t) => t.Driver)).toEqual([runtime === "exec" ? "raw_exec" : "docker"]);
+      const validation = await management.api.post<{ ValidationErrors: string[] | null; Error: string }>("/v1/validate/job", {
+        Job: parsed,
+      });
+      expect(validation.ValidationErrors ?? [], validation.Error).toEqual([]);
+    }
+    await expect(management.api.post("/v1/jobs/parse", { JobHCL: hcl, Variables: 'runtime = "podman"' })).rejects.toMatchObject({
+      status: 400,
+    });
   });
 
   it("exports more energy for the burning task than for the sleeping one", async () => {

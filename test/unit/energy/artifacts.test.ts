@@ -70,6 +70,17 @@ function checkExpr(expr: string, where: string) {
   return names.length;
 }
 
+describe("the Nomad job", () => {
+  it("sets only environment variables the exporter reads", () => {
+    const hcl = readFileSync("jobs/energy-exporter.nomad.hcl", "utf8");
+    const names = [...hcl.matchAll(/^\s+([A-Z_]+)\s+= /gm)].map((m) => m[1] as string);
+    expect(names.length).toBeGreaterThan(10);
+    const source = readFileSync("scripts/lib/energy/config.ts", "utf8");
+    for (const name of new Set(names)) expect(source, `${name} is set by the job but never read`).toContain(`env.${name}`);
+    expect(hcl).toContain("NOMAD_TOKEN={{ .token }}"); // read by scripts/energy-exporter.ts
+  });
+});
+
 describe("dashboard and rules", () => {
   it("the exporter exports the families they rely on", () => {
     expect([...exported.keys()]).toEqual(
