@@ -7,6 +7,7 @@ import { testTools, tools } from "../lib/binaries/catalog.ts";
 import { ensureImage } from "../lib/providers/local/image.ts";
 import { localProviderPackages } from "../lib/providers/local/requirements.ts";
 import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
+import { ensureDebianNodejs18 } from "../lib/setup/debian-nodejs.ts";
 
 /**
  * openssl and curl are the independent TLS/HTTP clients the tests check against; prometheus
@@ -29,6 +30,8 @@ await runCommand({
     if (process.getuid?.() === 0) {
       const image = await ensureImage((line) => reporter.info(line));
       if (image.built) reporter.success(`built the node image in ${image.seconds}s`);
+      // the energy exporter's bundle is tested under the node the exec-profile nodes have
+      await ensureDebianNodejs18((line) => reporter.info(line));
     } else reporter.warn("not root: tests that boot local nodes will fail (they need root)");
     return 0;
   },
