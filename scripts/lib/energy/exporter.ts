@@ -98,12 +98,13 @@ export class EnergyExporter {
       }
     }
 
+    // energy is read now, with the CPU times, not after a possibly slow Nomad lookup
+    const energy = this.deps.power.measure(nowMs, elapsed, util, cpu.vcpus);
     if (this.deps.metadata) {
       const meta = await this.deps.metadata.lookup([...new Set(usages.map((u) => u.allocId))]);
       for (const state of this.taskStates.values()) state.meta = meta.get(state.allocId) ?? state.meta;
     }
 
-    const energy = this.deps.power.measure(nowMs, elapsed, util, cpu.vcpus);
     this.previousCpu = cpu;
     this.previousMs = nowMs;
     this.lastSampleMs = nowMs;

@@ -73,13 +73,19 @@ export async function startExporter(
   });
 
   let failures = 0;
+  let busy = false;
   const tick = async () => {
+    // a sample still waiting on Nomad must not overlap the next one
+    if (busy) return;
+    busy = true;
     try {
       await exporter.sample();
       failures = 0;
     } catch (error) {
       // a failing sample is logged, not fatal: /healthz turns 503 if it persists
       if (failures++ === 0) reporter.warn(`sample failed: ${(error as Error).message}`);
+    } finally {
+      busy = false;
     }
   };
   await tick();
