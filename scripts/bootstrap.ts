@@ -26,7 +26,9 @@ await runCommand<{ provider?: string; stages?: string }>({
     for (const host of inventory.hosts) reporter.info(`${host.name} (${host.roles.join(", ")}) ${host.privateIp}`);
     const records = await runStages(context, inventory, flags.stages?.split(","));
     if (flags.output === "json") printJson({ cluster: context.config.name, provider: provider.name, inventory, stages: records });
-    reporter.warn(`Done: ${stages.map((s) => s.name).join(", ")}. Not implemented yet: the platform jobs.`);
+    reporter.warn(
+      `Done: ${stages.map((s) => s.name).join(", ")}. Not implemented yet: the platform jobs.`,
+    );
     return ExitCode.notImplemented;
   },
 });
