@@ -9,7 +9,8 @@
 #   docker — the image built from exporter/Containerfile, host trees mounted read-only.
 #
 # Secrets: the exporter's Nomad token is read from the Nomad Variable
-# nomad/jobs/energy-exporter (key `token`), which this job's workload identity may read.
+# nomad/jobs/energy-exporter (key `token`, namespace platform), which this job's
+# workload identity may read; without it tasks are exported without job names.
 # Its policy (README, "Energy exporter"): namespace "*" { capabilities = ["read-job"] }.
 
 variable "runtime" {
@@ -55,25 +56,42 @@ variable "nomad_tls_dir" {
   default = "/etc/nomad.d/tls"
 }
 
-variable "config" {
+variable "carbon_region" {
   type        = string
-  description = "exporter config (YAML), see the README"
-  default     = <<-EOT
-    interval: 5
+  default     = "FR"
+  description = "a region of the exporter's static intensity table (README), e.g. FR, DE, GB, US, WORLD"
+}
+
+variable "pue" {
+  type        = number
+  default     = 1.4
+  description = "power usage effectiveness of the site (1.0 = no overhead)"
+}
+
+variable "interval" {
+  type    = number
+  default = 5
+}
+
+locals {
+  # the exporter's config file (README, "Energy and CO2 exporter"); env vars below set the rest
+  config = <<-EOT
+    interval: ${var.interval}
     carbon:
-      pue: 1.0
-      region: WORLD
+      pue: ${var.pue}
+      region: ${var.carbon_region}
+  EOT
+  # the token is optional: without it the exporter runs and counts lookup errors, tasks unnamed
+  token = <<-EOT
+    {{ if nomadVarExists "nomad/jobs/energy-exporter" }}{{ with nomadVar "nomad/jobs/energy-exporter" }}NOMAD_TOKEN={{ .token }}{{ end }}{{ end }}
   EOT
 }
 
 job "energy-exporter" {
   datacenters = var.datacenters
   type        = "system"
-  namespace   = "default"
-
-  meta {
-    managed_by = "hashistack-bootstrap"
-  }
+  # the platform namespace is the one where raw_exec is allowed (scripts/lib/stages/nomad.ts)
+  namespace = "platform"
 
   constraint {
     attribute = "${meta.hashistack_runtime}"
@@ -124,14 +142,12 @@ job "energy-exporter" {
         }
         template {
           destination = "local/energy.yaml"
-          data        = var.config
+          data        = local.config
         }
         template {
           destination = "secrets/nomad.env"
           env         = true
-          data        = <<-EOT
-            {{ with nomadVar "nomad/jobs/energy-exporter" }}NOMAD_TOKEN={{ .token }}{{ end }}
-          EOT
+          data        = local.token
         }
         resources {
           cpu    = 50
@@ -171,14 +187,12 @@ job "energy-exporter" {
         }
         template {
           destination = "local/energy.yaml"
-          data        = var.config
+          data        = local.config
         }
         template {
           destination = "secrets/nomad.env"
           env         = true
-          data        = <<-EOT
-            {{ with nomadVar "nomad/jobs/energy-exporter" }}NOMAD_TOKEN={{ .token }}{{ end }}
-          EOT
+          data        = local.token
         }
         resources {
           cpu    = 50

@@ -10,10 +10,11 @@ import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
 import { ensureDebianNodejs18 } from "../lib/setup/debian-nodejs.ts";
 
 /**
- * openssl and curl are the independent TLS/HTTP clients the tests check against; prometheus
- * (with promtool) scrapes the energy exporter and checks its rules; the rest runs local nodes.
+ * openssl and curl are the independent TLS/HTTP clients the tests check against; vagrant
+ * (Debian's package) runs `vagrant validate` on the Vagrantfile; prometheus (with promtool)
+ * scrapes the energy exporter and checks its rules; the rest runs local nodes.
  */
-const testPackages = ["openssl", "curl", "ca-certificates", "prometheus", ...localProviderPackages];
+const testPackages = ["openssl", "curl", "ca-certificates", "vagrant", "prometheus", ...localProviderPackages];
 
 await runCommand({
   name: "test-prerequisites",

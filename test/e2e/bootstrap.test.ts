@@ -48,6 +48,25 @@ const unitPids = async () => {
   return pids;
 };
 
+interface PrometheusTarget {
+  job: string;
+  health: string;
+  scrapeUrl: string;
+}
+
+/** Prometheus's HTTP API through Fabio on client-1 (which also proves the route). */
+const prometheusApi = (path: string) =>
+  $({ quiet: true, nothrow: true })`curl -sS --max-time 10 http://${ip.client1}:9999/prometheus${path}`;
+
+async function prometheusTargets(): Promise<PrometheusTarget[]> {
+  const answer = await prometheusApi("/api/v1/targets");
+  if (answer.exitCode !== 0) return [];
+  const parsed = JSON.parse(answer.stdout) as {
+    data: { activeTargets: { labels: Record<string, string>; health: string; scrapeUrl: string }[] };
+  };
+  return parsed.data.activeTargets.map((t) => ({ job: t.labels.job ?? "", health: t.health, scrapeUrl: t.scrapeUrl }));
+}
+
 beforeAll(async () => {
   isolated = await isolatedLocalCluster("e2e", { name: cluster, provider: { local: { cidr: "10.94.0.0/24" } } });
   context = isolated.context;
@@ -104,7 +123,7 @@ describe("a bootstrapped 5-node cluster", () => {
           Namespace: namespace,
           Type: "batch",
           Datacenters: ["dc1"],
-          TaskGroups: [{ Name: "g", Tasks: [{ Name: "t", Driver: "raw_exec", Config: { command: "/bin/true" } }] }],
+          TaskGroups: [{ Name: "g", Tasks: [{ Name: "t", Driver: "exec", Config: { command: "/bin/true" } }] }],
         },
       });
     const plan = (namespace: string) =>
@@ -115,6 +134,13 @@ describe("a bootstrapped 5-node cluster", () => {
       );
     expect((await plan("dev")).stdout).toBe("200");
     expect((await plan("default")).stdout).toBe("403");
+    // raw_exec (no isolation) is reserved for the platform namespace
+    const rawExec = await curl(
+      `https://${ip.server1}:4646/v1/job/ci-probe/plan?namespace=dev`,
+      [`X-Nomad-Token: ${token}`],
+      ["-X", "POST", "--data", job("dev").replace('"exec"', '"raw_exec"')],
+    );
+    expect(rawExec.stdout).toMatch(/raw_exec.*not allowed in namespace/);
   });
 
   it("gives workloads Consul and Vault access through workload identity only", async () => {
@@ -140,7 +166,7 @@ describe("a bootstrapped 5-node cluster", () => {
             Tasks: [
               {
                 Name: "app",
-                Driver: "raw_exec",
+                Driver: "exec",
                 Config: { command: "/bin/sleep", args: ["3600"] },
                 Vault: { ChangeMode: "noop" },
                 Templates: [
@@ -206,11 +232,114 @@ describe("a bootstrapped 5-node cluster", () => {
     expect(result.stdout).toMatch(/10\.94\.0\.1[123]/);
   });
 
+  it("runs every enabled platform job, deployed and healthy", async () => {
+    const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
+    const jobs = JSON.parse((await curl(`https://${ip.server1}:4646/v1/jobs?namespace=platform`, [nomadToken])).stdout) as {
+      ID: string;
+      Status: string;
+      Meta?: Record<string, string>;
+    }[];
+    const ids = jobs.map((j) => j.ID).sort();
+    expect(ids).toEqual(expect.arrayContaining(["alertmanager", "fabio", "prometheus"]));
+    for (const job of jobs) expect(job.Status, job.ID).toBe("running");
+    for (const id of ["alertmanager", "prometheus"]) {
+      const deployment = JSON.parse(
+        (await curl(`https://${ip.server1}:4646/v1/job/${id}/deployment?namespace=platform`, [nomadToken])).stdout,
+      ) as { Status: string };
+      expect(deployment.Status, id).toBe("successful");
+    }
+    // Fabio is a system job: one healthy allocation on each client
+    const fabio = JSON.parse(
+      (await curl(`https://${ip.server1}:4646/v1/job/fabio/allocations?namespace=platform`, [nomadToken])).stdout,
+    ) as { ClientStatus: string; NodeName: string }[];
+    expect(
+      fabio
+        .filter((a) => a.ClientStatus === "running")
+        .map((a) => a.NodeName)
+        .sort(),
+    ).toEqual(["client-1", "client-2"]);
+  });
+
+  it("has Prometheus scraping Nomad servers and clients, every Consul agent, Vault, Fabio and itself", async () => {
+    const expected = { "nomad-servers": 3, "nomad-clients": 2, consul: 5, vault: 1, prometheus: 1, fabio: 2, alertmanager: 1 };
+    let up: Record<string, number> = {};
+    for (let i = 0; i < 40; i++) {
+      up = {};
+      for (const target of await prometheusTargets()) if (target.health === "up") up[target.job] = (up[target.job] ?? 0) + 1;
+      if (Object.entries(expected).every(([job, count]) => (up[job] ?? 0) >= count)) break;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    expect(up).toMatchObject(expected);
+  });
+
+  it("routes /prometheus and /alertmanager through Fabio on every client", async () => {
+    for (const client of ["10.94.0.101", "10.94.0.102"]) {
+      const ready = await $({ quiet: true, nothrow: true })`curl -sS --max-time 10 http://${client}:9999/prometheus/-/ready`;
+      expect(ready.stdout, client).toMatch(/Prometheus (Server )?is Ready/);
+      const am = await $({
+        quiet: true,
+        nothrow: true,
+      })`curl -sS --max-time 10 -o /dev/null -w %{http_code} http://${client}:9999/alertmanager/-/ready`;
+      expect(am.stdout, client).toBe("200");
+    }
+  });
+
+  it("fires InstanceDown when a scraped service stops, and Alertmanager receives it", async () => {
+    const consulToken = `X-Consul-Token: ${await secret("consul-bootstrap-token")}`;
+    // a real process serving metrics on client-1, registered in Consul with the "prometheus" tag
+    const server = `require("http").createServer((q, s) => s.end("e2e_probe_up 1\\n")).listen(9555, "${ip.client1}")`;
+    await ssh(ip.client1, `nohup node -e '${server}' >/dev/null 2>&1 & echo $! > /run/e2e-target.pid`);
+    const registration = JSON.stringify({
+      Name: "e2e-target",
+      ID: "e2e-target",
+      Port: 9555,
+      Address: ip.client1,
+      Tags: ["prometheus"],
+    });
+    await curl(`https://${ip.client1}:8501/v1/agent/service/register`, [consulToken], ["-X", "PUT", "--data", registration]);
+    try {
+      let target: PrometheusTarget | undefined;
+      for (let i = 0; i < 40 && target?.health !== "up"; i++) {
+        await new Promise((r) => setTimeout(r, 3000));
+        target = (await prometheusTargets()).find((t) => t.job === "e2e-target");
+      }
+      expect(target?.health).toBe("up");
+      await ssh(ip.client1, "kill $(cat /run/e2e-target.pid)");
+      // `for: 1m` in the rule, a 15 s scrape and evaluation interval
+      let firing = false;
+      for (let i = 0; i < 50 && !firing; i++) {
+        await new Promise((r) => setTimeout(r, 3000));
+        const alerts = JSON.parse((await prometheusApi("/api/v1/alerts")).stdout) as {
+          data: { alerts: { labels: Record<string, string>; state: string }[] };
+        };
+        firing = alerts.data.alerts.some(
+          (a) => a.labels.alertname === "InstanceDown" && a.labels.job === "e2e-target" && a.state === "firing",
+        );
+      }
+      expect(firing).toBe(true);
+      let received = false;
+      for (let i = 0; i < 20 && !received; i++) {
+        const am = await $({
+          quiet: true,
+          nothrow: true,
+        })`curl -sS --max-time 10 http://${ip.client1}:9999/alertmanager/api/v2/alerts`;
+        received = (JSON.parse(am.stdout || "[]") as { labels: Record<string, string> }[]).some(
+          (a) => a.labels.alertname === "InstanceDown" && a.labels.job === "e2e-target",
+        );
+        if (!received) await new Promise((r) => setTimeout(r, 3000));
+      }
+      expect(received).toBe(true);
+    } finally {
+      await curl(`https://${ip.client1}:8501/v1/agent/service/deregister/e2e-target`, [consulToken], ["-X", "PUT"]);
+      await ssh(ip.client1, "kill $(cat /run/e2e-target.pid) 2>/dev/null; rm -f /run/e2e-target.pid");
+    }
+  }, 300_000);
+
   it("a second run changes nothing and restarts nothing", async () => {
     const before = await unitPids();
     const records = await runStages(context, inventory);
     const { verify, ...changing } = records;
-    expect(Object.values(changing).map((r) => r.summary)).toEqual(["binaries up to date", ...Array(5).fill("no changes")]);
+    expect(Object.values(changing).map((r) => r.summary)).toEqual(["binaries up to date", ...Array(6).fill("no changes")]);
     expect(verify?.summary).toMatch(/^5 Consul members, 3 raft peers; 2 Nomad clients ready, 3 servers; Vault unsealed/);
     expect(await unitPids()).toEqual(before);
   });

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { $ } from "zx";
+import { UserError } from "../../scripts/lib/errors.ts";
 import { inventoryPath, loadInventory } from "../../scripts/lib/inventory/load.ts";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
@@ -118,7 +119,18 @@ describe("certificate rotation", () => {
     for (const key of Object.keys(before)) expect(after[key], `${key} was not renewed`).not.toBe(before[key]);
     await new Promise((r) => setTimeout(r, 3000)); // the reload follows the write
     expect(await servedSerial(server, 8501)).not.toBe(servedBefore);
-    const records = await runStages(context, inventory, ["verify"]);
+    // agents reloading their certificates may miss a heartbeat; healthy again within 60 s is the bar
+    const settleDeadline = Date.now() + 60_000;
+    let records: Awaited<ReturnType<typeof runStages>> | undefined;
+    while (!records) {
+      records = await runStages(context, inventory, ["verify"]).catch(async (error: unknown) => {
+        // the problem list lives in the error's details; show it, not just "1 problem"
+        const details = error instanceof UserError ? error.details.join("\n") : "";
+        if (Date.now() > settleDeadline) throw new Error(`${(error as Error).message}\n${details}`);
+        await new Promise((r) => setTimeout(r, 5000));
+        return undefined;
+      });
+    }
     expect(records.verify?.summary).toMatch(/^2 Consul members, 1 raft peers; 1 Nomad clients ready, 1 servers; Vault unsealed/);
   }, 600_000);
 });

@@ -1,38 +1,41 @@
 /**
- * A real `nomad agent -dev` with ACLs on and raw_exec enabled, on its own
- * loopback address, for the energy exporter's tests.
+ * A real `nomad agent -dev` (server + client) with ACLs on, on its own loopback
+ * address and ports so it collides with no other test, raw_exec enabled so real
+ * tasks run, and no cloud fingerprinting (slow, and fails offline).
  */
 import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { NomadClient } from "../../scripts/lib/clients/nomad.ts";
 import { requireBinary } from "./binaries.ts";
+import { tempDir } from "./fixtures.ts";
 import { type Agent, startAgent, untilReady } from "./processes.ts";
 
 export interface NomadDev {
-  agent: Agent;
   address: string;
+  dataDir: string;
   management: NomadClient;
-  nodeId: string;
+  stop(): Promise<void>;
 }
 
-export async function startNomadDev(dir: string, ip: string, secret: string): Promise<NomadDev> {
+export async function startNomadDev(options: { ip: string; httpPort: number; bootstrapSecret: string }): Promise<NomadDev> {
+  const dir = await tempDir("nomad-dev");
+  const dataDir = join(dir.path, "data");
+  const config = join(dir.path, "dev.hcl");
   await writeFile(
-    `${dir}/dev.hcl`,
-    `
-bind_addr = "${ip}"
-data_dir  = "${dir}/data"
+    config,
+    `bind_addr = "${options.ip}"
+data_dir  = "${dataDir}"
 ports {
-  http = 4760
-  rpc  = 4761
-  serf = 4762
+  http = ${options.httpPort}
+  rpc  = ${options.httpPort + 1}
+  serf = ${options.httpPort + 2}
 }
 acl {
   enabled = true
 }
 client {
-  options = {
-    # the cloud fingerprinters wait for metadata services that do not exist here
-    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
-  }
+  network_interface = "lo"
+  options = { "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean" }
 }
 plugin "raw_exec" {
   config {
@@ -41,51 +44,26 @@ plugin "raw_exec" {
 }
 `,
   );
-  const address = `http://${ip}:4760`;
-  const agent = startAgent("nomad -dev", requireBinary("nomad"), ["agent", "-dev", `-config=${dir}/dev.hcl`], `${dir}/nomad.log`);
-  const management = new NomadClient({ address, token: secret, timeoutMs: 10_000 });
-  await untilReady(agent, () => management.bootstrapAcl(secret), 90_000);
-  const nodeId = await management.api.waitFor<{ ID: string; Status: string }[], string>(
-    "/v1/nodes",
-    (nodes) => nodes.find((n) => n.Status === "ready")?.ID,
-    { timeoutMs: 60_000, what: "the dev client to be ready" },
-  );
-  return { agent, address, management, nodeId };
-}
-
-/** A job of raw_exec tasks; returns the running allocation's ID. */
-export async function runRawExecJob(
-  nomad: NomadDev,
-  spec: { id: string; namespace: string; group: string; tasks: { name: string; command: string; args: string[] }[] },
-): Promise<string> {
-  await nomad.management.api.post("/v1/jobs", {
-    Job: {
-      ID: spec.id,
-      Name: spec.id,
-      Namespace: spec.namespace,
-      Type: "service",
-      Datacenters: ["*"],
-      TaskGroups: [
-        {
-          Name: spec.group,
-          Count: 1,
-          Tasks: spec.tasks.map((t) => ({
-            Name: t.name,
-            Driver: "raw_exec",
-            Config: { command: t.command, args: t.args },
-            Resources: { CPU: 100, MemoryMB: 32 },
-          })),
-        },
-      ],
-    },
-  });
-  return nomad.management.api.waitFor<{ ID: string; ClientStatus: string }[], string>(
-    `/v1/job/${spec.id}/allocations`,
-    (allocs) => allocs.find((a) => a.ClientStatus === "running")?.ID,
-    { timeoutMs: 60_000, what: `the ${spec.id} allocation to run`, params: { namespace: spec.namespace } },
-  );
-}
-
-export async function purgeJob(nomad: NomadDev | undefined, id: string, namespace: string): Promise<void> {
-  await nomad?.management.api.delete(`/v1/job/${id}`, { namespace, purge: true }).catch(() => undefined);
+  let agent: Agent | undefined;
+  try {
+    agent = startAgent("nomad", requireBinary("nomad"), ["agent", "-dev", `-config=${config}`], join(dir.path, "nomad.log"));
+    const address = `http://${options.ip}:${options.httpPort}`;
+    const management = new NomadClient({ address, token: options.bootstrapSecret });
+    const started = agent;
+    await untilReady(started, () => management.bootstrapAcl(options.bootstrapSecret));
+    await management.waitForReadyNodes(1, 60_000);
+    return {
+      address,
+      dataDir,
+      management,
+      async stop() {
+        await started.stop();
+        await dir.remove();
+      },
+    };
+  } catch (error) {
+    await agent?.stop();
+    await dir.remove();
+    throw error;
+  }
 }

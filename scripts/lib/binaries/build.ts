@@ -14,6 +14,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
 import { OperationError } from "../errors.ts";
+import { ensureDebianPackages } from "../setup/debian-packages.ts";
 import type { ToolSpec } from "./catalog.ts";
 import { withLock } from "./lock.ts";
 
@@ -21,8 +22,9 @@ export function cacheRoot(): string {
   return process.env.HASHISTACK_CACHE ?? join(homedir(), ".cache", "hashistack");
 }
 
-export function binaryPath(tool: Pick<ToolSpec, "name" | "version">, root = cacheRoot()): string {
-  return join(root, "bin", tool.name, tool.version, tool.name);
+export function binaryPath(tool: Pick<ToolSpec, "name" | "version" | "cgo">, root = cacheRoot()): string {
+  // a cgo build is a different artifact: it must not be mistaken for a cached static one
+  return join(root, "bin", tool.name, tool.cgo ? `${tool.version}-cgo` : tool.version, tool.name);
 }
 
 export interface BuildRecord {
@@ -62,14 +64,21 @@ export async function ensureBinary(
 
 async function build(tool: ToolSpec, target: string, log: (line: string) => void): Promise<BuildRecord> {
   await requireGo();
+  if (tool.cgo) await ensureCCompiler(log);
   const started = Date.now();
   const ref = `${tool.module}@v${tool.version}`;
   log(`downloading ${ref} from the Go module proxy`);
-  const download = await $({ quiet: true, nothrow: true })`go mod download -json ${ref}`;
-  const info = safeJson(download.stdout) as { Dir?: string; Error?: string } | undefined;
+  const downloadEnv = tool.pinnedSum ? { ...process.env, GONOSUMDB: tool.module } : process.env;
+  const download = await $({ quiet: true, nothrow: true, env: downloadEnv })`go mod download -json ${ref}`;
+  const info = safeJson(download.stdout) as { Dir?: string; Error?: string; Sum?: string } | undefined;
   if (download.exitCode !== 0 || !info?.Dir) {
     throw new OperationError(`Cannot download ${ref}: ${info?.Error ?? download.stderr.trim()}`, {
       hint: "Check that the Go module proxy is reachable (go env GOPROXY) and that the version exists.",
+    });
+  }
+  if (tool.pinnedSum && info.Sum !== tool.pinnedSum) {
+    throw new OperationError(`${ref} does not match its pinned checksum (got ${info.Sum}, pinned ${tool.pinnedSum}).`, {
+      hint: "The module proxy served different content than when the pin was recorded; do not build it. Report this.",
     });
   }
   const work = await mkdtemp(join(tmpdir(), `hashistack-build-${tool.name}-`));
@@ -91,7 +100,7 @@ async function build(tool: ToolSpec, target: string, log: (line: string) => void
       cwd: src,
       quiet: true,
       nothrow: true,
-      env: { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=mod -buildvcs=false" },
+      env: { ...process.env, CGO_ENABLED: tool.cgo ? "1" : "0", GOFLAGS: "-mod=mod -buildvcs=false" },
     })`go build -trimpath -ldflags=-s -o ${output} ${tool.package}`;
     if (compile.exitCode !== 0) {
       throw new OperationError(`Building ${ref} failed (exit ${compile.exitCode}).`, {
@@ -138,6 +147,13 @@ async function requireGo(): Promise<void> {
       hint: "Install Go 1.25 or newer (https://go.dev/dl/) or put prebuilt binaries in ~/.cache/hashistack/bin/<tool>/<version>/.",
     });
   }
+}
+
+/** cgo builds need gcc and the C library headers; Debian's packages are installed when missing. */
+async function ensureCCompiler(log: (line: string) => void): Promise<void> {
+  const found = await $({ quiet: true, nothrow: true })`cc --version`;
+  if (found.exitCode === 0) return;
+  await ensureDebianPackages(["gcc", "libc6-dev"], log);
 }
 
 function safeJson(text: string): unknown {

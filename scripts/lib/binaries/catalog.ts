@@ -16,6 +16,13 @@ export interface ToolSpec {
    * version the main module's go.mod requires is too old to compile against.
    */
   submodules?: Record<string, string>;
+  /**
+   * The module's h1: hash, for releases the public checksum database does not
+   * know: the download skips the database and must match this pin instead.
+   */
+  pinnedSum?: string;
+  /** build with cgo (a C compiler is needed; the binary links the host's glibc) */
+  cgo?: boolean;
 }
 
 export const tools = {
@@ -25,6 +32,8 @@ export const tools = {
     module: "github.com/hashicorp/nomad",
     version: defaultVersions.nomad,
     package: ".",
+    // Nomad registers its isolating `exec` driver only in cgo builds
+    cgo: true,
     // nomad/api has no tags, and v1.11.3's go.mod requires a 2023 pseudo-version that
     // lacks types the agent uses; the proxy refuses the release commit (403), so we
     // pin the newest published pseudo-version, which compiles against 1.11.3.
@@ -41,10 +50,18 @@ export const tools = {
     version: defaultVersions.consulTemplate,
     package: ".",
   },
-  fabio: { name: "fabio", module: "github.com/fabiolb/fabio", version: "1.6.3", package: "." },
+  // sum.golang.org answers 404 for every 1.6.x release (1.5.15 is the newest it knows,
+  // and it has no Prometheus metrics); 1.6.3 is verified against this pinned hash instead
+  fabio: {
+    name: "fabio",
+    module: "github.com/fabiolb/fabio",
+    version: "1.6.3",
+    package: ".",
+    pinnedSum: "h1:ZLgQOjuLz66ABYI4qGVb2O6tHgu0ixNvsChTTtwg7Mo=",
+  },
 } satisfies Record<string, ToolSpec>;
 
 export type ToolName = keyof typeof tools;
 export const toolNames = Object.keys(tools) as ToolName[];
 /** what the integration tests need */
-export const testTools: ToolName[] = ["consul", "nomad", "vault", "consul-template"];
+export const testTools: ToolName[] = ["consul", "nomad", "vault", "consul-template", "fabio"];

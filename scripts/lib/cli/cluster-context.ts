@@ -9,7 +9,7 @@ const providerTypes: ProviderType[] = ["local", "vagrant", "digitalocean", "stat
 
 /** Config + state + reporter for a cluster command, with `--provider` overriding the config. */
 export async function clusterContext(
-  flags: { config?: string; cluster?: string; provider?: string },
+  flags: { config?: string; cluster?: string; provider?: string; yes?: boolean },
   reporter: Reporter,
 ): Promise<ProviderContext> {
   const { config } = await loadClusterConfig({ file: flags.config, cluster: flags.cluster });
@@ -19,5 +19,5 @@ export async function clusterContext(
     }
     config.provider.type = flags.provider as ProviderType;
   }
-  return { config, state: statePaths(config.name), reporter };
+  return { config, state: statePaths(config.name), reporter, yes: flags.yes };
 }

@@ -12,6 +12,15 @@ export interface NomadAclToken {
 export interface NomadNamespace {
   Name: string;
   Description: string;
+  /** which task drivers jobs in the namespace may use (Nomad ≥1.3) */
+  Capabilities?: { EnabledTaskDrivers?: string[] | null; DisabledTaskDrivers?: string[] | null } | null;
+  ModifyIndex?: number;
+}
+
+export interface NomadVariable {
+  Namespace: string;
+  Path: string;
+  Items: Record<string, string>;
   ModifyIndex?: number;
 }
 
@@ -83,7 +92,9 @@ export class NomadClient {
   /** Create or update a namespace; returns whether anything changed. */
   async upsertNamespace(namespace: NomadNamespace): Promise<boolean> {
     const existing = (await this.namespaces()).find((n) => n.Name === namespace.Name);
-    if (existing && existing.Description === namespace.Description) return false;
+    const drivers = (ns: NomadNamespace) =>
+      JSON.stringify([ns.Capabilities?.EnabledTaskDrivers ?? [], ns.Capabilities?.DisabledTaskDrivers ?? []]);
+    if (existing && existing.Description === namespace.Description && drivers(existing) === drivers(namespace)) return false;
     await this.api.post(`/v1/namespace/${encodeURIComponent(namespace.Name)}`, namespace);
     return true;
   }
@@ -103,6 +114,24 @@ export class NomadClient {
     return this.api.post<NomadAclToken>("/v1/acl/token", token);
   }
 
+  /** A Nomad variable, or undefined when the path holds none. */
+  async variable(namespace: string, path: string): Promise<NomadVariable | undefined> {
+    try {
+      return await this.api.get<NomadVariable>(`/v1/var/${path}`, { namespace });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Write a variable unless it already holds exactly these items; returns whether it changed. */
+  async upsertVariable(namespace: string, path: string, items: Record<string, string>): Promise<boolean> {
+    const existing = await this.variable(namespace, path);
+    if (existing && JSON.stringify(sortedEntries(existing.Items)) === JSON.stringify(sortedEntries(items))) return false;
+    await this.api.put(`/v1/var/${path}`, { Namespace: namespace, Path: path, Items: items }, { namespace });
+    return true;
+  }
+
   /** Wait (blocking query) until `count` nodes are ready. */
   waitForReadyNodes(count: number, timeoutMs = 120_000): Promise<NomadNodeStub[]> {
     return this.api.waitFor<NomadNodeStub[], NomadNodeStub[]>(
@@ -114,4 +143,228 @@ export class NomadClient {
       { timeoutMs, what: `${count} ready Nomad node(s)` },
     );
   }
+
+  // --- jobs, evaluations, deployments and allocations (used by `deploy`) ---
+
+  /** HCL2 → job JSON on the server; `Variables` is var-file content (the endpoint ignores VariableFlags). */
+  parseJob(request: { JobHCL: string; Variables?: string; Canonicalize?: boolean }, namespace?: string): Promise<NomadJob> {
+    return this.api.post<NomadJob>("/v1/jobs/parse", request, ns(namespace));
+  }
+
+  validateJob(job: NomadJob): Promise<{ ValidationErrors: string[] | null; Error: string; Warnings: string }> {
+    return this.api.post("/v1/validate/job", { Job: job }, ns(job.Namespace));
+  }
+
+  planJob(job: NomadJob): Promise<NomadPlanResponse> {
+    return this.api.post<NomadPlanResponse>(`/v1/job/${id(job.ID)}/plan`, { Job: job, Diff: true }, ns(job.Namespace));
+  }
+
+  registerJob(request: {
+    Job: NomadJob;
+    EnforceIndex?: boolean;
+    JobModifyIndex?: number;
+    Submission?: NomadJobSubmission;
+  }): Promise<NomadRegisterResponse> {
+    return this.api.post<NomadRegisterResponse>("/v1/jobs", request, ns(request.Job.Namespace));
+  }
+
+  /** The job, or undefined when it does not exist. */
+  async job(jobId: string, namespace?: string): Promise<NomadJob | undefined> {
+    try {
+      return await this.api.get<NomadJob>(`/v1/job/${id(jobId)}`, ns(namespace));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  evaluation(evalId: string, namespace?: string): Promise<NomadEvaluation> {
+    return this.api.get<NomadEvaluation>(`/v1/evaluation/${id(evalId)}`, ns(namespace));
+  }
+
+  deployment(deploymentId: string, namespace?: string): Promise<NomadDeployment> {
+    return this.api.get<NomadDeployment>(`/v1/deployment/${id(deploymentId)}`, ns(namespace));
+  }
+
+  /** The job's most recent deployment (null when it never had one). */
+  latestDeployment(jobId: string, namespace?: string): Promise<NomadDeployment | null> {
+    return this.api.get<NomadDeployment | null>(`/v1/job/${id(jobId)}/deployment`, ns(namespace));
+  }
+
+  deploymentAllocations(deploymentId: string, namespace?: string): Promise<NomadAllocationStub[]> {
+    return this.api.get<NomadAllocationStub[]>(`/v1/deployment/allocations/${id(deploymentId)}`, ns(namespace));
+  }
+
+  jobAllocations(jobId: string, namespace?: string): Promise<NomadAllocationStub[]> {
+    return this.api.get<NomadAllocationStub[]>(`/v1/job/${id(jobId)}/allocations`, ns(namespace));
+  }
+
+  allocation(allocId: string, namespace?: string): Promise<NomadAllocationStub> {
+    return this.api.get<NomadAllocationStub>(`/v1/allocation/${id(allocId)}`, ns(namespace));
+  }
 }
+
+function sortedEntries(items: Record<string, string>): [string, string][] {
+  return Object.entries(items).sort(([a], [b]) => a.localeCompare(b));
+}
+
+/** A job as the API returns it; only the fields we read are typed, the rest passes through untouched. */
+export interface NomadJob {
+  ID: string;
+  Name: string;
+  Namespace: string;
+  Type: "service" | "batch" | "system" | "sysbatch";
+  Meta: Record<string, string> | null;
+  Version?: number;
+  JobModifyIndex?: number;
+  Status?: string;
+  Stop?: boolean;
+  TaskGroups: { Name: string; Count: number; [key: string]: unknown }[] | null;
+  [key: string]: unknown;
+}
+
+export interface NomadFieldDiff {
+  Type: "Added" | "Deleted" | "Edited" | "None";
+  Name: string;
+  Old: string;
+  New: string;
+  Annotations: string[] | null;
+}
+
+export interface NomadObjectDiff {
+  Type: "Added" | "Deleted" | "Edited" | "None";
+  Name: string;
+  Fields: NomadFieldDiff[] | null;
+  Objects: NomadObjectDiff[] | null;
+}
+
+export interface NomadTaskDiff extends NomadObjectDiff {
+  Annotations: string[] | null;
+}
+
+export interface NomadTaskGroupDiff extends NomadObjectDiff {
+  Tasks: NomadTaskDiff[] | null;
+  Updates: Record<string, number> | null;
+}
+
+export interface NomadJobDiff {
+  Type: "Added" | "Deleted" | "Edited" | "None";
+  ID: string;
+  Fields: NomadFieldDiff[] | null;
+  Objects: NomadObjectDiff[] | null;
+  TaskGroups: NomadTaskGroupDiff[] | null;
+}
+
+export interface NomadDesiredUpdates {
+  Place: number;
+  Stop: number;
+  InPlaceUpdate: number;
+  DestructiveUpdate: number;
+  Canary: number;
+  Ignore: number;
+  Migrate: number;
+  Preemptions: number;
+  [key: string]: number;
+}
+
+export interface NomadAllocMetric {
+  NodesEvaluated: number;
+  NodesFiltered: number;
+  NodesExhausted: number;
+  NodesAvailable: Record<string, number> | null;
+  ClassFiltered: Record<string, number> | null;
+  ConstraintFiltered: Record<string, number> | null;
+  ClassExhausted: Record<string, number> | null;
+  DimensionExhausted: Record<string, number> | null;
+  QuotaExhausted: string[] | null;
+  CoalescedFailures: number;
+}
+
+export interface NomadPlanResponse {
+  Annotations: { DesiredTGUpdates: Record<string, NomadDesiredUpdates> | null } | null;
+  FailedTGAllocs: Record<string, NomadAllocMetric> | null;
+  JobModifyIndex: number;
+  Diff: NomadJobDiff | null;
+  Warnings: string;
+  NextPeriodicLaunch: string | null;
+}
+
+export interface NomadRegisterResponse {
+  EvalID: string;
+  EvalCreateIndex: number;
+  JobModifyIndex: number;
+  Warnings: string;
+}
+
+export interface NomadJobSubmission {
+  Source: string;
+  Format: "hcl2";
+  /** var-file contents */
+  Variables?: string;
+  VariableFlags?: Record<string, string>;
+}
+
+export interface NomadEvaluation {
+  ID: string;
+  Status: "pending" | "complete" | "failed" | "canceled" | "blocked";
+  StatusDescription: string;
+  JobID: string;
+  DeploymentID: string;
+  BlockedEval: string;
+  FailedTGAllocs: Record<string, NomadAllocMetric> | null;
+  QueuedAllocations: Record<string, number> | null;
+}
+
+export interface NomadDeploymentGroup {
+  DesiredTotal: number;
+  DesiredCanaries: number;
+  PlacedAllocs: number;
+  HealthyAllocs: number;
+  UnhealthyAllocs: number;
+  AutoRevert: boolean;
+  Promoted: boolean;
+}
+
+export interface NomadDeployment {
+  ID: string;
+  JobID: string;
+  JobVersion: number;
+  Status: "running" | "paused" | "failed" | "successful" | "cancelled" | "pending" | "blocked" | "unblocking";
+  StatusDescription: string;
+  TaskGroups: Record<string, NomadDeploymentGroup> | null;
+}
+
+export interface NomadTaskEvent {
+  Type: string;
+  Time: number;
+  DisplayMessage: string;
+  Message?: string;
+  DriverError?: string;
+  ExitCode?: number;
+  FailsTask?: boolean;
+}
+
+export interface NomadTaskState {
+  State: "pending" | "running" | "dead";
+  Failed: boolean;
+  Restarts: number;
+  Events: NomadTaskEvent[] | null;
+}
+
+export interface NomadAllocationStub {
+  ID: string;
+  Name: string;
+  EvalID: string;
+  JobVersion: number;
+  TaskGroup: string;
+  NodeName: string;
+  ClientStatus: "pending" | "running" | "complete" | "failed" | "lost" | "unknown";
+  ClientDescription: string;
+  DesiredStatus: "run" | "stop" | "evict";
+  DeploymentStatus: { Healthy: boolean | null; Canary: boolean } | null;
+  TaskStates: Record<string, NomadTaskState> | null;
+}
+
+/** `?namespace=` for namespaced endpoints (the CI token may only touch dev and prod). */
+const ns = (namespace?: string) => (namespace ? { namespace } : {});
+const id = encodeURIComponent;

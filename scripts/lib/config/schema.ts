@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { durationSeconds, isDuration } from "../util/duration.ts";
-import { parseCidr } from "../util/net.ts";
+import { cidrSize, parseCidr } from "../util/net.ts";
 
 const name = z
   .string()
@@ -24,13 +24,37 @@ const localProvider = z.strictObject({
     .optional(),
 });
 
-const vagrantProvider = z.strictObject({
-  provider: z.enum(["virtualbox", "libvirt"]).default("virtualbox"),
-  box: z.string().default("debian/bookworm64"),
-  cidr: cidr.default("192.168.56.0/24"),
-  cpus: z.number().int().min(1).default(1),
-  memoryMb: z.number().int().min(512).default(2048),
-});
+/** VirtualBox ≥ 6.1.28 only allows host-only networks in 192.168.56.0/21 unless /etc/vbox/networks.conf says otherwise */
+const virtualBoxHostOnly = parseCidr("192.168.56.0/21")!;
+
+const vagrantProvider = z
+  .strictObject({
+    provider: z.enum(["virtualbox", "libvirt"]).default("virtualbox"),
+    box: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/, "expected a Vagrant box name such as debian/bookworm64")
+      .default("debian/bookworm64"),
+    cidr: cidr.default("192.168.56.0/24"),
+    cpus: z.number().int().min(1).default(1),
+    memoryMb: z.number().int().min(512).default(2048),
+    /** clients often need more memory than servers; default: memoryMb */
+    clientMemoryMb: z.number().int().min(512).optional(),
+  })
+  .superRefine((v, ctx) => {
+    const range = parseCidr(v.cidr);
+    if (v.provider !== "virtualbox" || !range) return;
+    const inside =
+      range.prefix >= virtualBoxHostOnly.prefix &&
+      range.network >= virtualBoxHostOnly.network &&
+      range.network < virtualBoxHostOnly.network + cidrSize(virtualBoxHostOnly);
+    if (!inside) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["cidr"],
+        message: `${v.cidr} is outside VirtualBox's allowed host-only range 192.168.56.0/21: use e.g. 192.168.56.0/24, or list the range in /etc/vbox/networks.conf and use libvirt`,
+      });
+    }
+  });
 
 const digitalOceanProvider = z.strictObject({
   region: z.string().default("lon1"),
@@ -122,24 +146,35 @@ const tls = z
 const toggled = <Shape extends z.ZodRawShape>(shape: Shape, enabled = true) =>
   z.strictObject({ enabled: z.boolean().default(enabled), ...shape });
 
-const jobs = z.strictObject({
-  runtime: z.enum(["docker", "exec"]).optional(),
-  prometheus: toggled({ retention: duration.default("360h") }).default({ enabled: true, retention: "360h" }),
-  alertmanager: toggled({
-    /** Vault KV path or Nomad variable holding the Slack webhook URL; no webhook → a harmless default route */
-    slackWebhookSecret: z.string().optional(),
-  }).default({ enabled: true }),
-  grafana: toggled({}).default({ enabled: true }),
-  fabio: toggled({}).default({ enabled: true }),
-  gitlabRunner: toggled({ url: z.string().url().default("https://gitlab.com") }, false).default({
-    enabled: false,
-    url: "https://gitlab.com",
-  }),
-  energyExporter: toggled({
-    carbonRegion: z.string().default("FR"),
-    pue: z.number().min(1).max(3).default(1.4),
-  }).default({ enabled: true, carbonRegion: "FR", pue: 1.4 }),
-});
+const jobs = z
+  .strictObject({
+    runtime: z.enum(["docker", "exec"]).optional(),
+    prometheus: toggled({ retention: duration.default("360h") }).default({ enabled: true, retention: "360h" }),
+    // the Slack webhook URL is a secret: given once as SLACK_WEBHOOK_URL, kept 0600 in the state
+    alertmanager: toggled({}).default({ enabled: true }),
+    grafana: toggled({}).default({ enabled: true }),
+    fabio: toggled({}).default({ enabled: true }),
+    // the runner authentication token is a secret: given once as GITLAB_RUNNER_TOKEN, kept 0600 in the state
+    gitlabRunner: toggled({ url: z.string().url().default("https://gitlab.com") }, false).default({
+      enabled: false,
+      url: "https://gitlab.com",
+    }),
+    energyExporter: toggled({
+      carbonRegion: z.string().default("FR"),
+      pue: z.number().min(1).max(3).default(1.4),
+    }).default({ enabled: true, carbonRegion: "FR", pue: 1.4 }),
+  })
+  .superRefine((jobs, ctx) => {
+    // Grafana's datasource is Prometheus behind the Fabio on its node
+    if (jobs.grafana.enabled && (!jobs.fabio.enabled || !jobs.prometheus.enabled)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["grafana", "enabled"],
+        message:
+          "Grafana needs jobs.prometheus and jobs.fabio enabled (it reads Prometheus through Fabio); disable Grafana or enable both",
+      });
+    }
+  });
 
 export const defaultVersions = versions.parse({});
 

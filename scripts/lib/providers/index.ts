@@ -1,7 +1,8 @@
 import type { ProviderType } from "../config/schema.ts";
-import { NotImplementedError } from "../errors.ts";
+import { digitalOceanProvider } from "./digitalocean/provider.ts";
 import { localProvider } from "./local/provider.ts";
 import { staticProvider } from "./static.ts";
+import { vagrantProvider } from "./vagrant/provider.ts";
 import type { Provider } from "./types.ts";
 
 export function providerFor(type: ProviderType): Provider {
@@ -10,8 +11,9 @@ export function providerFor(type: ProviderType): Provider {
       return localProvider;
     case "static":
       return staticProvider;
-    case "vagrant":
     case "digitalocean":
-      throw new NotImplementedError(`The ${type} provider`, "issue 'DigitalOcean and Vagrant providers'");
+      return digitalOceanProvider;
+    case "vagrant":
+      return vagrantProvider;
   }
 }

@@ -12,6 +12,8 @@ export interface ProviderContext {
   config: ClusterConfig;
   state: StatePaths;
   reporter: Reporter;
+  /** --yes: confirmations (e.g. creating billed cloud resources) are answered up front */
+  yes?: boolean;
 }
 
 export interface NodeStatus {

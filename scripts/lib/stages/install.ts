@@ -23,8 +23,9 @@ export type ServiceOutcome = "started" | "restarted" | "unchanged";
 
 /**
  * Make sure a unit is enabled and running with its current files. `changed`
- * says whether any of its files changed in this run; only then is a running
- * unit restarted (or reloaded, when `reload` is set).
+ * says whether any of its files changed in this run; only then, or when its
+ * binary was replaced since it started, is a running unit restarted (or
+ * reloaded, when `reload` is set and the binary is the same).
  */
 export async function ensureService(
   remote: RemoteHost,
@@ -32,14 +33,22 @@ export async function ensureService(
   options: { changed: boolean; unitFileChanged: boolean; reload?: boolean },
 ): Promise<ServiceOutcome> {
   if (options.unitFileChanged) await remote.runAsRoot("systemctl daemon-reload");
-  const active = (await remote.runAsRoot(`systemctl is-active ${unit}`, { allowFailure: true })).stdout.trim() === "active";
+  // the running binary: uploads replace files atomically, so an upgraded binary shows as "(deleted)"
+  const probe = await remote.runAsRoot(
+    `systemctl is-active ${unit}; readlink /proc/$(systemctl show -p MainPID --value ${unit})/exe || true`,
+    { allowFailure: true },
+  );
+  const [state, exe = ""] = probe.stdout.trim().split("\n");
+  const active = state === "active";
   if (!active) {
     await remote.runAsRoot(`systemctl enable --now ${unit}`, { timeoutMs: 120_000 });
     return "started";
   }
   await remote.runAsRoot(`systemctl enable ${unit}`, { allowFailure: true });
-  if (!options.changed) return "unchanged";
-  await remote.runAsRoot(`systemctl ${options.reload ? "reload" : "restart"} ${unit}`, { timeoutMs: 120_000 });
+  const binaryReplaced = exe.endsWith(" (deleted)");
+  if (!options.changed && !binaryReplaced) return "unchanged";
+  const action = options.reload && !binaryReplaced ? "reload" : "restart";
+  await remote.runAsRoot(`systemctl ${action} ${unit}`, { timeoutMs: 120_000 });
   return "restarted";
 }
 

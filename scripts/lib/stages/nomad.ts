@@ -4,7 +4,7 @@
  * namespaces dev and prod; and a CI token that may only submit and read jobs there.
  */
 import { ApiError } from "../clients/http.ts";
-import { NomadClient } from "../clients/nomad.ts";
+import { NomadClient, type NomadNamespace } from "../clients/nomad.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
@@ -17,6 +17,20 @@ import { tlsFiles } from "./vault.ts";
 const layout = nodeLayout();
 
 export const ciNamespaces = ["dev", "prod"];
+export const platformNamespace = "platform";
+
+/**
+ * raw_exec has no isolation; the exec profile runs the platform jobs with it, so
+ * it is allowed only in the platform namespace, which the CI token cannot reach.
+ */
+export function clusterNamespaces(): NomadNamespace[] {
+  const noRawExec = { DisabledTaskDrivers: ["raw_exec"] };
+  return [
+    { Name: "default", Description: "Default shared namespace", Capabilities: noRawExec },
+    ...ciNamespaces.map((name) => ({ Name: name, Description: `${name} workloads (seed 003)`, Capabilities: noRawExec })),
+    { Name: platformNamespace, Description: "Platform jobs managed by hashistack bootstrap" },
+  ];
+}
 
 export const ciDeployPolicy = ciNamespaces
   .map(
@@ -81,9 +95,8 @@ export async function nomadStage(run: ClusterRun): Promise<string> {
     );
     if (bootstrapped) summary.push("ACLs bootstrapped");
     else await nomad.selfToken();
-    for (const name of ciNamespaces) {
-      if (await nomad.upsertNamespace({ Name: name, Description: `${name} workloads (seed 003)` }))
-        summary.push(`namespace ${name}`);
+    for (const namespace of clusterNamespaces()) {
+      if (await nomad.upsertNamespace(namespace)) summary.push(`namespace ${namespace.Name}`);
     }
     if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy))
       summary.push("ci-deploy policy");

@@ -11,6 +11,7 @@ import { readFileIfExists, writeFileAtomic } from "../util/fs.ts";
 import { certificatesStage } from "./certificates.ts";
 import { consulStage } from "./consul.ts";
 import { nomadStage } from "./nomad.ts";
+import { platformStage } from "./platform.ts";
 import { prepareStage } from "./prepare.ts";
 import { openClusterRun, type ClusterRun } from "./run-context.ts";
 import { vaultStage } from "./vault.ts";
@@ -29,6 +30,7 @@ export const stages: Stage[] = [
   { name: "consul", run: consulStage },
   { name: "nomad", run: nomadStage },
   { name: "workload-identity", run: workloadIdentityStage },
+  { name: "platform", run: platformStage },
   { name: "verify", run: verifyStage },
 ];
 

@@ -4,6 +4,7 @@
  */
 import { binaryPath, ensureBinary } from "../binaries/build.ts";
 import { tools } from "../binaries/catalog.ts";
+import { runtimeProfile } from "../config/schema.ts";
 import { NotImplementedError, OperationError } from "../errors.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { shellQuote } from "../remote/quote.ts";
@@ -26,7 +27,10 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
     vault: { ...tools.vault, version: config.versions.vault },
     "consul-template": { ...tools["consul-template"], version: config.versions.consulTemplate },
   };
-  for (const tool of Object.values(versioned)) await ensureBinary(tool, { log: (line) => run.reporter.debug(line) });
+  // the exec profile has no image registry: Fabio's binary is installed on the clients
+  const fabioOnClients = runtimeProfile(config) === "exec" && config.jobs.fabio.enabled;
+  const allTools = fabioOnClients ? [...Object.values(versioned), tools.fabio] : Object.values(versioned);
+  for (const tool of allTools) await ensureBinary(tool, { log: (line) => run.reporter.debug(line) });
   const layout = nodeLayout();
   const outcomes = await onEachHost(
     run.inventory.hosts,
@@ -48,7 +52,9 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
         host.roles.includes("server")
           ? `install -d -m 0750 -o nomad -g nomad ${layout.nomad.dataDir}`
           : `install -d -m 0711 ${layout.nomad.dataDir}`,
-        `install -d -m 0755 ${layout.nomad.hostVolumesDir}/prometheus ${layout.nomad.hostVolumesDir}/grafana`,
+        // owned by the users the jobs run as: nobody (Prometheus) and the Grafana image's uid
+        `install -d -m 0750 -o 65534 -g 65534 ${layout.nomad.hostVolumesDir}/prometheus`,
+        `install -d -m 0750 -o 472 -g 472 ${layout.nomad.hostVolumesDir}/grafana`,
         `install -d -m 0750 ${layout.consulTemplate.configDir} ${layout.consulTemplate.templatesDir}`,
         ...(host.roles.includes("vault")
           ? [
@@ -64,19 +70,21 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
           `id -u ${u} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${u}`,
       );
       await remote.runAsRoot([...createUsers, ...dirs].join(" && "));
-      const binaries: (keyof typeof versioned)[] = [
+      const binaries: (keyof typeof versioned | "fabio")[] = [
         "consul",
         "nomad",
         "consul-template",
         ...(host.roles.includes("vault") ? (["vault"] as const) : []),
+        ...(fabioOnClients && host.roles.includes("client") ? (["fabio"] as const) : []),
       ];
       let uploaded = 0;
       for (const name of binaries) {
-        const outcome = await remote.uploadFile(binaryPath(versioned[name]), `${layout.binDir}/${name}`, { mode: 0o755 });
+        const spec = name === "fabio" ? tools.fabio : versioned[name];
+        const outcome = await remote.uploadFile(binaryPath(spec), `${layout.binDir}/${name}`, { mode: 0o755 });
         if (outcome !== "unchanged") uploaded++;
       }
       const versions = await remote.run(
-        binaries.map((b) => `${shellQuote(`${layout.binDir}/${b}`)} version | head -1`).join("; "),
+        binaries.map((b) => `${shellQuote(`${layout.binDir}/${b}`)} ${b === "fabio" ? "-v" : "version"} | head -1`).join("; "),
       );
       return { uploaded, versions: versions.stdout.trim().split("\n") };
     },

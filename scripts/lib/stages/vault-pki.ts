@@ -55,6 +55,9 @@ export function operatorCertificateTtl(config: ClusterConfig): string {
   return durationSeconds(config.tls.intermediateTtl) < 86_400 ? config.tls.intermediateTtl : "24h";
 }
 
+export const platformPkiRole = "platform";
+export const platformCertificateName = (region: string) => `platform.${region}.nomad`;
+
 /** Roles: each issues only the names verify_server_hostname expects for its kind of agent. */
 export function pkiRoles(config: ClusterConfig, vaultHosts: InventoryHost[]) {
   const names = certificateNames(config);
@@ -101,6 +104,20 @@ export function pkiRoles(config: ClusterConfig, vaultHosts: InventoryHost[]) {
         // the operator's certificate outlives short agent leaves (each bootstrap run renews it)
         max_ttl: config.tls.intermediateTtl,
         ttl: operatorCertificateTtl(config),
+      },
+    },
+    // platform jobs (Prometheus, Fabio) reading Nomad, Consul and Vault APIs: client-only, one name
+    {
+      path: `${pki.intermediates.nomad}/roles/${platformPkiRole}`,
+      body: {
+        ...common,
+        server_flag: false,
+        allow_subdomains: false,
+        allow_ip_sans: false,
+        allow_localhost: false,
+        allowed_domains: [platformCertificateName(config.region)],
+        max_ttl: "72h",
+        ttl: "24h",
       },
     },
     {

@@ -8,10 +8,14 @@
  */
 import { createPublicKey, type JsonWebKey } from "node:crypto";
 import type { ConsulBindingRule } from "../clients/consul.ts";
+import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { consulThroughTunnel } from "./consul.ts";
-import { nomadThroughTunnel } from "./nomad.ts";
+import { nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
+import { pki } from "../render/pki.ts";
+import { retryWhile } from "../util/retry.ts";
+import { platformPkiRole } from "./vault-pki.ts";
 import { vaultThroughTunnel } from "./vault.ts";
 
 export const authMethodName = "nomad-workloads";
@@ -26,6 +30,13 @@ const claimMappings = {
   nomad_service: "nomad_service",
 };
 
+/** Platform jobs that get Vault tokens through the `platform` JWT role (and agent:read in Consul). */
+export const platformVaultJobs = ["prometheus", "fabio"];
+
+function platformObserverJobs(): string[] {
+  return platformVaultJobs.map((job) => `value.nomad_job_id == "${job}"`);
+}
+
 export const consulBindingRules: ConsulBindingRule[] = [
   {
     Description: "Nomad services register themselves under their own name",
@@ -39,7 +50,26 @@ export const consulBindingRules: ConsulBindingRule[] = [
     BindName: "nomad-tasks",
     Selector: '"nomad_service" not in value',
   },
+  {
+    Description: "Platform Prometheus and Fabio also read the agents (metrics, datacenter)",
+    BindType: "role",
+    BindName: "platform-observer",
+    Selector: `"nomad_service" not in value and value.nomad_namespace == "${platformNamespace}" and (${platformObserverJobs().join(" or ")})`,
+  },
 ];
+
+export const platformVaultRole = "platform";
+
+const observerPolicy = `agent_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "read"\n}\n`;
+
+/** Platform jobs: a client certificate from their own PKI role, the root CA, and Vault's metrics. */
+export function vaultPlatformPolicy(): string {
+  return [
+    `path "${pki.intermediates.nomad}/issue/${platformPkiRole}" {\n  capabilities = ["update"]\n}`,
+    `path "${pki.rootMount}/cert/ca" {\n  capabilities = ["read"]\n}`,
+    `path "sys/metrics" {\n  capabilities = ["read"]\n}`,
+  ].join("\n");
+}
 
 const tasksPolicy = `service_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\n`;
 
@@ -54,13 +84,29 @@ export function vaultWorkloadPolicy(accessor: string): string {
   ].join("\n");
 }
 
+class NoSigningKeyYet extends Error {}
+
 export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const server = hostsWithRole(run.inventory, "server")[0] as InventoryHost;
   const { nomad, tunnel } = await nomadThroughTunnel(run, server);
   let keys: string[];
   try {
-    const jwks = await nomad.api.get<{ keys: (JsonWebKey & { kid: string })[] }>("/.well-known/jwks.json");
+    // a new leader creates its first signing key a moment after election: an empty set is "not yet"
+    const jwks = await retryWhile(
+      async () => {
+        const answer = await nomad.api.get<{ keys: (JsonWebKey & { kid: string })[] }>("/.well-known/jwks.json");
+        if (!answer.keys.length) throw new NoSigningKeyYet();
+        return answer;
+      },
+      (error) => error instanceof NoSigningKeyYet,
+      { timeoutMs: 60_000 },
+    ).catch((error: unknown) => {
+      if (!(error instanceof NoSigningKeyYet)) throw error;
+      throw new OperationError("Nomad published no workload identity signing key within 60s.", {
+        hint: "Check the Nomad servers' logs for keyring errors (journalctl -u nomad on a server).",
+      });
+    });
     keys = jwks.keys.map((jwk) =>
       createPublicKey({ key: jwk, format: "jwk" }).export({ type: "spki", format: "pem" }).toString().trim(),
     );
@@ -87,6 +133,13 @@ export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
     if (changed) summary.push("Consul auth method");
     await consul.upsertPolicy({ Name: "nomad-tasks", Description: "Nomad tasks: discovery", Rules: tasksPolicy });
     if (await consul.ensureRole("nomad-tasks", "Nomad tasks", ["nomad-tasks"])) summary.push("Consul nomad-tasks role");
+    await consul.upsertPolicy({
+      Name: "platform-observer",
+      Description: "Platform Prometheus and Fabio: discovery and agent reads",
+      Rules: observerPolicy,
+    });
+    if (await consul.ensureRole("platform-observer", "Platform Prometheus and Fabio", ["platform-observer"]))
+      summary.push("Consul platform-observer role");
     if (await consul.syncBindingRules(authMethodName, consulBindingRules)) summary.push("Consul binding rules");
   } finally {
     await consulSide.tunnel.close();
@@ -117,6 +170,19 @@ export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
       claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
       token_type: "service",
       token_policies: ["nomad-workloads"],
+      token_period: "30m",
+      token_explicit_max_ttl: 0,
+    });
+    await vault.putPolicy("platform", vaultPlatformPolicy());
+    await vault.write(`auth/${vaultJwtPath}/role/${platformVaultRole}`, {
+      role_type: "jwt",
+      bound_audiences: ["vault.io"],
+      bound_claims: { nomad_namespace: platformNamespace, nomad_job_id: platformVaultJobs },
+      user_claim: "/nomad_job_id",
+      user_claim_json_pointer: true,
+      claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
+      token_type: "service",
+      token_policies: ["platform"],
       token_period: "30m",
       token_explicit_max_ttl: 0,
     });

@@ -22,13 +22,17 @@ import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
 import { NomadAllocationDirectory } from "../../../scripts/lib/energy/nomad-metadata.ts";
 import { type RunningExporter, startExporter } from "../../../scripts/lib/energy/run.ts";
 import { minimalPolicy } from "../../../scripts/lib/energy/acl.ts";
-import { type NomadDev, purgeJob, runRawExecJob, startNomadDev } from "../../helpers/nomad-dev.ts";
+import { parseExporterConfig } from "../../../scripts/lib/energy/config.ts";
+import { deployJobs } from "../../../scripts/lib/deploy/deploy.ts";
+import { jobFile } from "../../../scripts/lib/platform/jobs.ts";
+import { clusterNamespaces, platformNamespace } from "../../../scripts/lib/stages/nomad.ts";
+import { type EnergyNomadDev, purgeJob, runRawExecJob, startEnergyNomadDev } from "../../helpers/energy-nomad.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
 
 const ip = "127.0.0.60";
 const secret = "60606060-0000-4000-8000-000000000060";
 let dir: Awaited<ReturnType<typeof tempDir>>;
-let nomad: NomadDev | undefined;
+let nomad: EnergyNomadDev | undefined;
 let management: NomadClient;
 let readerToken: string;
 let nodeId: string;
@@ -37,7 +41,7 @@ let running: RunningExporter | undefined;
 
 beforeAll(async () => {
   dir = await tempDir("energy-nomad");
-  nomad = await startNomadDev(dir.path, ip, secret);
+  nomad = await startEnergyNomadDev(ip, secret);
   management = nomad.management;
   nodeId = nomad.nodeId;
   await management.upsertNamespace({ Name: "dev", Description: "energy test" });
@@ -60,7 +64,7 @@ afterAll(async () => {
   // stop the job first so the agent does not leave task processes behind
   await purgeJob(nomad, "burn", "dev");
   await sleep(2000);
-  await nomad?.agent.stop();
+  await nomad?.stop();
   await dir?.remove();
 });
 
@@ -105,28 +109,31 @@ describe("the exporter against a real Nomad agent", () => {
     expect(blind.errors).toBe(1);
   });
 
-  it("the exporter's job file parses and validates on the real agent for both runtimes", async () => {
-    const hcl = readFileSync("jobs/energy-exporter.nomad.hcl", "utf8");
-    for (const runtime of ["exec", "docker"]) {
-      const parsed = await management.api.post<{ Type: string; TaskGroups: { Tasks: { Driver: string }[] }[] }>(
-        "/v1/jobs/parse",
-        {
-          JobHCL: hcl,
-          Variables: `runtime = "${runtime}"`,
-          Canonicalize: true,
-        },
+  it.each(["exec", "docker"])(
+    "the job file plans in the %s profile through the deploy library, with the variables the platform stage passes",
+    async (runtime) => {
+      for (const namespace of clusterNamespaces()) await management.upsertNamespace(namespace);
+      const [result] = await deployJobs(
+        management,
+        { files: [jobFile("energy-exporter")], variables: { runtime, carbon_region: "FR", pue: "1.4" }, dryRun: true },
+        createRecordingReporter(),
       );
-      expect(parsed.Type).toBe("system");
-      expect(parsed.TaskGroups[0]?.Tasks.map((t) => t.Driver)).toEqual([runtime === "exec" ? "raw_exec" : "docker"]);
-      const validation = await management.api.post<{ ValidationErrors: string[] | null; Error: string }>("/v1/validate/job", {
-        Job: parsed,
+      expect(result?.error, `${result?.error?.message} ${result?.error?.details.join(" ")}`).toBeUndefined();
+      expect(result).toMatchObject({ jobId: "energy-exporter", namespace: platformNamespace, outcome: "changes-pending" });
+      const job = await management.api.post<{
+        Type: string;
+        TaskGroups: { Tasks: { Driver: string; Templates: { EmbeddedTmpl: string }[] }[] }[];
+      }>("/v1/jobs/parse", {
+        JobHCL: readFileSync(jobFile("energy-exporter"), "utf8"),
+        Variables: `runtime = "${runtime}"\npue = "1.2"\ncarbon_region = "DE"`,
       });
-      expect(validation.ValidationErrors ?? [], validation.Error).toEqual([]);
-    }
-    await expect(management.api.post("/v1/jobs/parse", { JobHCL: hcl, Variables: 'runtime = "podman"' })).rejects.toMatchObject({
-      status: 400,
-    });
-  });
+      const task = job.TaskGroups[0]?.Tasks[0];
+      expect(task?.Driver).toBe(runtime === "exec" ? "raw_exec" : "docker");
+      // the config the task gets is valid for the exporter
+      const config = parseExporterConfig(task?.Templates[0]?.EmbeddedTmpl ?? "", "energy.yaml");
+      expect(config.carbon).toMatchObject({ pue: 1.2, region: "DE" });
+    },
+  );
 
   it("exports more energy for the burning task than for the sleeping one", async () => {
     const config = exporterConfigSchema.parse({

@@ -17,7 +17,7 @@ import { minimalPolicy } from "../../../scripts/lib/energy/acl.ts";
 import { energyReport } from "../../../scripts/lib/energy/report.ts";
 import { FakeHost } from "../../helpers/energy-trees.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
-import { type NomadDev, purgeJob, runRawExecJob, startNomadDev } from "../../helpers/nomad-dev.ts";
+import { type EnergyNomadDev, purgeJob, runRawExecJob, startEnergyNomadDev } from "../../helpers/energy-nomad.ts";
 import { type Agent, startAgent, untilReady } from "../../helpers/processes.ts";
 
 const nomadIp = "127.0.0.60";
@@ -33,7 +33,7 @@ const pue = 1.5;
 const intensity = 200;
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
-let nomad: NomadDev | undefined;
+let nomad: EnergyNomadDev | undefined;
 let exporter: Agent | undefined;
 let prometheus: Agent | undefined;
 let ticker: NodeJS.Timeout | undefined;
@@ -51,7 +51,7 @@ beforeAll(async () => {
   const built = await buildExporterBundle(join(dir.path, "energy-exporter.mjs"));
   bundle = built.file;
 
-  nomad = await startNomadDev(join(dir.path), nomadIp, secret);
+  nomad = await startEnergyNomadDev(nomadIp, secret);
   await nomad.management.upsertNamespace({ Name: "ci", Description: "energy report test" });
   await nomad.management.upsertPolicy("energy-exporter", "energy exporter: read allocations", minimalPolicy);
   const token = (await nomad.management.createToken({ Name: "energy-exporter", Type: "client", Policies: ["energy-exporter"] }))
@@ -142,7 +142,7 @@ afterAll(async () => {
   await exporter?.stop();
   await purgeJob(nomad, "pipeline", "ci");
   await sleep(1000);
-  await nomad?.agent.stop();
+  await nomad?.stop();
   await dir?.remove();
 });
 

@@ -112,6 +112,9 @@ export async function boot(paths: NodePaths, machine: string, netns: string): Pr
       "--resolv-conf=off",
       "--timezone=off",
       "--link-journal=no",
+      // Nomad's exec driver (libcontainer) gives each task its own session keyring;
+      // nspawn's default seccomp filter refuses keyctl/add_key
+      "--system-call-filter=@keyring",
     ],
     // cgroup v1 controllers are made writable inside the node by hashistack-cgroups-rw.service
     { detached: true, stdio: ["ignore", log, log] },

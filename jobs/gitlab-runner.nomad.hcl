@@ -1,0 +1,103 @@
+# GitLab Runner: deployed by `bootstrap` only when a runner authentication token
+# (glrt-…) is configured. The token and the GitLab URL live in the Nomad
+# variable nomad/jobs/gitlab-runner; config.toml is rendered into secrets/ and
+# never appears in the job. Runner metrics are scraped by Prometheus.
+
+variable "runtime" {
+  type        = string
+  default     = "docker"
+  description = "docker (pinned image, docker executor) or exec (gitlab-runner from packages.gitlab.com on the node, shell executor)"
+  validation {
+    condition     = contains(["docker", "exec"], var.runtime)
+    error_message = "The runtime must be \"docker\" or \"exec\"."
+  }
+}
+
+variable "image" {
+  type    = string
+  default = "gitlab/gitlab-runner:v18.3.0"
+}
+
+variable "concurrent" {
+  type    = number
+  default = 2
+}
+
+locals {
+  docker = var.runtime == "docker"
+}
+
+job "gitlab-runner" {
+  namespace   = "platform"
+  type        = "service"
+  datacenters = ["*"]
+
+  group "runner" {
+    count = 1
+
+    network {
+      port "metrics" {
+        static = 9252
+      }
+    }
+
+    service {
+      name     = "gitlab-runner"
+      port     = "metrics"
+      provider = "consul"
+      tags     = ["prometheus"]
+      check {
+        type     = "http"
+        path     = "/metrics"
+        interval = "15s"
+        timeout  = "3s"
+      }
+    }
+
+    task "runner" {
+      driver = local.docker ? "docker" : "raw_exec"
+      user   = local.docker ? "" : "gitlab-runner"
+
+      dynamic "config" {
+        for_each = local.docker ? [1] : []
+        content {
+          image   = var.image
+          ports   = ["metrics"]
+          args    = ["run", "--config", "/secrets/config.toml", "--working-directory", "/alloc/data"]
+          volumes = ["/var/run/docker.sock:/var/run/docker.sock"]
+        }
+      }
+      dynamic "config" {
+        for_each = local.docker ? [] : [1]
+        content {
+          command = "/usr/bin/gitlab-runner"
+          args    = ["run", "--config", "$${NOMAD_SECRETS_DIR}/config.toml", "--working-directory", "$${NOMAD_ALLOC_DIR}/data"]
+        }
+      }
+
+      template {
+        destination = "secrets/config.toml"
+        perms       = "0400"
+        change_mode = "restart"
+        data        = <<-EOT
+          concurrent = ${var.concurrent}
+          check_interval = 3
+          listen_address = ":{{ env "NOMAD_PORT_metrics" }}"
+          {{ with nomadVar "nomad/jobs/gitlab-runner" }}
+          [[runners]]
+            name = "nomad-{{ env "node.unique.name" }}"
+            url = {{ print .url | toJSON }}
+            token = {{ print .token | toJSON }}
+            executor = "${local.docker ? "docker" : "shell"}"
+          ${local.docker ? "  [runners.docker]\n    image = \"debian:bookworm-slim\"\n    privileged = false\n" : ""}
+          {{ end }}
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+}

@@ -1,0 +1,314 @@
+# Prometheus: scrapes Nomad, Consul, Vault, Fabio, the energy exporter and every
+# Consul service tagged "prometheus" (seed 003 listing 5.5), evaluates the alert
+# rules and sends alerts to Alertmanager. Certificates and tokens come from
+# workload identity: a Vault PKI client certificate (renewed by Nomad's template
+# runner), a Vault token for Vault's metrics and a Consul token for discovery.
+# Cluster-specific inputs (alert rules, Vault addresses) live in the Nomad
+# variable nomad/jobs/prometheus, written by `bootstrap`; a change there
+# re-renders the files and reloads Prometheus without a restart.
+
+variable "runtime" {
+  type        = string
+  default     = "docker"
+  description = "docker (pinned image) or exec (Debian's prometheus package on the node, run by raw_exec)"
+  validation {
+    condition     = contains(["docker", "exec"], var.runtime)
+    error_message = "The runtime must be \"docker\" or \"exec\"."
+  }
+}
+
+variable "image" {
+  type    = string
+  default = "quay.io/prometheus/prometheus:v3.5.0"
+}
+
+variable "retention" {
+  type    = string
+  default = "360h"
+}
+
+locals {
+  docker = var.runtime == "docker"
+  # the task's own folders are the same path inside a container and in raw_exec's task dir env
+  config = "$${NOMAD_SECRETS_DIR}/prometheus.yml"
+}
+
+job "prometheus" {
+  namespace   = "platform"
+  type        = "service"
+  datacenters = ["*"]
+
+  group "prometheus" {
+    count = 1
+
+    network {
+      port "http" {
+        static = 9090
+      }
+    }
+
+    # scheduled only where the data volume exists; raw_exec cannot mount, so the
+    # exec profile writes to the volume's host path directly
+    volume "data" {
+      type      = "host"
+      source    = "prometheus"
+      read_only = false
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    update {
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "5s"
+      healthy_deadline  = "3m"
+      progress_deadline = "5m"
+      auto_revert       = true
+    }
+
+    service {
+      name     = "prometheus"
+      port     = "http"
+      provider = "consul"
+      tags     = ["prometheus", "urlprefix-/prometheus"]
+      meta {
+        metrics_path = "/prometheus/metrics"
+      }
+      check {
+        type     = "http"
+        path     = "/prometheus/-/ready"
+        interval = "10s"
+        timeout  = "3s"
+      }
+    }
+
+    task "prometheus" {
+      driver = local.docker ? "docker" : "raw_exec"
+      user   = local.docker ? "" : "nobody"
+
+      dynamic "config" {
+        for_each = local.docker ? [1] : []
+        content {
+          image = var.image
+          ports = ["http"]
+          args = [
+            "--config.file=/secrets/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            "--storage.tsdb.retention.time=${var.retention}",
+            "--web.listen-address=0.0.0.0:9090",
+            "--web.external-url=http://$${NOMAD_ADDR_http}/prometheus",
+            "--web.enable-lifecycle",
+          ]
+        }
+      }
+      dynamic "config" {
+        for_each = local.docker ? [] : [1]
+        content {
+          command = "/usr/bin/prometheus"
+          args = [
+            "--config.file=${local.config}",
+            "--storage.tsdb.path=/opt/nomad/volumes/prometheus",
+            "--storage.tsdb.retention.time=${var.retention}",
+            "--web.listen-address=$${NOMAD_ADDR_http}",
+            "--web.external-url=http://$${NOMAD_ADDR_http}/prometheus",
+            "--web.enable-lifecycle",
+          ]
+        }
+      }
+      dynamic "volume_mount" {
+        for_each = local.docker ? [1] : []
+        content {
+          volume      = "data"
+          destination = "/prometheus"
+        }
+      }
+
+      # a Consul token for discovery and agent metrics (workload identity, role platform-observer)
+      consul {}
+
+      # a Vault token (workload identity, role platform) for PKI and Vault's metrics
+      vault {
+        role        = "platform"
+        change_mode = "noop"
+      }
+
+      template {
+        destination = "secrets/tls/bundle.pem"
+        perms       = "0400"
+        uid         = 65534 # nobody: the task's user in both profiles
+        # certificate, issuer and key in one file: pkiCert re-reads it to decide on renewal
+        data        = <<-EOT
+          {{- with pkiCert "pki-nomad/issue/platform" (printf "common_name=platform.%s.nomad" (env "NOMAD_REGION")) "ttl=24h" -}}
+          {{ .Cert }}{{ .CA }}{{ .Key }}
+          {{- end }}
+        EOT
+        change_mode = "noop" # Prometheus reads the files on every new connection
+      }
+
+      template {
+        destination = "secrets/tls/ca.pem"
+        data        = <<-EOT
+          {{- with secret "pki-root/cert/ca" }}{{ .Data.certificate }}{{ end }}
+        EOT
+        change_mode = "noop"
+      }
+
+      template {
+        destination     = "local/rules/cluster.rules.yml"
+        left_delimiter  = "[["
+        right_delimiter = "]]"
+        data            = <<-EOT
+          [[- with nomadVar "nomad/jobs/prometheus" ]][[ .cluster_rules ]][[ end ]]
+        EOT
+        change_mode     = "signal"
+        change_signal   = "SIGHUP"
+      }
+
+      template {
+        destination     = "local/rules/energy.rules.yml"
+        left_delimiter  = "[["
+        right_delimiter = "]]"
+        data            = <<-EOT
+          [[- with nomadVar "nomad/jobs/prometheus" ]][[ .energy_rules ]][[ end ]]
+        EOT
+        change_mode     = "signal"
+        change_signal   = "SIGHUP"
+      }
+
+      # Service discovery through the Consul catalog, rendered by Nomad's template
+      # runner into file_sd target files (Debian's Prometheus is built without
+      # consul_sd; this works with every build). The same rules as seed 003's
+      # listing 5.5: services tagged "prometheus", sidecar proxies dropped, labelled
+      # by service; every instance, healthy or not, so a dead target shows up as down.
+      template {
+        destination = "local/targets/services.json"
+        change_mode = "noop" # file_sd re-reads target files on change
+        data        = <<-EOT
+          [
+          {{- $first := true }}
+          {{- range services }}{{ if and (.Tags | contains "prometheus") (not (.Name | regexMatch ".+-sidecar-proxy$")) }}
+          {{- range service (printf "%s|any" .Name) }}
+          {{- if not $first }},{{ end }}{{ $first = false }}
+            {"targets": ["{{ .Address }}:{{ .Port }}"], "labels": {"job": "{{ .Name }}", "service": "{{ .Name }}", "node": "{{ .Node }}", "__metrics_path__": "{{ or (index .ServiceMeta "metrics_path") "/metrics" }}"}}
+          {{- end }}{{ end }}{{ end }}
+          ]
+        EOT
+      }
+
+      template {
+        destination = "local/targets/nomad-servers.json"
+        change_mode = "noop"
+        data        = <<-EOT
+          [{{ range $i, $s := service "http.nomad|any" }}{{ if $i }},{{ end }}
+            {"targets": ["{{ .Address }}:{{ .Port }}"], "labels": {"node": "{{ .Node }}"}}{{ end }}
+          ]
+        EOT
+      }
+
+      template {
+        destination = "local/targets/nomad-clients.json"
+        change_mode = "noop"
+        data        = <<-EOT
+          [{{ range $i, $s := service "http.nomad-client|any" }}{{ if $i }},{{ end }}
+            {"targets": ["{{ .Address }}:{{ .Port }}"], "labels": {"node": "{{ .Node }}"}}{{ end }}
+          ]
+        EOT
+      }
+
+      # every Consul agent (servers and clients): the catalog's nodes
+      template {
+        destination = "local/targets/consul.json"
+        change_mode = "noop"
+        data        = <<-EOT
+          [{{ range $i, $n := nodes }}{{ if $i }},{{ end }}
+            {"targets": ["{{ .Address }}:8501"], "labels": {"node": "{{ .Node }}"}}{{ end }}
+          ]
+        EOT
+      }
+
+      template {
+        destination     = "local/targets/vault.json"
+        left_delimiter  = "[["
+        right_delimiter = "]]"
+        change_mode     = "noop"
+        data            = <<-EOT
+          [{"targets": [ [[ with nomadVar "nomad/jobs/prometheus" ]][[ .vault_targets ]][[ end ]] ], "labels": {"job": "vault"}}]
+        EOT
+      }
+
+      template {
+        # holds the Consul and Vault tokens (from the task's environment), so it lives in secrets/
+        destination   = "secrets/prometheus.yml"
+        perms         = "0400"
+        uid           = 65534
+        change_mode   = "signal"
+        change_signal = "SIGHUP"
+        data          = <<-EOT
+          {{- $targets := printf "%s/targets" (env "NOMAD_TASK_DIR") -}}
+          global:
+            scrape_interval: 15s
+            evaluation_interval: 15s
+            external_labels:
+              datacenter: {{ env "NOMAD_DC" }}
+          rule_files:
+            - {{ env "NOMAD_TASK_DIR" }}/rules/*.yml
+          alerting:
+            alertmanagers:
+              - path_prefix: /alertmanager
+                static_configs:
+                  - targets: [{{ range $i, $s := service "alertmanager" }}{{ if $i }}, {{ end }}"{{ .Address }}:{{ .Port }}"{{ end }}]
+          scrape_configs:
+            - job_name: consul-services
+              file_sd_configs:
+                - files: [{{ $targets }}/services.json]
+            # Nomad servers and clients over mTLS
+            - job_name: nomad-servers
+              scheme: https
+              metrics_path: /v1/metrics
+              params: { format: [prometheus] }
+              tls_config: &tls
+                ca_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/ca.pem
+                cert_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/bundle.pem
+                key_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/bundle.pem
+              file_sd_configs:
+                - files: [{{ $targets }}/nomad-servers.json]
+            - job_name: nomad-clients
+              scheme: https
+              metrics_path: /v1/metrics
+              params: { format: [prometheus] }
+              tls_config: *tls
+              file_sd_configs:
+                - files: [{{ $targets }}/nomad-clients.json]
+            - job_name: consul
+              scheme: https
+              metrics_path: /v1/agent/metrics
+              params: { format: [prometheus] }
+              tls_config: *tls
+              authorization:
+                credentials: {{ env "CONSUL_TOKEN" }}
+              file_sd_configs:
+                - files: [{{ $targets }}/consul.json]
+            - job_name: vault
+              scheme: https
+              metrics_path: /v1/sys/metrics
+              params: { format: [prometheus] }
+              tls_config: *tls
+              authorization:
+                credentials: {{ env "VAULT_TOKEN" }}
+              file_sd_configs:
+                - files: [{{ $targets }}/vault.json]
+        EOT
+      }
+
+      resources {
+        cpu    = 300
+        memory = 512
+      }
+    }
+  }
+}

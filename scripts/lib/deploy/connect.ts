@@ -1,0 +1,79 @@
+/**
+ * Where `deploy` finds Nomad: the standard NOMAD_* variables (CI), else the
+ * cluster state (`--cluster`/`--config`) through an SSH tunnel to a server with
+ * the `nomad-ci-token` — the least-privileged token bootstrap creates (submit and
+ * read jobs in the dev and prod namespaces only).
+ */
+import { existsSync } from "node:fs";
+import { clusterContext } from "../cli/cluster-context.ts";
+import type { Reporter } from "../cli/output.ts";
+import { NomadClient } from "../clients/nomad.ts";
+import { InputError, OperationError } from "../errors.ts";
+import { loadInventory } from "../inventory/load.ts";
+import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
+import { nomadThroughTunnel } from "../stages/nomad.ts";
+import { openClusterRun } from "../stages/run-context.ts";
+
+export interface NomadConnection {
+  nomad: NomadClient;
+  /** human description for messages (never the token) */
+  via: string;
+  close(): Promise<void>;
+}
+
+export function nomadFromEnv(env: NodeJS.ProcessEnv = process.env): NomadConnection | undefined {
+  const address = env.NOMAD_ADDR;
+  if (!address) return undefined;
+  if (!/^https?:\/\//.test(address)) throw new InputError(`NOMAD_ADDR must start with http:// or https://, not '${address}'.`);
+  for (const name of ["NOMAD_CACERT", "NOMAD_CLIENT_CERT", "NOMAD_CLIENT_KEY"]) {
+    const file = env[name];
+    if (file && !existsSync(file)) throw new InputError(`${name} points to ${file}, which does not exist.`);
+  }
+  if (Boolean(env.NOMAD_CLIENT_CERT) !== Boolean(env.NOMAD_CLIENT_KEY)) {
+    throw new InputError("Set both NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY, or neither.");
+  }
+  const nomad = new NomadClient({
+    address,
+    token: env.NOMAD_TOKEN || undefined,
+    caFile: env.NOMAD_CACERT || undefined,
+    certFile: env.NOMAD_CLIENT_CERT || undefined,
+    keyFile: env.NOMAD_CLIENT_KEY || undefined,
+    serverName: env.NOMAD_TLS_SERVER_NAME || undefined,
+  });
+  return { nomad, via: `NOMAD_ADDR ${address}`, close: async () => {} };
+}
+
+export async function nomadFromClusterState(
+  flags: { config?: string; cluster?: string },
+  reporter: Reporter,
+): Promise<NomadConnection> {
+  const context = await clusterContext(flags, reporter);
+  if (!existsSync(context.state.inventoryCopy)) {
+    throw new OperationError(`NOMAD_ADDR is not set and cluster '${context.config.name}' has not been bootstrapped.`, {
+      hint: "Set NOMAD_ADDR (and NOMAD_TOKEN, NOMAD_CACERT, …) or run 'npm run bootstrap' first.",
+    });
+  }
+  const inventory = await loadInventory(context.state.inventoryCopy);
+  const server = hostsWithRole(inventory, "server")[0] as InventoryHost;
+  const run = await openClusterRun(context, inventory, { tolerateUnreachable: false });
+  try {
+    const token = await run.secrets.read("nomad-ci-token");
+    if (!token) {
+      throw new OperationError(`No nomad-ci-token in the state of cluster '${context.config.name}'.`, {
+        hint: "Run 'npm run bootstrap' (its nomad stage creates the CI token).",
+      });
+    }
+    const { nomad, tunnel } = await nomadThroughTunnel(run, server, token);
+    return {
+      nomad,
+      via: `cluster '${context.config.name}' (server ${server.name}, SSH tunnel, nomad-ci-token)`,
+      close: async () => {
+        await tunnel.close();
+        run.close();
+      },
+    };
+  } catch (error) {
+    run.close();
+    throw error;
+  }
+}

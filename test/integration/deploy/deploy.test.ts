@@ -1,0 +1,397 @@
+/**
+ * `deploy` against a real Nomad dev agent (server + client) with ACLs on, on
+ * its own loopback address and ports, raw_exec enabled so real tasks run and a
+ * Nomad-native HTTP check decides health. Jobs are deployed with a token that
+ * carries the same ci-deploy policy bootstrap creates.
+ */
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { $ } from "zx";
+import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
+import { ApiError } from "../../../scripts/lib/clients/http.ts";
+import { NomadClient } from "../../../scripts/lib/clients/nomad.ts";
+import { deployJobs, type DeployRequest } from "../../../scripts/lib/deploy/deploy.ts";
+import { deployExitCode } from "../../../scripts/lib/deploy/exit-code.ts";
+import { managedByKey, parseJobFile } from "../../../scripts/lib/deploy/parse.ts";
+import { summarizePlan } from "../../../scripts/lib/deploy/plan-summary.ts";
+import { loadVariables, renderVariables } from "../../../scripts/lib/deploy/variables.ts";
+import { registerJob } from "../../../scripts/lib/deploy/register.ts";
+import { InputError, OperationError } from "../../../scripts/lib/errors.ts";
+import { ciDeployPolicy } from "../../../scripts/lib/stages/nomad.ts";
+import { tempDir } from "../../helpers/fixtures.ts";
+import { type NomadDev, startNomadDev } from "../../helpers/nomad-dev.ts";
+
+const ip = "127.0.0.70";
+const address = `http://${ip}:14646`;
+const bootstrapSecret = "70707070-0000-4000-8000-000000000070";
+const python = "/usr/bin/python3";
+
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let nomadDev: NomadDev;
+let management: NomadClient;
+let ci: NomadClient;
+let ciToken: string;
+
+/** A web server task with a Nomad-native HTTP check on `checkPath`. */
+function webJob(name: string, options: { checkPath?: string; greeting?: string; declare?: string } = {}): string {
+  return `
+variable "greeting" {
+  type    = string
+  default = "hello"
+}
+${options.declare ?? ""}
+job "${name}" {
+  datacenters = ["*"]
+  meta {
+    greeting = var.greeting
+  }
+  update {
+    min_healthy_time  = "1s"
+    healthy_deadline  = "5s"
+    progress_deadline = "8s"
+    auto_revert       = true
+  }
+  group "web" {
+    network {
+      port "http" {}
+    }
+    service {
+      name     = "${name}"
+      provider = "nomad"
+      port     = "http"
+      check {
+        type     = "http"
+        path     = "${options.checkPath ?? "/"}"
+        interval = "1s"
+        timeout  = "1s"
+      }
+    }
+    task "server" {
+      driver = "raw_exec"
+      config {
+        command = "${python}"
+        args    = ["-m", "http.server", "--bind", "\${NOMAD_IP_http}", "\${NOMAD_PORT_http}"]
+      }
+      resources {
+        cpu    = 20
+        memory = 32
+      }
+    }
+  }
+}
+`;
+}
+
+async function jobFile(name: string, text: string): Promise<string> {
+  const path = join(dir.path, name);
+  await writeFile(path, text);
+  return path;
+}
+
+const request = (files: string[], extra: Partial<DeployRequest> = {}): DeployRequest => ({
+  files,
+  namespace: "dev",
+  timeoutMs: 60_000,
+  ...extra,
+});
+
+beforeAll(async () => {
+  if (!existsSync(python)) throw new Error(`${python} is needed for the test web server (apt-get install python3).`);
+  dir = await tempDir("deploy");
+  nomadDev = await startNomadDev({ ip, httpPort: 14646, bootstrapSecret });
+  management = nomadDev.management;
+  await management.upsertNamespace({ Name: "dev", Description: "dev workloads" });
+  await management.upsertPolicy("ci-deploy", "CI deploys", ciDeployPolicy);
+  ciToken = (await management.createToken({ Name: "ci", Type: "client", Policies: ["ci-deploy"] })).SecretID;
+  ci = new NomadClient({ address, token: ciToken });
+});
+
+afterAll(async () => {
+  await nomadDev?.stop();
+  await dir?.remove();
+});
+
+describe("deploy against a real Nomad agent, with the CI token", () => {
+  it("deploys a new service job and waits for a healthy deployment", async () => {
+    const file = await jobFile("web.nomad.hcl", webJob("web"));
+    const reporter = createRecordingReporter();
+    const started = Date.now();
+    const [result] = await deployJobs(ci, request([file], { variables: { greeting: 'say "hi" ${not-a-template}' } }), reporter);
+    console.log(`deploy of a new service job to healthy: ${Date.now() - started} ms`);
+    expect(result?.error).toBeUndefined();
+    expect(result).toMatchObject({ jobId: "web", namespace: "dev", outcome: "deployed", version: 0 });
+    expect(result?.plan?.diffType).toBe("Added");
+    expect(result?.deploymentId).toBeTruthy();
+    const job = await management.job("web", "dev");
+    // the marker is set, and the literal --var value arrives unchanged (quotes kept, no interpolation)
+    expect(job?.Meta).toEqual({ greeting: 'say "hi" ${not-a-template}', [managedByKey]: "hashistack-deploy" });
+    const deployment = await management.deployment(result?.deploymentId as string, "dev");
+    expect(deployment.Status).toBe("successful");
+    // the job source is stored as the submission
+    const submission = await management.api.get<{ Source: string; Format: string; VariableFlags: Record<string, string> }>(
+      "/v1/job/web/submission",
+      { namespace: "dev", version: 0 },
+    );
+    expect(submission.Format).toBe("hcl2");
+    expect(submission.Source).toContain('job "web"');
+    expect(submission.VariableFlags).toEqual({ greeting: 'say "hi" ${not-a-template}' });
+    expect(reporter.messages.map((m) => m.text)).toContain('job "web": new job');
+  });
+
+  it("a re-deploy of the same file and values says 'no changes' and registers no new version", async () => {
+    const file = join(dir.path, "web.nomad.hcl");
+    const reporter = createRecordingReporter();
+    const started = Date.now();
+    const [result] = await deployJobs(ci, request([file], { variables: { greeting: 'say "hi" ${not-a-template}' } }), reporter);
+    console.log(`no-op re-deploy: ${Date.now() - started} ms`);
+    expect(result?.outcome).toBe("unchanged");
+    expect(result?.evalId).toBeUndefined();
+    expect(reporter.messages.map((m) => m.text)).toContain('job "web": no changes');
+    expect((await management.job("web", "dev"))?.Version).toBe(0);
+  });
+
+  it("--dry-run shows the diff and exits 5 without registering", async () => {
+    const file = join(dir.path, "web.nomad.hcl");
+    const reporter = createRecordingReporter();
+    const results = await deployJobs(ci, request([file], { dryRun: true, variables: { greeting: "changed" } }), reporter);
+    expect(results[0]?.outcome).toBe("changes-pending");
+    expect(reporter.messages.map((m) => m.text)).toContain('    ~ Meta[greeting]: "say \\"hi\\" ${not-a-template}" => "changed"');
+    expect(deployExitCode(results, { dryRun: true })).toBe(5);
+    expect((await management.job("web", "dev"))?.Version).toBe(0);
+  });
+
+  it("a failing health check fails the deployment, shows the task events and reports the auto-revert", async () => {
+    const file = await jobFile("web-broken.nomad.hcl", webJob("web", { checkPath: "/no-such-page" }));
+    const reporter = createRecordingReporter();
+    const started = Date.now();
+    const results = await deployJobs(ci, request([file], { variables: { greeting: "broken" } }), reporter);
+    console.log(`failing deployment detected: ${Date.now() - started} ms`);
+    const [result] = results;
+    expect(result?.outcome).toBe("failed");
+    expect(deployExitCode(results, { dryRun: false })).toBe(3);
+    expect(result?.error?.message).toMatch(/^job "web" \(dev\) failed: deployment failed: Failed due to/);
+    expect(result?.autoRevert).toBe("Nomad rolled back to job version 0");
+    expect(result?.failures.length).toBeGreaterThan(0);
+    expect(result?.failures[0]?.healthy).toBe(false);
+    expect(result?.failures[0]?.tasks[0]?.events.map((e) => e.type)).toContain("Started");
+    const text = reporter.messages.map((m) => m.text).join("\n");
+    expect(text).toMatch(/allocation [0-9a-f]{8} \(web\.web\[0\]\) on .*: running, unhealthy/);
+    expect(text).toContain("    Started: Task started by client");
+    expect(text).toContain("Nomad rolled back to job version 0");
+    // the rollback registers the old job again as a new version
+    await expect
+      .poll(async () => (await management.job("web", "dev"))?.Meta?.greeting, { timeout: 10_000 })
+      .toBe('say "hi" ${not-a-template}');
+  });
+
+  it("var files and flags reach Nomad with the right values: later files win, flags win, escapes survive", async () => {
+    const file = "vars.nomad.hcl";
+    const extra = webJob("vars", { declare: 'variable "count" {\n  type    = number\n  default = 1\n}' }).replace(
+      'group "web" {',
+      'group "web" {\n    count = var.count',
+    );
+    const a = await jobFile("a.vars.hcl", 'greeting = "from a"\ncount = 3\n');
+    const b = await jobFile("b.vars.hcl", 'greeting = "from \\"b\\" $${lit} back\\\\slash"\n');
+    const fromFiles = await loadVariables([a, b], {});
+    const parsedFiles = await parseJobFile(ci, file, extra, renderVariables(fromFiles), "dev");
+    expect(parsedFiles.job.Meta?.greeting).toBe('from "b" ${lit} back\\slash');
+    expect(parsedFiles.job.TaskGroups?.[0]?.Count).toBe(3);
+    const withFlags = await loadVariables([a, b], { count: "2", greeting: "flag %{ wins }" });
+    const parsedFlags = await parseJobFile(ci, file, extra, renderVariables(withFlags), "dev");
+    expect(parsedFlags.job.Meta?.greeting).toBe("flag %{ wins }");
+    expect(parsedFlags.job.TaskGroups?.[0]?.Count).toBe(2);
+  });
+
+  it("check-and-set: a job registered between plan and register is not overwritten", async () => {
+    const file = await jobFile("cas.nomad.hcl", webJob("cas"));
+    const first = await deployJobs(ci, request([file], { detach: true }), createRecordingReporter());
+    expect(first[0]?.outcome).toBe("registered");
+    expect(first[0]?.evalId).toMatch(/^[0-9a-f-]{36}$/);
+    // plan a change …
+    const parsed = await parseJobFile(ci, file, await $`cat ${file}`.quiet().then((r) => r.stdout), 'greeting = "mine"\n', "dev");
+    const plan = summarizePlan(await ci.planJob(parsed.job));
+    expect(plan.changes).toBe(true);
+    // … someone else registers meanwhile …
+    await deployJobs(ci, request([file], { detach: true, variables: { greeting: "theirs" } }), createRecordingReporter());
+    // … and registering with the plan's index is refused with a clear error
+    const error = (await registerJob(ci, parsed, plan.jobModifyIndex, { variables: "", flags: {} }).catch(
+      (e: unknown) => e,
+    )) as OperationError;
+    expect(error).toBeInstanceOf(OperationError);
+    expect(error.message).toBe(`Job 'cas' in namespace dev changed after it was planned; not registering (${file}).`);
+    expect(error.hint).toContain("re-run the deploy");
+    expect((await management.job("cas", "dev"))?.Meta?.greeting).toBe("theirs");
+  });
+
+  it("refuses to overwrite a job without the marker unless --force", async () => {
+    const file = await jobFile("foreign.nomad.hcl", webJob("foreign"));
+    // registered by someone else (the plain API, no marker)
+    const foreign = await management.parseJob({ JobHCL: webJob("foreign"), Canonicalize: true });
+    foreign.Namespace = "dev";
+    await management.registerJob({ Job: foreign });
+    const refused = await deployJobs(ci, request([file], { variables: { greeting: "ours" } }), createRecordingReporter());
+    expect(refused[0]?.outcome).toBe("failed");
+    expect(refused[0]?.error?.message).toBe(
+      `Job 'foreign' in namespace dev exists and is not managed by hashistack-deploy (no meta ${managedByKey}); not overwriting it (${file}).`,
+    );
+    expect(refused[0]?.error?.hint).toContain("--force");
+    expect(deployExitCode(refused, { dryRun: false })).toBe(3);
+    expect((await management.job("foreign", "dev"))?.Meta?.greeting).toBe("hello");
+
+    const forced = await deployJobs(
+      ci,
+      request([file], { force: true, detach: true, variables: { greeting: "ours" } }),
+      createRecordingReporter(),
+    );
+    expect(forced[0]?.outcome).toBe("registered");
+    expect((await management.job("foreign", "dev"))?.Meta).toMatchObject({
+      greeting: "ours",
+      [managedByKey]: "hashistack-deploy",
+    });
+  });
+
+  it("bad job files are input errors naming file, line and variable; nothing is registered", async () => {
+    const good = await jobFile("good.nomad.hcl", webJob("good"));
+    const syntax = await jobFile("syntax.nomad.hcl", 'job "broken" {\n  datacenters = \n}\n');
+    const error = (await deployJobs(ci, request([good, syntax]), createRecordingReporter()).catch(
+      (e: unknown) => e,
+    )) as InputError;
+    expect(error).toBeInstanceOf(InputError);
+    expect(error.message).toBe(`${syntax} is not a valid job file.`);
+    expect(error.details[0]).toMatch(new RegExp(`^${syntax}:2:\\d+: Invalid expression`));
+    expect(await management.job("good", "dev")).toBeUndefined();
+
+    const typo = (await deployJobs(ci, request([good], { variables: { greting: "x" } }), createRecordingReporter()).catch(
+      (e: unknown) => e,
+    )) as InputError;
+    expect(typo).toBeInstanceOf(InputError);
+    expect(typo.message).toBe("Unknown variable 'greting': no job file declares it.");
+
+    const undeclared = await jobFile("undeclared.nomad.hcl", webJob("undeclared").replace("var.greeting", "var.missing"));
+    const missing = (await deployJobs(ci, request([undeclared]), createRecordingReporter()).catch(
+      (e: unknown) => e,
+    )) as InputError;
+    expect(missing).toBeInstanceOf(InputError);
+    expect(missing.details.join("\n")).toMatch(
+      new RegExp(`${undeclared}:\\d+:\\d+: Unsupported attribute; This object does not have an attribute named "missing"`),
+    );
+
+    const invalid = await jobFile("invalid.nomad.hcl", webJob("invalid").replace("memory = 32", "memory = 1"));
+    const validation = (await deployJobs(ci, request([invalid]), createRecordingReporter()).catch(
+      (e: unknown) => e,
+    )) as InputError;
+    expect(validation).toBeInstanceOf(InputError);
+    expect(validation.message).toBe(`${invalid}: job 'invalid' is not valid.`);
+    expect(validation.details.join("\n")).toContain("minimum MemoryMB value is 10; got 1");
+  });
+
+  it("a job no node can place fails at once, naming the exhausted resource", async () => {
+    const file = await jobFile("huge.nomad.hcl", webJob("huge").replace("memory = 32", "memory = 900000"));
+    const reporter = createRecordingReporter();
+    const [result] = await deployJobs(ci, request([file]), reporter);
+    expect(result?.outcome).toBe("failed");
+    expect(result?.plan?.placementFailures[0]).toMatch(
+      /^group "web": cannot place 1 allocation\(s\) — 1 node\(s\) evaluated; memory exhausted/,
+    );
+    expect(result?.error?.message).toContain("placement failed");
+  });
+
+  it("the CLI end to end through NOMAD_ADDR/NOMAD_TOKEN: dry run exits 5, a batch job deploys, JSON on stdout", async () => {
+    const file = await jobFile(
+      "once.nomad.hcl",
+      `job "once" {
+  type = "batch"
+  datacenters = ["*"]
+  group "once" {
+    task "echo" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "echo done"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+`,
+    );
+    const env = { ...process.env, NOMAD_ADDR: address, NOMAD_TOKEN: ciToken, NOMAD_NAMESPACE: "dev" };
+    const cli = (args: string[]) => $({ nothrow: true, quiet: true, env })`npx --no-install tsx scripts/deploy.ts ${args}`;
+    const dry = await cli(["--dry-run", file]);
+    expect(dry.exitCode, dry.stderr).toBe(5);
+    expect(dry.stdout).toContain('job "once": new job');
+    const run = await cli(["--output", "json", "--timeout", "60s", file]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as { exitCode: number; jobs: { jobId: string; outcome: string; type: string }[] };
+    expect(report).toMatchObject({ exitCode: 0, jobs: [{ jobId: "once", outcome: "deployed", type: "batch" }] });
+    // the token never reaches the output
+    expect(run.stdout + run.stderr + dry.stdout + dry.stderr).not.toContain(ciToken);
+  });
+
+  it("deploys a directory of jobs in parallel: a system job runs on every node, a service job gets healthy", async () => {
+    const jobsDir = join(dir.path, "set");
+    await $`mkdir -p ${jobsDir}`;
+    await writeFile(join(jobsDir, "a-web.nomad.hcl"), webJob("set-web"));
+    await writeFile(
+      join(jobsDir, "b-agent.nomad"),
+      `job "set-agent" {
+  type        = "system"
+  datacenters = ["*"]
+  update {
+    min_healthy_time = "1s"
+  }
+  group "agent" {
+    task "sleep" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["3600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+`,
+    );
+    const reporter = createRecordingReporter();
+    const results = await deployJobs(ci, request([jobsDir], { concurrency: 2 }), reporter);
+    expect(results.map((r) => [r.file, r.jobId, r.type, r.outcome])).toEqual([
+      [join(jobsDir, "a-web.nomad.hcl"), "set-web", "service", "deployed"],
+      [join(jobsDir, "b-agent.nomad"), "set-agent", "system", "deployed"],
+    ]);
+    // (Nomad 1.11 gives system jobs deployments too; batch jobs, without one, are covered by the CLI test)
+    const allocs = await management.jobAllocations("set-agent", "dev");
+    expect(allocs.map((a) => a.ClientStatus)).toEqual(["running"]);
+    expect(deployExitCode(results, { dryRun: false })).toBe(0);
+  });
+
+  it("--timeout: a deployment still in progress at the deadline fails with exit 3 and says what it was waiting for", async () => {
+    const file = await jobFile("slow.nomad.hcl", webJob("slow", { checkPath: "/never-healthy" }));
+    const started = Date.now();
+    const results = await deployJobs(ci, request([file], { timeoutMs: 3_000 }), createRecordingReporter());
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(results[0]?.outcome).toBe("failed");
+    expect(results[0]?.error?.message).toMatch(
+      /^job "slow" \(dev\) did not finish in time: deployment [0-9a-f-]{36} still running/,
+    );
+    expect(deployExitCode(results, { dryRun: false })).toBe(3);
+  });
+
+  it("the CI token cannot deploy outside dev and prod: a clear permission error", async () => {
+    const file = join(dir.path, "web.nomad.hcl");
+    const error = (await deployJobs(ci, request([file], { namespace: "default" }), createRecordingReporter()).catch(
+      (e: unknown) => e,
+    )) as ApiError;
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error.status).toBe(403);
+    expect(error.hint).toContain("token");
+  });
+});

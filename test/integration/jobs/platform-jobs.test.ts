@@ -1,0 +1,125 @@
+/**
+ * The platform job files against a real Nomad agent: every job parses,
+ * validates and plans in both runtime profiles through the deploy library, and
+ * the configs of the jobs this machine cannot run for real (Grafana and the
+ * GitLab Runner: neither binary nor image is reachable here) are rendered by
+ * Nomad's own template runner from the Nomad variables bootstrap writes, then
+ * checked with independent parsers (Python's tomllib, YAML, JSON).
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { $ } from "zx";
+import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
+import { deployJobs } from "../../../scripts/lib/deploy/deploy.ts";
+import { jobFile, type PlatformJobName, platformJobs, platformVariables } from "../../../scripts/lib/platform/jobs.ts";
+import { clusterNamespaces, platformNamespace } from "../../../scripts/lib/stages/nomad.ts";
+import { statePaths } from "../../../scripts/lib/state/paths.ts";
+import { SecretStore } from "../../../scripts/lib/state/secrets.ts";
+import { loopbackInventory, makeConfig, tempDir } from "../../helpers/fixtures.ts";
+import { type NomadDev, startNomadDev } from "../../helpers/nomad-dev.ts";
+
+const jobs: PlatformJobName[] = ["prometheus", "alertmanager", "fabio", "grafana", "gitlab-runner"];
+const runnerToken = "glrt-integration-test-token";
+let nomadDev: NomadDev;
+let state: Awaited<ReturnType<typeof tempDir>>;
+const savedEnv = { ...process.env };
+
+beforeAll(async () => {
+  state = await tempDir("platform-state");
+  nomadDev = await startNomadDev({ ip: "127.0.0.71", httpPort: 15646, bootstrapSecret: "71717171-0000-4000-8000-000000000071" });
+  for (const namespace of clusterNamespaces()) await nomadDev.management.upsertNamespace(namespace);
+});
+
+afterAll(async () => {
+  process.env = { ...savedEnv };
+  await nomadDev?.stop();
+  await state?.remove();
+});
+
+describe("platform job files", () => {
+  it.each(["exec", "docker"])("parse, validate and plan in the %s profile", async (runtime) => {
+    const reporter = createRecordingReporter();
+    const results = await deployJobs(
+      nomadDev.management,
+      { files: jobs.map(jobFile), variables: { runtime }, dryRun: true },
+      reporter,
+    );
+    for (const result of results) {
+      expect(result.error, `${result.jobId}: ${result.error?.message} ${result.error?.details.join(" ")}`).toBeUndefined();
+      expect(result).toMatchObject({ namespace: platformNamespace, outcome: "changes-pending" });
+      expect(result.plan?.diffType).toBe("Added");
+    }
+    expect(results.map((r) => r.jobId).sort()).toEqual([...jobs].sort());
+  });
+
+  it("refuses an unknown runtime with the job's own validation message", async () => {
+    const error = await deployJobs(
+      nomadDev.management,
+      { files: [jobFile("prometheus")], variables: { runtime: "podman" }, dryRun: true },
+      createRecordingReporter(),
+    ).catch((e: unknown) => e as Error);
+    expect((error as Error).message + JSON.stringify(error)).toMatch(/runtime must be \\?"docker\\?" or \\?"exec\\?"/);
+  });
+
+  it("renders Grafana's provisioning and the runner's config.toml from the Nomad variables, with no secret in the job", async () => {
+    process.env.HASHISTACK_STATE_DIR = state.path;
+    process.env.GITLAB_RUNNER_TOKEN = runnerToken;
+    const config = makeConfig({ jobs: { runtime: "exec", gitlabRunner: { enabled: true, url: "https://gitlab.example.com" } } });
+    const secrets = new SecretStore(statePaths(config.name));
+    // on the dev agent the binaries are "installed": we only want Nomad to render the templates
+    const selected = (await platformJobs(config, secrets, async () => true)).filter(
+      (j) => j.name === "grafana" || j.name === "gitlab-runner",
+    );
+    const inventory = loopbackInventory([{ name: "server-1", roles: ["server", "vault", "client"], ip: "127.0.0.71" }]);
+    const variables = await platformVariables(config, inventory, secrets, selected);
+    for (const [path, items] of Object.entries(variables)) {
+      await nomadDev.management.upsertVariable(platformNamespace, path, items);
+    }
+    const results = await deployJobs(
+      nomadDev.management,
+      { files: selected.map((j) => j.file), variables: { runtime: "exec" }, detach: true },
+      createRecordingReporter(),
+    );
+    expect(results.map((r) => r.outcome)).toEqual(["registered", "registered"]);
+
+    // the tasks cannot start here (no grafana/gitlab-runner binary), but their templates render first
+    const rendered = async (job: string, task: string, file: string) => {
+      for (let i = 0; i < 60; i++) {
+        const allocs = await nomadDev.management.jobAllocations(job, platformNamespace);
+        for (const alloc of allocs) {
+          const path = join(nomadDev.dataDir, "alloc", alloc.ID, task, file);
+          if (existsSync(path)) return readFile(path, "utf8");
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      throw new Error(`${job}/${task}/${file} was never rendered`);
+    };
+
+    const toml = await rendered("gitlab-runner", "runner", "secrets/config.toml");
+    const parsed = await $({ quiet: true, input: toml })`python3 -c ${"import sys, tomllib, json; print(json.dumps(tomllib.loads(sys.stdin.read())))"}`;
+    expect(JSON.parse(parsed.stdout)).toMatchObject({
+      concurrent: 2,
+      listen_address: ":9252",
+      runners: [{ url: "https://gitlab.example.com", token: runnerToken, executor: "shell" }],
+    });
+
+    const datasources = parseYaml(await rendered("grafana", "grafana", "local/provisioning/datasources/prometheus.yml")) as {
+      datasources: { url: string; uid: string }[];
+    };
+    expect(datasources.datasources[0]).toMatchObject({ uid: "prometheus", url: "http://127.0.0.1:9999/prometheus" });
+    const env = await rendered("grafana", "grafana", "secrets/admin.env");
+    expect(env).toContain(`GF_SECURITY_ADMIN_PASSWORD="${variables["nomad/jobs/grafana"]?.admin_password}"`);
+    const dashboard = JSON.parse(await rendered("grafana", "grafana", "local/dashboards/cluster.json")) as { uid: string };
+    expect(dashboard.uid).toBe("hashistack-cluster");
+
+    // the secrets live in the variables only: not in the registered jobs or their stored sources
+    for (const job of ["grafana", "gitlab-runner"]) {
+      const stored = JSON.stringify(await nomadDev.management.job(job, platformNamespace));
+      expect(stored).not.toContain(runnerToken);
+      expect(stored).not.toContain(variables["nomad/jobs/grafana"]?.admin_password);
+    }
+  });
+});
