@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "rendered/", ".hashistack/", "templates/", "jobs/"] },
+  { ignores: ["node_modules/", "dist/", "rendered/", ".hashistack/", "templates/", "jobs/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

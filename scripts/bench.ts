@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { runCommand } from "./lib/cli/command.ts";
 import { printJson } from "./lib/cli/output.ts";
 import { benchBootstrap } from "./lib/bench/bootstrap.ts";
+import { benchEnergyExporter } from "./lib/bench/energy-exporter.ts";
 import { benchLocalProvider } from "./lib/bench/local-provider.ts";
 import { rssMb, time } from "./lib/bench/measure.ts";
 import { readBuildRecord } from "./lib/binaries/build.ts";
@@ -16,13 +17,14 @@ import { parseYamlText } from "./lib/util/validated-yaml.ts";
 import { writeFileAtomic } from "./lib/util/fs.ts";
 import type { RenderSecrets } from "./lib/state/secrets.ts";
 
-await runCommand<{ write?: boolean; skipLocal?: boolean }>({
+await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean }>({
   name: "bench",
   summary: "measure rendering and validation speed and record the binary build times",
   common: { output: true },
   options: {
     write: { type: "boolean", description: "write the figures to bench/results.json (default: only print)" },
     "skip-local": { type: "boolean", description: "skip the local provider figures (they need root)" },
+    "skip-energy": { type: "boolean", description: "skip the energy exporter overhead figures (about 80 s)" },
   },
   async run({ flags, reporter }) {
     const exampleText = await readFile("cluster.example.yaml", "utf8");
@@ -68,6 +70,12 @@ await runCommand<{ write?: boolean; skipLocal?: boolean }>({
       bootstrap = await benchBootstrap((line) => boot.update(line));
       boot.done();
     }
+    let energyExporter: Awaited<ReturnType<typeof benchEnergyExporter>> | string = "skipped (--skip-energy)";
+    if (!flags.skipEnergy) {
+      const step = reporter.step("energy exporter: 50 tasks at a 5 s interval");
+      energyExporter = await benchEnergyExporter((line) => step.update(line));
+      step.done();
+    }
     const perHost = (timings[2]?.medianMs ?? 0) / 69;
     const results = {
       machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
@@ -77,6 +85,7 @@ await runCommand<{ write?: boolean; skipLocal?: boolean }>({
       rssMb: rssMb(),
       localProvider,
       bootstrap,
+      energyExporter,
       binaryBuilds: builds,
     };
     if (flags.output === "json") printJson(results);
@@ -112,6 +121,13 @@ await runCommand<{ write?: boolean; skipLocal?: boolean }>({
             `platform jobs: deployed to healthy in ${deployed}s; no-op re-deploy ${replanned}s (${(deployed / replanned).toFixed(1)}× faster)`,
           );
       }
+      if (typeof energyExporter === "object") {
+        const e = energyExporter;
+        const ok = (value: number, target: number) => (value < target ? "within" : "OVER");
+        reporter.info(
+          `energy exporter, ${e.tasks} tasks, ${e.intervalSeconds} s interval: CPU ${e.cpuPercentOfOneCore} % of one core (${ok(e.cpuPercentOfOneCore, e.targets.cpuPercent)} < ${e.targets.cpuPercent} %), RSS ${e.rssMb} MB, peak ${e.peakRssMb} MB (${ok(e.peakRssMb, e.targets.rssMb)} < ${e.targets.rssMb} MB), scrape median ${e.scrapeMs.median} ms, p95 ${e.scrapeMs.p95} ms, max ${e.scrapeMs.max} ms (${ok(e.scrapeMs.max, e.targets.scrapeMs)} < ${e.targets.scrapeMs} ms), ${Math.round(e.scrapeBytes / 1024)} KiB per scrape`,
+        );
+      } else reporter.info(`energy exporter: ${energyExporter}`);
       for (const b of builds) reporter.info(`build ${b.tool} ${b.version}: ${b.seconds}s, ${b.sizeMb} MB (${b.go})`);
     }
     if (flags.write) {

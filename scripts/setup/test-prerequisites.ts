@@ -7,12 +7,14 @@ import { testTools, tools } from "../lib/binaries/catalog.ts";
 import { ensureImage } from "../lib/providers/local/image.ts";
 import { localProviderPackages } from "../lib/providers/local/requirements.ts";
 import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
+import { ensureDebianNodejs18 } from "../lib/setup/debian-nodejs.ts";
 
 /**
  * openssl and curl are the independent TLS/HTTP clients the tests check against; vagrant
- * (Debian's package) runs `vagrant validate` on the Vagrantfile; the rest runs local nodes.
+ * (Debian's package) runs `vagrant validate` on the Vagrantfile; prometheus (with promtool)
+ * scrapes the energy exporter and checks its rules; the rest runs local nodes.
  */
-const testPackages = ["openssl", "curl", "ca-certificates", "vagrant", ...localProviderPackages];
+const testPackages = ["openssl", "curl", "ca-certificates", "vagrant", "prometheus", ...localProviderPackages];
 
 await runCommand({
   name: "test-prerequisites",
@@ -29,6 +31,8 @@ await runCommand({
     if (process.getuid?.() === 0) {
       const image = await ensureImage((line) => reporter.info(line));
       if (image.built) reporter.success(`built the node image in ${image.seconds}s`);
+      // the energy exporter's bundle is tested under the node the exec-profile nodes have
+      await ensureDebianNodejs18((line) => reporter.info(line));
     } else reporter.warn("not root: tests that boot local nodes will fail (they need root)");
     return 0;
   },

@@ -32,6 +32,8 @@ export interface CommandDefinition<Flags> {
   common?: Partial<Record<"cluster" | "config" | "yes" | "dryRun" | "output", boolean>>;
   options?: Record<string, OptionSpec>;
   allowPositionals?: boolean;
+  /** values accepted by --output (default text and json); anything but text sends messages to stderr */
+  outputs?: readonly string[];
   examples?: string[];
   run(context: CommandContext<Flags>): Promise<ExitCode | undefined>;
 }
@@ -101,10 +103,11 @@ export async function runCommand<Flags>(definition: CommandDefinition<Flags>, ar
       return exit(ExitCode.ok);
     }
     const output = (values.output as string | undefined) ?? "text";
-    if (output !== "text" && output !== "json") {
-      throw new InputError(`--output must be 'text' or 'json', not '${output}'.`);
+    const outputs = definition.outputs ?? ["text", "json"];
+    if (!outputs.includes(output)) {
+      throw new InputError(`--output must be ${outputs.map((o) => `'${o}'`).join(" or ")}, not '${output}'.`);
     }
-    reporter = createReporter({ debug, json: output === "json" });
+    reporter = createReporter({ debug, json: output !== "text" });
     const flags = {
       ...camelCaseKeys(values),
       yes: Boolean(values.yes),

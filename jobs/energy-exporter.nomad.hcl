@@ -1,0 +1,204 @@
+# Energy and CO2e exporter (scripts/energy-exporter.ts): one per Nomad client.
+#
+#   nomad job run -var runtime=exec jobs/energy-exporter.nomad.hcl
+#
+# Profiles (var.runtime, matched against the clients' meta.hashistack_runtime):
+#   exec   — the bundled dist/energy-exporter.mjs run by Debian's `nodejs` with raw_exec.
+#            raw_exec, not exec: the exporter needs the host's /proc, /sys and cgroup
+#            tree and root (energy_uj is root-only), as node-exporter does.
+#   docker — the image built from exporter/Containerfile, host trees mounted read-only.
+#
+# Secrets: the exporter's Nomad token is read from the Nomad Variable
+# nomad/jobs/energy-exporter (key `token`, namespace platform), which this job's
+# workload identity may read; without it tasks are exported without job names.
+# Its policy (README, "Energy exporter"): namespace "*" { capabilities = ["read-job"] }.
+
+variable "runtime" {
+  type        = string
+  default     = "docker"
+  description = "exec or docker"
+  validation {
+    condition     = contains(["exec", "docker"], var.runtime)
+    error_message = "The runtime variable must be \"exec\" or \"docker\"."
+  }
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "port" {
+  type    = number
+  default = 9875
+}
+
+variable "exporter_js" {
+  type        = string
+  default     = "/opt/hashistack/energy-exporter/energy-exporter.mjs"
+  description = "exec profile: where bootstrap put the bundle on every client"
+}
+
+variable "image" {
+  type        = string
+  default     = "hashistack/energy-exporter:0.1.0"
+  description = "docker profile: the image built from exporter/Containerfile"
+}
+
+variable "region" {
+  type        = string
+  default     = "global"
+  description = "Nomad region: the local agent's certificate is for client.<region>.nomad"
+}
+
+variable "nomad_tls_dir" {
+  type    = string
+  default = "/etc/nomad.d/tls"
+}
+
+variable "carbon_region" {
+  type        = string
+  default     = "FR"
+  description = "a region of the exporter's static intensity table (README), e.g. FR, DE, GB, US, WORLD"
+}
+
+variable "pue" {
+  type        = number
+  default     = 1.4
+  description = "power usage effectiveness of the site (1.0 = no overhead)"
+}
+
+variable "interval" {
+  type    = number
+  default = 5
+}
+
+locals {
+  # the exporter's config file (README, "Energy and CO2 exporter"); env vars below set the rest
+  config = <<-EOT
+    interval: ${var.interval}
+    carbon:
+      pue: ${var.pue}
+      region: ${var.carbon_region}
+  EOT
+  # the token is optional: without it the exporter runs and counts lookup errors, tasks unnamed
+  token = <<-EOT
+    {{ if nomadVarExists "nomad/jobs/energy-exporter" }}{{ with nomadVar "nomad/jobs/energy-exporter" }}NOMAD_TOKEN={{ .token }}{{ end }}{{ end }}
+  EOT
+}
+
+job "energy-exporter" {
+  datacenters = var.datacenters
+  type        = "system"
+  # the platform namespace is the one where raw_exec is allowed (scripts/lib/stages/nomad.ts)
+  namespace = "platform"
+
+  constraint {
+    attribute = "${meta.hashistack_runtime}"
+    value     = var.runtime
+  }
+
+  group "exporter" {
+    network {
+      port "metrics" {
+        static = var.port
+      }
+    }
+
+    service {
+      name     = "energy-exporter"
+      port     = "metrics"
+      provider = "consul"
+      tags     = ["prometheus"]
+      meta {
+        metrics_path = "/metrics"
+      }
+      check {
+        type     = "http"
+        path     = "/healthz"
+        interval = "15s"
+        timeout  = "3s"
+      }
+    }
+
+    dynamic "task" {
+      for_each = var.runtime == "exec" ? ["exporter"] : []
+      labels   = ["exporter"]
+      content {
+        driver = "raw_exec"
+        config {
+          command = "/usr/bin/node"
+          args    = [var.exporter_js, "--config", "${NOMAD_TASK_DIR}/energy.yaml"]
+        }
+        env {
+          HASHISTACK_ENERGY_LISTEN        = "${NOMAD_IP_metrics}:${NOMAD_PORT_metrics}"
+          HASHISTACK_ENERGY_NODE          = "${node.unique.name}"
+          HASHISTACK_ENERGY_NOMAD_NODE_ID = "${node.unique.id}"
+          NOMAD_ADDR                      = "https://${attr.unique.network.ip-address}:4646"
+          NOMAD_CACERT                    = "${var.nomad_tls_dir}/ca.pem"
+          NOMAD_CLIENT_CERT               = "${var.nomad_tls_dir}/agent.pem"
+          NOMAD_CLIENT_KEY                = "${var.nomad_tls_dir}/agent-key.pem"
+          NOMAD_TLS_SERVER_NAME           = "client.${var.region}.nomad"
+        }
+        template {
+          destination = "local/energy.yaml"
+          data        = local.config
+        }
+        template {
+          destination = "secrets/nomad.env"
+          env         = true
+          data        = local.token
+        }
+        resources {
+          cpu    = 50
+          memory = 96
+        }
+      }
+    }
+
+    dynamic "task" {
+      for_each = var.runtime == "docker" ? ["exporter"] : []
+      labels   = ["exporter"]
+      content {
+        driver = "docker"
+        config {
+          image        = var.image
+          network_mode = "host"
+          args         = ["--config", "/local/energy.yaml"]
+          # read-only host trees; the exporter reads them under /host
+          volumes = [
+            "/sys:/host/sys:ro",
+            "/proc:/host/proc:ro",
+            "${var.nomad_tls_dir}:/nomad-tls:ro",
+          ]
+        }
+        env {
+          HASHISTACK_ENERGY_LISTEN        = "${NOMAD_IP_metrics}:${NOMAD_PORT_metrics}"
+          HASHISTACK_ENERGY_NODE          = "${node.unique.name}"
+          HASHISTACK_ENERGY_NOMAD_NODE_ID = "${node.unique.id}"
+          HASHISTACK_ENERGY_HOST_SYSFS    = "/host/sys"
+          HASHISTACK_ENERGY_HOST_PROCFS   = "/host/proc"
+          HASHISTACK_ENERGY_HOST_CGROUP   = "/host/sys/fs/cgroup"
+          NOMAD_ADDR                      = "https://${attr.unique.network.ip-address}:4646"
+          NOMAD_CACERT                    = "/nomad-tls/ca.pem"
+          NOMAD_CLIENT_CERT               = "/nomad-tls/agent.pem"
+          NOMAD_CLIENT_KEY                = "/nomad-tls/agent-key.pem"
+          NOMAD_TLS_SERVER_NAME           = "client.${var.region}.nomad"
+        }
+        template {
+          destination = "local/energy.yaml"
+          data        = local.config
+        }
+        template {
+          destination = "secrets/nomad.env"
+          env         = true
+          data        = local.token
+        }
+        resources {
+          cpu    = 50
+          memory = 96
+        }
+      }
+    }
+  }
+}

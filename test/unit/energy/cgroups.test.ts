@@ -1,0 +1,71 @@
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { discoverTaskCgroups, TaskCpuReader } from "../../../scripts/lib/energy/cgroups.ts";
+import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
+import { allocA, allocB, FakeHost } from "../../helpers/energy-trees.ts";
+import { tempDir } from "../../helpers/fixtures.ts";
+
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let host: FakeHost;
+beforeEach(async () => {
+  dir = await tempDir("cgroups");
+  host = new FakeHost(dir.path);
+});
+afterEach(() => dir.remove());
+
+const reader = () => new TaskCpuReader(fsHostReader, { cgroup: host.cgroup, procfs: host.procfs });
+
+describe("task cgroups", () => {
+  it("reads cgroup v2 scopes of Nomad ≥1.7 (share and reserve slices) and of older Nomad (nomad.slice)", () => {
+    host
+      .v2Task(allocA, "web", 2_500_000)
+      .v2Task(allocA, "log-shipper", 500_000, "reserve.slice")
+      .v2Task(allocB, "db.main", 1_000_000, ".");
+    const usages = reader().read();
+    expect(usages.map((u) => [u.allocId, u.task, u.cpuSeconds, u.method]).sort()).toEqual(
+      [
+        [allocA, "log-shipper", 0.5, "cgroup-v2"],
+        [allocA, "web", 2.5, "cgroup-v2"],
+        [allocB, "db.main", 1, "cgroup-v2"],
+      ].sort(),
+    );
+  });
+
+  it("ignores scopes that are not Nomad tasks", () => {
+    host.v2Task(allocA, "web", 1);
+    mkdirSync(`${host.cgroup}/nomad.slice/share.slice/not-a-task.scope`, { recursive: true });
+    expect(discoverTaskCgroups(fsHostReader, host.cgroup).map((c) => c.task)).toEqual(["web"]);
+  });
+
+  it("keeps a listed task with its last value when one read fails, so it does not flicker out", () => {
+    host.v2Task(allocA, "web", 2_000_000);
+    const r = reader();
+    expect(r.read()[0]?.cpuSeconds).toBe(2);
+    writeFileSync(`${host.cgroup}/nomad.slice/share.slice/${allocA}.web.scope/cpu.stat`, "");
+    expect(r.read().map((u) => [u.task, u.cpuSeconds])).toEqual([["web", 2]]);
+    rmSync(`${host.cgroup}/nomad.slice/share.slice/${allocA}.web.scope`, { recursive: true });
+    expect(r.read()).toEqual([]);
+  });
+
+  it("reads cgroup v1 cpuacct (separate or co-mounted with cpu)", () => {
+    host.v1Task(allocA, "web", 3e9).v1Task(allocB, "db", 1.5e9, "cpu,cpuacct");
+    expect(
+      reader()
+        .read()
+        .map((u) => [u.task, u.cpuSeconds, u.method])
+        .sort(),
+    ).toEqual([
+      ["db", 1.5, "cpuacct"],
+      ["web", 3, "cpuacct"],
+    ]);
+  });
+
+  it("sums the processes of a v1 task that only has a cpu cgroup, keeping time of processes that exited", () => {
+    host.v1ProcTask(allocA, "web", { 101: 300, 102: 100 }); // 3 s + 1 s
+    const r = reader();
+    expect(r.read()[0]).toMatchObject({ method: "procfs", cpuSeconds: 4 });
+    host.v1ProcTask(allocA, "web", { 101: 500 }); // 102 exited; 101 used 2 s more
+    rmSync(`${host.procfs}/102`, { recursive: true });
+    expect(r.read()[0]?.cpuSeconds).toBeCloseTo(6, 9);
+  });
+});
