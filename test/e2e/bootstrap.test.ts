@@ -240,7 +240,7 @@ describe("a bootstrapped 5-node cluster", () => {
       Meta?: Record<string, string>;
     }[];
     const ids = jobs.map((j) => j.ID).sort();
-    expect(ids).toEqual(expect.arrayContaining(["alertmanager", "fabio", "prometheus"]));
+    expect(ids).toEqual(["alertmanager", "energy-exporter", "fabio", "prometheus"]);
     for (const job of jobs) expect(job.Status, job.ID).toBe("running");
     for (const id of ["alertmanager", "prometheus"]) {
       const deployment = JSON.parse(
@@ -261,7 +261,16 @@ describe("a bootstrapped 5-node cluster", () => {
   });
 
   it("has Prometheus scraping Nomad servers and clients, every Consul agent, Vault, Fabio and itself", async () => {
-    const expected = { "nomad-servers": 3, "nomad-clients": 2, consul: 5, vault: 1, prometheus: 1, fabio: 2, alertmanager: 1 };
+    const expected = {
+      "nomad-servers": 3,
+      "nomad-clients": 2,
+      consul: 5,
+      vault: 1,
+      prometheus: 1,
+      fabio: 2,
+      alertmanager: 1,
+      "energy-exporter": 2,
+    };
     let up: Record<string, number> = {};
     for (let i = 0; i < 40; i++) {
       up = {};
@@ -334,6 +343,66 @@ describe("a bootstrapped 5-node cluster", () => {
       await ssh(ip.client1, "kill $(cat /run/e2e-target.pid) 2>/dev/null; rm -f /run/e2e-target.pid");
     }
   }, 300_000);
+
+  it("attributes clearly more energy to a CPU-burning task than to an idle one (model mode)", async () => {
+    const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
+    const job = (id: string, script: string) => ({
+      Job: {
+        ID: id,
+        Name: id,
+        Namespace: "platform",
+        Type: "service",
+        Datacenters: ["dc1"],
+        Constraints: [{ LTarget: "${node.unique.name}", RTarget: "client-1", Operand: "=" }],
+        TaskGroups: [
+          {
+            Name: "g",
+            Tasks: [
+              {
+                Name: "t",
+                Driver: "raw_exec",
+                User: "nobody",
+                Config: { command: "/bin/sh", args: ["-c", script] },
+                Resources: { CPU: 100, MemoryMB: 32 },
+              },
+            ],
+          },
+        ],
+      },
+    });
+    const submit = (body: unknown) =>
+      curl(`https://${ip.server1}:4646/v1/jobs?namespace=platform`, [nomadToken], ["-X", "POST", "--data", JSON.stringify(body)]);
+    await submit(job("e2e-burn", "while :; do :; done"));
+    await submit(job("e2e-idle", "exec sleep 3600"));
+    try {
+      const joules = async () => {
+        const metrics = await $({ quiet: true, nothrow: true })`curl -sS --max-time 5 http://${ip.client1}:9875/metrics`;
+        const series = (nomadJob: string) =>
+          metrics.stdout
+            .split("\n")
+            .filter((l) => l.startsWith("hashistack_energy_task_joules_total{") && l.includes(`nomad_job="${nomadJob}"`));
+        const sum = (lines: string[]) => lines.reduce((total, l) => total + Number(l.split(" ").pop()), 0);
+        const idle = series("e2e-idle");
+        return { burn: sum(series("e2e-burn")), idle: sum(idle), idleSeen: idle.length > 0 };
+      };
+      // both tasks running and named by the exporter, then 30 s of accumulation
+      let start = await joules();
+      for (let i = 0; i < 40 && !(start.burn > 0 && start.idleSeen); i++) {
+        await new Promise((r) => setTimeout(r, 3000));
+        start = await joules();
+      }
+      await new Promise((r) => setTimeout(r, 30_000));
+      const end = await joules();
+      const burned = end.burn - start.burn;
+      const idled = end.idle - start.idle;
+      expect(start.idleSeen).toBe(true);
+      expect(burned).toBeGreaterThan(0);
+      expect(burned).toBeGreaterThan(10 * Math.max(idled, 0.001));
+    } finally {
+      for (const id of ["e2e-burn", "e2e-idle"])
+        await curl(`https://${ip.server1}:4646/v1/job/${id}?namespace=platform&purge=true`, [nomadToken], ["-X", "DELETE"]);
+    }
+  }, 240_000);
 
   it("a second run changes nothing and restarts nothing", async () => {
     const before = await unitPids();

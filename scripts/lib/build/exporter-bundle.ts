@@ -6,11 +6,14 @@
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
-export const exporterEntry = resolve("scripts/energy-exporter.ts");
-export const exporterBundle = resolve("dist/energy-exporter.mjs");
+// relative to the repository, not to wherever the command was started
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export const exporterEntry = resolve(repoRoot, "scripts/energy-exporter.ts");
+export const exporterBundle = resolve(repoRoot, "dist/energy-exporter.mjs");
 
 export async function buildExporterBundle(outfile = exporterBundle): Promise<{ file: string; bytes: number; sha256: string }> {
   await build({
@@ -31,7 +34,7 @@ export async function buildExporterBundle(outfile = exporterBundle): Promise<{ f
     sourcemap: false,
     logLevel: "warning",
     // no absolute paths or timestamps in the output
-    absWorkingDir: resolve("."),
+    absWorkingDir: repoRoot,
   });
   const content = await readFile(outfile);
   return { file: outfile, bytes: content.length, sha256: createHash("sha256").update(content).digest("hex") };

@@ -39,6 +39,30 @@ export const ciDeployPolicy = ciNamespaces
   )
   .join("");
 
+/**
+ * A client token kept in the state: reused while Nomad still accepts it, created
+ * again (and stored 0600) when it is missing or was revoked.
+ */
+export async function ensureClientToken(
+  run: Pick<ClusterRun, "secrets">,
+  nomad: NomadClient,
+  secret: string,
+  name: string,
+  policies: string[],
+): Promise<{ token: string; created: boolean }> {
+  const existing = await run.secrets.read(secret);
+  const valid = existing
+    ? await new NomadClient({ ...nomad.api.options, token: existing }).selfToken().then(
+        () => true,
+        () => false,
+      )
+    : false;
+  if (existing && valid) return { token: existing, created: false };
+  const created = await nomad.createToken({ Name: name, Type: "client", Policies: policies });
+  await run.secrets.write(secret, created.SecretID);
+  return { token: created.SecretID, created: true };
+}
+
 /** A Nomad client for a server's HTTPS API through an SSH tunnel, with the operator certificate. */
 export async function nomadThroughTunnel(run: ClusterRun, host: InventoryHost, token?: string) {
   const files = tlsFiles(run);
@@ -100,18 +124,7 @@ export async function nomadStage(run: ClusterRun): Promise<string> {
     }
     if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy))
       summary.push("ci-deploy policy");
-    const existing = await run.secrets.read("nomad-ci-token");
-    const valid = existing
-      ? await new NomadClient({ ...nomad.api.options, token: existing }).selfToken().then(
-          () => true,
-          () => false,
-        )
-      : false;
-    if (!valid) {
-      const token = await nomad.createToken({ Name: "ci-deploy", Type: "client", Policies: ["ci-deploy"] });
-      await run.secrets.write("nomad-ci-token", token.SecretID);
-      summary.push("CI token");
-    }
+    if ((await ensureClientToken(run, nomad, "nomad-ci-token", "ci-deploy", ["ci-deploy"])).created) summary.push("CI token");
     if (clients.length) await nomad.waitForReadyNodes(clients.length, 120_000);
   } finally {
     await tunnel.close();

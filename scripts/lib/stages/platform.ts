@@ -7,12 +7,14 @@
  */
 import { runtimeProfile } from "../config/schema.ts";
 import { deployJobs, type JobDeployResult } from "../deploy/deploy.ts";
+import { buildExporterBundle } from "../build/exporter-bundle.ts";
+import { minimalPolicy } from "../energy/acl.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { platformJobs, platformVariables } from "../platform/jobs.ts";
-import { onEachHost } from "../remote/fanout.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { shellQuote } from "../remote/quote.ts";
-import { nomadThroughTunnel, platformNamespace } from "./nomad.ts";
+import { ensureClientToken, nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
 
 export async function platformStage(run: ClusterRun): Promise<string> {
@@ -30,39 +32,55 @@ export async function platformStage(run: ClusterRun): Promise<string> {
   if (!deployable.length) return "no platform jobs enabled";
 
   const variables = await platformVariables(config, inventory, run.secrets, jobs);
+  const changed: string[] = [];
+  const exporter = deployable.find((j) => j.name === "energy-exporter");
+  if (exporter && runtimeProfile(config) === "exec") {
+    const uploaded = await shipExporterBundle(run, clients);
+    if (uploaded) changed.push(`exporter bundle on ${uploaded} clients`);
+  }
   const token = await run.secrets.read("nomad-bootstrap-token");
   const server = hostsWithRole(inventory, "server")[0] as InventoryHost;
   const { nomad, tunnel } = await nomadThroughTunnel(run, server, token);
-  const changed: string[] = [];
   let results: JobDeployResult[];
   try {
+    if (exporter) {
+      // the exporter names tasks through the local agent: a token that may only read jobs
+      if (await nomad.upsertPolicy("energy-exporter", "Energy exporter: read allocations", minimalPolicy))
+        changed.push("energy-exporter policy");
+      const exporterToken = await ensureClientToken(run, nomad, "nomad-energy-exporter-token", "energy-exporter", [
+        "energy-exporter",
+      ]);
+      variables["nomad/jobs/energy-exporter"] = { token: exporterToken.token };
+    }
     for (const [path, items] of Object.entries(variables)) {
       if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
     }
     const runtime = runtimeProfile(config);
-    const exporter = deployable.find((j) => j.name === "energy-exporter");
     const others = deployable.filter((j) => j !== exporter);
     const common = { timeoutMs: 300_000, concurrency: 6 };
-    results = [
-      ...(others.length
-        ? await deployJobs(nomad, { ...common, files: others.map((j) => j.file), variables: { runtime } }, run.reporter)
-        : []),
-      ...(exporter
-        ? await deployJobs(
+    // the exporter takes variables the other jobs do not declare: its own request, in parallel
+    const [platform, energy] = await Promise.all([
+      others.length
+        ? deployJobs(nomad, { ...common, files: others.map((j) => j.file), variables: { runtime } }, run.reporter)
+        : [],
+      exporter
+        ? deployJobs(
             nomad,
             {
               ...common,
               files: [exporter.file],
               variables: {
                 runtime,
+                region: config.region,
                 carbon_region: config.jobs.energyExporter.carbonRegion,
                 pue: String(config.jobs.energyExporter.pue),
               },
             },
             run.reporter,
           )
-        : []),
-    ];
+        : [],
+    ]);
+    results = [...platform, ...energy];
   } finally {
     await tunnel.close();
   }
@@ -80,4 +98,22 @@ export async function platformStage(run: ClusterRun): Promise<string> {
   if (deployed.length) changed.push(`deployed ${deployed.join(", ")}`);
   const unchanged = results.filter((r) => r.outcome === "unchanged").length;
   return changed.length ? `${changed.join("; ")}${unchanged ? `; ${unchanged} unchanged` : ""}` : "no changes";
+}
+
+/** Where the exec profile's exporter job expects its bundle (jobs/energy-exporter.nomad.hcl, exporter_js). */
+export const exporterBundlePath = "/opt/hashistack/energy-exporter/energy-exporter.mjs";
+
+/** Build the exporter bundle (reproducible, about a second) and put it on every client; returns how many changed. */
+async function shipExporterBundle(run: ClusterRun, clients: InventoryHost[]): Promise<number> {
+  const bundle = await buildExporterBundle();
+  const outcomes = await onEachHost(
+    clients,
+    async (host) => {
+      const remote = run.remote(host);
+      await remote.runAsRoot(`install -d -m 0755 ${shellQuote(exporterBundlePath.replace(/\/[^/]+$/, ""))}`);
+      return remote.uploadFile(bundle.file, exporterBundlePath, { mode: 0o644 });
+    },
+    { concurrency: run.config.concurrency },
+  );
+  return requireAllSucceeded("shipping the energy exporter", outcomes).filter((o) => o !== "unchanged").length;
 }
