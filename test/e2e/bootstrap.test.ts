@@ -4,7 +4,8 @@
  * (curl and openssl): mTLS enforced, ACLs default deny, quorum, idempotence,
  * losing a server, and bad state. Needs root.
  */
-import { writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
@@ -454,5 +455,23 @@ describe("a bootstrapped 5-node cluster", () => {
     } finally {
       await writeFile(file, `${original}\n`, { mode: 0o600 });
     }
+  });
+
+  it("tears down without leaving its Nomad task cgroups in the host's shared hierarchy", async () => {
+    const allocs = new Set<string>();
+    for (const host of inventory.hosts) {
+      const dir = join(context.state.root, "nodes", host.name, "upper", "opt", "nomad", "data", "alloc");
+      if (existsSync(dir)) for (const id of await readdir(dir)) allocs.add(id);
+    }
+    expect(allocs.size).toBeGreaterThan(0);
+    const removed = await localProvider.down(context, { dryRun: false, keepState: false });
+    expect(removed.join("\n")).toMatch(/\d+ Nomad task cgroups/);
+    const left: string[] = [];
+    for (const controller of await readdir("/sys/fs/cgroup")) {
+      const nomad = join("/sys/fs/cgroup", controller, "nomad");
+      if (!existsSync(nomad)) continue;
+      for (const entry of await readdir(nomad)) if (allocs.has(entry.split(".")[0] ?? "")) left.push(`${controller}/${entry}`);
+    }
+    expect(left).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, openSync, closeSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { OperationError } from "../../errors.ts";
@@ -193,6 +193,32 @@ export async function stop(paths: NodePaths, netns: string, graceMs = 20_000): P
   throw new OperationError(`Node processes in ${netns} did not stop: ${(await containerPids(netns)).join(", ")}.`, {
     hint: "Inspect them with 'ip netns pids' and stop them by PID before running teardown again.",
   });
+}
+
+/**
+ * Nomad's task cgroups of a stopped node. The nodes share the host kernel's
+ * cgroup v1 hierarchy, and a node that powers off leaves its tasks' cgroups
+ * (`<controller>/nomad/<alloc>.<task>`) behind in the host's tree; removed here
+ * by the allocation IDs in the node's Nomad data folder. Only empty cgroups can
+ * be removed, so this runs after the node's processes are gone.
+ */
+export async function removeTaskCgroups(paths: NodePaths, cgroupRoot = "/sys/fs/cgroup"): Promise<string[]> {
+  const allocDir = join(paths.upper, "opt", "nomad", "data", "alloc");
+  if (!existsSync(allocDir)) return [];
+  const allocs = new Set(await readdir(allocDir));
+  let removed = 0;
+  for (const controller of existsSync(cgroupRoot) ? await readdir(cgroupRoot) : []) {
+    const nomadDir = join(cgroupRoot, controller, "nomad");
+    if (!existsSync(nomadDir)) continue;
+    for (const entry of await readdir(nomadDir)) {
+      if (!allocs.has(entry.split(".")[0] ?? "")) continue;
+      await rmdir(join(nomadDir, entry)).then(
+        () => removed++,
+        () => undefined, // still in use or already gone: not ours to force
+      );
+    }
+  }
+  return removed ? [`${removed} Nomad task cgroups`] : [];
 }
 
 export async function removeNodeFiles(paths: NodePaths): Promise<string[]> {

@@ -145,6 +145,7 @@ export const localProvider: Provider = {
         const pid = await node.runningPid(paths);
         if (await node.stop(paths, localNames(config.name).netns(name)))
           done.push(`node ${name}${pid ? ` (pid ${pid})` : " (container without nspawn)"}`);
+        done.push(...(await node.removeTaskCgroups(paths)));
         done.push(...(await node.removeNodeFiles(paths)));
         done.push(...(await removeNodeNetwork(config.name, name)));
         return done;
