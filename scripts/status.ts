@@ -51,6 +51,10 @@ await runCommand<{ provider?: string }>({
     reporter.info(
       `Nomad: leader ${health.nomad.leader ?? "none"}, ${health.nomad.peers} servers, ${health.nomad.nodes.filter((n) => n.status === "ready").length}/${health.nomad.nodes.length} clients ready`,
     );
+    if (health.nomad.jobs.length)
+      reporter.info(
+        `platform jobs: ${health.nomad.jobs.map((j) => `${j.id} ${j.status === "running" ? `${j.running} running` : j.status}`).join(", ")}`,
+      );
     for (const v of health.vault)
       reporter.info(
         `Vault on ${v.host}: ${v.error ? `unreachable (${v.error})` : v.sealed ? "sealed" : `unsealed, ${v.version}`}`,

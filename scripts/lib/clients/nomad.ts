@@ -17,6 +17,16 @@ export interface NomadNamespace {
   ModifyIndex?: number;
 }
 
+export interface NomadJobListStub {
+  ID: string;
+  Type: string;
+  Status: "pending" | "running" | "dead";
+  Stop: boolean;
+  JobSummary?: {
+    Summary: Record<string, { Queued: number; Starting: number; Running: number; Failed: number; Lost: number }>;
+  } | null;
+}
+
 export interface NomadVariable {
   Namespace: string;
   Path: string;
@@ -112,6 +122,11 @@ export class NomadClient {
 
   createToken(token: { Name: string; Type: "client" | "management"; Policies?: string[] }): Promise<NomadAclToken> {
     return this.api.post<NomadAclToken>("/v1/acl/token", token);
+  }
+
+  /** Jobs of a namespace with their per-group allocation counts. */
+  jobs(namespace: string): Promise<NomadJobListStub[]> {
+    return this.api.get<NomadJobListStub[]>("/v1/jobs", { namespace });
   }
 
   /** A Nomad variable, or undefined when the path holds none. */

@@ -11,13 +11,20 @@ import { onEachHost } from "../remote/fanout.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { durationSeconds } from "../util/duration.ts";
 import { consulThroughTunnel } from "./consul.ts";
-import { nomadThroughTunnel } from "./nomad.ts";
+import { nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
 import { tlsFiles, vaultThroughTunnel } from "./vault.ts";
 
 export interface ClusterHealth {
   consul: { leader?: string; peers: number; members: { name: string; address: string; status: string }[]; error?: string };
-  nomad: { leader?: string; peers: number; nodes: { name: string; address: string; status: string }[]; error?: string };
+  nomad: {
+    leader?: string;
+    peers: number;
+    nodes: { name: string; address: string; status: string }[];
+    /** the platform namespace's jobs: status and running allocations per job */
+    jobs: { id: string; status: string; running: number; failed: number }[];
+    error?: string;
+  };
   vault: { host: string; initialized?: boolean; sealed?: boolean; version?: string; error?: string }[];
   certificates: { host: string; file: string; expires?: string; hoursLeft?: number; secondsLeft?: number; error?: string }[];
   problems: string[];
@@ -41,7 +48,7 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
   const servers = hostsWithRole(run.inventory, "server");
   const health: ClusterHealth = {
     consul: { peers: 0, members: [] },
-    nomad: { peers: 0, nodes: [] },
+    nomad: { peers: 0, nodes: [], jobs: [] },
     vault: [],
     certificates: [],
     problems: [],
@@ -74,6 +81,15 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
         health.nomad.leader = (await nomad.leader()) || undefined;
         health.nomad.peers = (await nomad.peers()).length;
         health.nomad.nodes = (await nomad.nodes()).map((n) => ({ name: n.Name, address: n.Address, status: n.Status }));
+        health.nomad.jobs = (await nomad.jobs(platformNamespace)).map((job) => {
+          const groups = Object.values(job.JobSummary?.Summary ?? {});
+          return {
+            id: job.ID,
+            status: job.Stop ? "stopped" : job.Status,
+            running: groups.reduce((sum, g) => sum + g.Running, 0),
+            failed: groups.reduce((sum, g) => sum + g.Failed, 0),
+          };
+        });
       } finally {
         await tunnel.close();
       }
@@ -145,6 +161,13 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
     for (const n of health.nomad.nodes) if (n.status !== "ready") p.push(`Nomad client ${n.name} is ${n.status}`);
     const clients = hostsWithRole(run.inventory, "client").length;
     if (health.nomad.nodes.length < clients) p.push(`Nomad has ${health.nomad.nodes.length} of ${clients} clients`);
+    for (const job of health.nomad.jobs) {
+      if (job.status === "stopped") continue; // stopped on purpose
+      if (job.status !== "running" || job.running === 0)
+        p.push(
+          `platform job ${job.id} is ${job.status} with ${job.running} running allocations (nomad job status -namespace ${platformNamespace} ${job.id})`,
+        );
+    }
   }
   for (const v of health.vault) {
     if (v.error) p.push(`Vault on ${v.host} unreachable: ${v.error}`);

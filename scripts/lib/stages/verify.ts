@@ -16,5 +16,5 @@ export async function verifyStage(run: ClusterRun): Promise<string> {
   }
   const soonest = Math.min(...health.certificates.map((c) => c.hoursLeft ?? Number.POSITIVE_INFINITY));
   const soonestText = soonest >= 1 ? `${Math.floor(soonest)} h` : `${Math.round(soonest * 60)} min`;
-  return `${health.consul.members.length} Consul members, ${health.consul.peers} raft peers; ${health.nomad.nodes.length} Nomad clients ready, ${health.nomad.peers} servers; Vault unsealed; certificates valid ≥ ${soonestText}`;
+  return `${health.consul.members.length} Consul members, ${health.consul.peers} raft peers; ${health.nomad.nodes.length} Nomad clients ready, ${health.nomad.peers} servers; Vault unsealed; certificates valid ≥ ${soonestText}${health.nomad.jobs.length ? `; ${health.nomad.jobs.length} platform jobs running` : ""}`;
 }
