@@ -60,6 +60,14 @@ beforeAll(async () => {
     topology: { servers: 1, clients: 1 },
     provider: { local: { cidr: "10.92.0.0/24" } },
     tls: { leafTtl: `${leafTtlSeconds}s` },
+    // this test is about the agents' certificates; the platform jobs are the 5-node suite's
+    jobs: {
+      prometheus: { enabled: false },
+      alertmanager: { enabled: false },
+      grafana: { enabled: false },
+      fabio: { enabled: false },
+      energyExporter: { enabled: false },
+    },
   });
   context = isolated.context;
   const config = context.config;

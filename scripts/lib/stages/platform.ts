@@ -30,6 +30,10 @@ export async function platformStage(run: ClusterRun): Promise<string> {
   for (const job of jobs.filter((j) => j.skipped)) run.reporter.warn(`${job.name} is not deployed: ${job.skipped}`);
   const deployable = jobs.filter((j) => !j.skipped);
   if (!deployable.length) return "no platform jobs enabled";
+  if (!clients.length) {
+    run.reporter.warn("The topology has no Nomad clients: the platform jobs have nowhere to run and are not deployed.");
+    return "no Nomad clients: platform jobs not deployed";
+  }
 
   const variables = await platformVariables(config, inventory, run.secrets, jobs);
   const changed: string[] = [];
