@@ -10,9 +10,11 @@ import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
 
 /**
  * openssl and curl are the independent TLS/HTTP clients the tests check against; vagrant
- * (Debian's package) runs `vagrant validate` on the Vagrantfile; the rest runs local nodes.
+ * (Debian's package) runs `vagrant validate` on the Vagrantfile; gpg, gpgv, zip and unzip
+ * make and check the locally served release tree of the download tests; the rest runs
+ * local nodes.
  */
-const testPackages = ["openssl", "curl", "ca-certificates", "vagrant", ...localProviderPackages];
+const testPackages = ["openssl", "curl", "ca-certificates", "vagrant", "gpg", "gpgv", "zip", "unzip", ...localProviderPackages];
 
 await runCommand({
   name: "test-prerequisites",

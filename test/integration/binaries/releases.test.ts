@@ -1,0 +1,240 @@
+/**
+ * install.method: download against a locally served release tree with the same layout
+ * as releases.hashicorp.com (which cannot be reached from the development machines):
+ * a zip, SHA256SUMS and its detached signature made with a throwaway gpg key, and that
+ * key served as the "pgp-key.txt". The real gpg, gpgv and unzip do the checking.
+ */
+import { existsSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { $ } from "zx";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ensureReleaseBinary, readReleaseRecord, type ReleaseSource } from "../../../scripts/lib/binaries/releases.ts";
+import { OperationError } from "../../../scripts/lib/errors.ts";
+import { tempDir } from "../../helpers/fixtures.ts";
+import { makeRelease, ReleaseServer, type ReleaseArtifacts, Signer, type ThrowawayKey } from "../../helpers/release-tree.ts";
+
+const tool = "consul-template";
+const version = "0.41.1";
+const executable = `#!/bin/sh\necho "${tool} v${version} (throwaway release)"\n`;
+
+let signer: Signer;
+let releaseKey: ThrowawayKey;
+let otherKey: ThrowawayKey;
+let release: ReleaseArtifacts;
+let goodSignature: Buffer;
+const server = new ReleaseServer();
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  signer = await Signer.create();
+  releaseKey = await signer.generateKey("Throwaway Release");
+  otherKey = await signer.generateKey("Someone Else");
+  release = await makeRelease(tool, version, executable);
+  goodSignature = await signer.sign(releaseKey.fingerprint, release.sums);
+  await server.start();
+});
+
+afterAll(async () => {
+  await server.stop();
+  for (const cleanup of cleanups) await cleanup();
+  await signer.remove();
+});
+
+beforeEach(() => server.reset());
+
+/** a fresh cache; the server serves the throwaway key and a correctly signed release unless a test changes it */
+async function setup(): Promise<{ root: string; source: ReleaseSource }> {
+  const cache = await tempDir("releases-cache");
+  cleanups.push(cache.remove);
+  server.routes.set("/.well-known/pgp-key.txt", releaseKey.publicKey);
+  server.serveRelease(tool, version, {
+    [release.zipName]: release.zip,
+    [release.sumsName]: release.sums,
+    [`${release.sumsName}.sig`]: goodSignature,
+  });
+  return {
+    root: cache.path,
+    source: {
+      releasesUrl: server.url,
+      signingKeyUrl: `${server.url}/.well-known/pgp-key.txt`,
+      fingerprint: releaseKey.fingerprint,
+    },
+  };
+}
+
+/** every file under the cache's releases/ folder, relative to it */
+async function cachedFiles(root: string): Promise<string[]> {
+  const dir = join(root, "releases");
+  if (!existsSync(dir)) return [];
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
+}
+
+async function failure(promise: Promise<unknown>): Promise<OperationError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(OperationError);
+  return error as OperationError;
+}
+
+const keyringOnly = (fingerprint: string) => [`keys/${fingerprint}.gpg`];
+
+describe("HashiCorp release download", () => {
+  it("verifies the signature and checksum, caches the binary and it runs; a second call downloads nothing", async () => {
+    const { root, source } = await setup();
+    const first = await ensureReleaseBinary(tool, version, source, { cacheRoot: root });
+    expect(first).toEqual({ path: join(root, "releases", tool, version, tool), downloaded: true });
+    expect((await $({ quiet: true })`${first.path}`).stdout.trim()).toBe(`${tool} v${version} (throwaway release)`);
+    // the key first, then the signed sums, the zip last
+    expect(server.requests).toEqual([
+      "/.well-known/pgp-key.txt",
+      `/${tool}/${version}/${release.sumsName}`,
+      `/${tool}/${version}/${release.sumsName}.sig`,
+      `/${tool}/${version}/${release.zipName}`,
+    ]);
+    const record = await readReleaseRecord(tool, version, root);
+    expect(record).toMatchObject({
+      tool,
+      version,
+      signedBy: releaseKey.fingerprint,
+      zip: `${server.url}/${tool}/${version}/${release.zipName}`,
+    });
+    expect(await cachedFiles(root)).toEqual(
+      [...keyringOnly(releaseKey.fingerprint), `${tool}/${version}/${tool}`, `${tool}/${version}/release.json`].sort(),
+    );
+
+    server.requests.length = 0;
+    const second = await ensureReleaseBinary(tool, version, source, { cacheRoot: root });
+    expect(second).toEqual({ path: first.path, downloaded: false });
+    expect(server.requests).toEqual([]);
+  });
+
+  it("parallel calls download once", async () => {
+    const { root, source } = await setup();
+    const results = await Promise.all([1, 2, 3].map(() => ensureReleaseBinary(tool, version, source, { cacheRoot: root })));
+    expect(results.filter((r) => r.downloaded)).toHaveLength(1);
+    expect(server.requests.filter((r) => r.endsWith(".zip"))).toHaveLength(1);
+  });
+
+  it("refuses a zip that does not match SHA256SUMS, naming the file, and caches nothing of it", async () => {
+    const { root, source } = await setup();
+    const tampered = Buffer.from(release.zip);
+    tampered[tampered.length - 30] = (tampered[tampered.length - 30] ?? 0) ^ 0xff;
+    server.serveRelease(tool, version, { [release.zipName]: tampered });
+    const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root }));
+    expect(error.message).toContain(
+      `${release.zipName} from ${server.url}/${tool}/${version}/${release.zipName} does not match its signed checksum`,
+    );
+    expect(error.hint).toContain("nothing was cached");
+    expect(await cachedFiles(root)).toEqual(keyringOnly(releaseKey.fingerprint));
+    expect(await readdir(join(root, "releases", tool))).toEqual([]); // no staging left behind
+  });
+
+  it("refuses SHA256SUMS altered after signing (bad signature) before fetching the zip", async () => {
+    const { root, source } = await setup();
+    const altered = Buffer.from(release.sums.toString().replace(/^[0-9a-f]/m, (c) => (c === "0" ? "1" : "0")));
+    server.serveRelease(tool, version, { [release.sumsName]: altered });
+    const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root }));
+    expect(error.message).toContain(`The signature of ${server.url}/${tool}/${version}/${release.sumsName} is not valid`);
+    expect(error.message).toContain("BADSIG");
+    expect(server.requests.some((r) => r.endsWith(".zip"))).toBe(false);
+    expect(await cachedFiles(root)).toEqual(keyringOnly(releaseKey.fingerprint));
+  });
+
+  it("refuses SHA256SUMS signed by another key", async () => {
+    const { root, source } = await setup();
+    server.serveRelease(tool, version, { [`${release.sumsName}.sig`]: await signer.sign(otherKey.fingerprint, release.sums) });
+    const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root }));
+    expect(error.message).toContain(`is not valid: it was not made by key ${releaseKey.fingerprint}`);
+    expect(server.requests.some((r) => r.endsWith(".zip"))).toBe(false);
+    expect(await cachedFiles(root)).toEqual(keyringOnly(releaseKey.fingerprint));
+  });
+
+  it("refuses a served key whose fingerprint is not the pinned one before fetching anything of the release", async () => {
+    const { root, source } = await setup();
+    server.routes.set("/.well-known/pgp-key.txt", otherKey.publicKey);
+    // the release is signed by the served key: only the pin stops it
+    server.serveRelease(tool, version, { [`${release.sumsName}.sig`]: await signer.sign(otherKey.fingerprint, release.sums) });
+    const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root }));
+    expect(error.message).toBe(
+      `The signing key from ${server.url}/.well-known/pgp-key.txt is not the pinned one: it has ${otherKey.fingerprint}, the pinned fingerprint is ${releaseKey.fingerprint}.`,
+    );
+    expect(server.requests).toEqual(["/.well-known/pgp-key.txt"]);
+    expect(await cachedFiles(root)).toEqual([]);
+  });
+
+  it("uses only the pinned key from a key file that carries several", async () => {
+    const { root, source } = await setup();
+    server.routes.set("/.well-known/pgp-key.txt", `${otherKey.publicKey}\n${releaseKey.publicKey}`);
+    server.serveRelease(tool, version, { [`${release.sumsName}.sig`]: await signer.sign(otherKey.fingerprint, release.sums) });
+    const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root }));
+    expect(error.message).toContain(`it was not made by key ${releaseKey.fingerprint}`);
+  });
+
+  it("names the zip when SHA256SUMS has no line for it", async () => {
+    const { root, source } = await setup();
+    const sums = Buffer.from(
+      release.sums
+        .toString()
+        .split("\n")
+        .filter((l) => !l.includes(release.zipName))
+        .join("\n"),
+    );
+    server.serveRelease(tool, version, {
+      [release.sumsName]: sums,
+      [`${release.sumsName}.sig`]: await signer.sign(releaseKey.fingerprint, sums),
+    });
+    const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root }));
+    expect(error.message).toBe(`${server.url}/${tool}/${version}/${release.sumsName} has no line for ${release.zipName}.`);
+    expect(await cachedFiles(root)).toEqual(keyringOnly(releaseKey.fingerprint));
+  });
+
+  it("names the URL of a 404 and does not retry it", async () => {
+    const { root, source } = await setup();
+    const error = await failure(ensureReleaseBinary(tool, "9.9.9", source, { cacheRoot: root }));
+    const url = `${server.url}/${tool}/9.9.9/${tool}_9.9.9_SHA256SUMS`;
+    expect(error.message).toBe(`Downloading ${url} failed: HTTP 404 Not Found.`);
+    expect(error.hint).toContain("versions.*");
+    expect(server.requests.filter((r) => r.includes("9.9.9"))).toHaveLength(1);
+    expect(existsSync(join(root, "releases", tool, "9.9.9"))).toBe(false);
+  });
+
+  it("retries a 5xx answer and then succeeds", async () => {
+    const { root, source } = await setup();
+    server.serveRelease(tool, version, { [release.zipName]: { failFirst: 1, then: release.zip } });
+    const result = await ensureReleaseBinary(tool, version, source, { cacheRoot: root });
+    expect(result.downloaded).toBe(true);
+    expect(server.requests.filter((r) => r.endsWith(".zip"))).toHaveLength(2);
+  });
+
+  it("gives up on a server that sends nothing, naming the URL, and caches nothing", async () => {
+    const { root, source } = await setup();
+    server.serveRelease(tool, version, { [release.zipName]: "hang" });
+    const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root, idleTimeoutMs: 300, attempts: 2 }));
+    expect(error.message).toBe(
+      `Downloading ${server.url}/${tool}/${version}/${release.zipName} failed: no data for 300 ms (timed out).`,
+    );
+    expect(server.requests.filter((r) => r.endsWith(".zip"))).toHaveLength(2);
+    expect(await cachedFiles(root)).toEqual(keyringOnly(releaseKey.fingerprint));
+  });
+
+  it("refuses a zip without the tool's binary", async () => {
+    const { root, source } = await setup();
+    const wrong = await makeRelease("not-it", version, executable);
+    const sums = Buffer.from(wrong.sums.toString().replaceAll(wrong.zipName, release.zipName));
+    server.serveRelease(tool, version, {
+      [release.zipName]: wrong.zip,
+      [release.sumsName]: sums,
+      [`${release.sumsName}.sig`]: await signer.sign(releaseKey.fingerprint, sums),
+    });
+    const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root }));
+    expect(error.message).toContain(`${release.zipName} holds no '${tool}' binary`);
+    expect(await cachedFiles(root)).toEqual(keyringOnly(releaseKey.fingerprint));
+  });
+});
