@@ -5,13 +5,19 @@
  * key served as the "pgp-key.txt". The real gpg, gpgv and unzip do the checking.
  */
 import { existsSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { chmod, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { $ } from "zx";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { binaryPath } from "../../../scripts/lib/binaries/build.ts";
+import { tools } from "../../../scripts/lib/binaries/catalog.ts";
 import { ensureReleaseBinary, readReleaseRecord, type ReleaseSource } from "../../../scripts/lib/binaries/releases.ts";
+import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
 import { OperationError } from "../../../scripts/lib/errors.ts";
-import { tempDir } from "../../helpers/fixtures.ts";
+import type { RemoteHost } from "../../../scripts/lib/remote/ssh.ts";
+import { prepareStage } from "../../../scripts/lib/stages/prepare.ts";
+import type { ClusterRun } from "../../../scripts/lib/stages/run-context.ts";
+import { loopbackInventory, makeConfig, tempDir } from "../../helpers/fixtures.ts";
 import { makeRelease, ReleaseServer, type ReleaseArtifacts, Signer, type ThrowawayKey } from "../../helpers/release-tree.ts";
 
 const tool = "consul-template";
@@ -236,5 +242,81 @@ describe("HashiCorp release download", () => {
     const error = await failure(ensureReleaseBinary(tool, version, source, { cacheRoot: root }));
     expect(error.message).toContain(`${release.zipName} holds no '${tool}' binary`);
     expect(await cachedFiles(root)).toEqual(keyringOnly(releaseKey.fingerprint));
+  });
+});
+
+describe("prepare with install.method: download", () => {
+  const saved = { ...process.env };
+
+  it("uploads the verified releases (and the exec profile's Fabio from the Go build cache) to the nodes", async () => {
+    const cache = await tempDir("prepare-cache");
+    cleanups.push(cache.remove);
+    const config = makeConfig({
+      install: { method: "download", signingKeyFingerprint: releaseKey.fingerprint },
+      jobs: { runtime: "exec" },
+    });
+    server.routes.set("/key.asc", releaseKey.publicKey);
+    const versions = { ...config.versions, "consul-template": config.versions.consulTemplate };
+    for (const name of ["consul", "nomad", "vault", "consul-template"] as const) {
+      const artifacts = await makeRelease(name, versions[name], `#!/bin/sh\necho ${name}\n`);
+      server.serveRelease(name, versions[name], {
+        [artifacts.zipName]: artifacts.zip,
+        [artifacts.sumsName]: artifacts.sums,
+        [`${artifacts.sumsName}.sig`]: await signer.sign(releaseKey.fingerprint, artifacts.sums),
+      });
+    }
+    // Fabio is not a HashiCorp release: the cached Go build is used (placed here so nothing is built)
+    const fabio = binaryPath(tools.fabio, cache.path);
+    await mkdir(join(fabio, ".."), { recursive: true });
+    await writeFile(fabio, "#!/bin/sh\n");
+    await chmod(fabio, 0o755);
+
+    const uploads: { host: string; from: string; to: string; mode: number }[] = [];
+    const remote = (host: string) =>
+      ({
+        run: async (command: string) => ({
+          stdout: command.startsWith("uname") ? "Linux x86_64\ndebian 12\n/usr/bin/systemctl\n" : "versions\n",
+          stderr: "",
+          code: 0,
+        }),
+        runAsRoot: async () => ({ stdout: "", stderr: "", code: 0 }),
+        uploadFile: async (from: string, to: string, options: { mode: number }) => {
+          uploads.push({ host, from, to, mode: options.mode });
+          return "uploaded";
+        },
+      }) as unknown as RemoteHost;
+    const inventory = loopbackInventory([
+      { name: "server-1", roles: ["server", "vault"], ip: "127.0.0.1" },
+      { name: "client-1", roles: ["client"], ip: "127.0.0.2" },
+    ]);
+    const run = {
+      config,
+      inventory,
+      reporter: createRecordingReporter(),
+      remote: (host: { name: string } | string) => remote(typeof host === "string" ? host : host.name),
+    } as unknown as ClusterRun;
+    try {
+      process.env.HASHISTACK_CACHE = cache.path;
+      process.env.HASHISTACK_RELEASES_URL = server.url;
+      process.env.HASHISTACK_SIGNING_KEY_URL = `${server.url}/key.asc`;
+      expect(await prepareStage(run)).toBe("8 binaries uploaded");
+    } finally {
+      process.env = { ...saved };
+    }
+    const release = (name: string, version: string) => join(cache.path, "releases", name, version, name);
+    const byHost = (host: string) => uploads.filter((u) => u.host === host).map((u) => [u.from, u.to, u.mode]);
+    expect(byHost("server-1")).toEqual([
+      [release("consul", versions.consul), "/usr/local/bin/consul", 0o755],
+      [release("nomad", versions.nomad), "/usr/local/bin/nomad", 0o755],
+      [release("consul-template", versions.consulTemplate), "/usr/local/bin/consul-template", 0o755],
+      [release("vault", versions.vault), "/usr/local/bin/vault", 0o755],
+    ]);
+    expect(byHost("client-1")).toEqual([
+      [release("consul", versions.consul), "/usr/local/bin/consul", 0o755],
+      [release("nomad", versions.nomad), "/usr/local/bin/nomad", 0o755],
+      [release("consul-template", versions.consulTemplate), "/usr/local/bin/consul-template", 0o755],
+      [fabio, "/usr/local/bin/fabio", 0o755],
+    ]);
+    expect(server.requests.filter((r) => r.endsWith(".zip"))).toHaveLength(4);
   });
 });
