@@ -41,14 +41,30 @@ export class Signer {
     return { fingerprint, publicKey };
   }
 
-  /** a detached binary signature of `data` */
+  /** add a signing subkey to a key; its fingerprint and the key's updated armored public key */
+  async addSigningSubkey(primary: string): Promise<{ subkey: string; publicKey: string }> {
+    await $({
+      quiet: true,
+    })`gpg --homedir ${this.home} --batch --pinentry-mode loopback --passphrase ${""} --quick-add-key ${primary} ed25519 sign never`;
+    const listed = (await $({ quiet: true })`gpg --homedir ${this.home} --batch --with-colons --list-keys ${primary}`).stdout;
+    const subkey = listed
+      .split("\n")
+      .filter((l) => l.startsWith("fpr:"))
+      .map((l) => l.split(":")[9])
+      .at(-1);
+    if (!subkey || subkey === primary) throw new Error(`no subkey was added to ${primary}`);
+    const publicKey = (await $({ quiet: true })`gpg --homedir ${this.home} --batch --armor --export ${primary}`).stdout;
+    return { subkey, publicKey };
+  }
+
+  /** a detached binary signature of `data` by exactly this (sub)key */
   async sign(fingerprint: string, data: Buffer): Promise<Buffer> {
     const dir = await mkdtemp(join(tmpdir(), "hashistack-sign-"));
     try {
       await writeFile(join(dir, "data"), data);
       await $({
         quiet: true,
-      })`gpg --homedir ${this.home} --batch --yes --pinentry-mode loopback --passphrase ${""} --local-user ${fingerprint} --detach-sign --output ${join(dir, "data.sig")} ${join(dir, "data")}`;
+      })`gpg --homedir ${this.home} --batch --yes --pinentry-mode loopback --passphrase ${""} --local-user ${`${fingerprint}!`} --detach-sign --output ${join(dir, "data.sig")} ${join(dir, "data")}`;
       return await readFile(join(dir, "data.sig"));
     } finally {
       await rm(dir, { recursive: true, force: true });

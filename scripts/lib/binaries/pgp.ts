@@ -79,7 +79,8 @@ export async function exportKeyring(keyFile: string, fingerprint: string, keyrin
   });
 }
 
-export type SignatureCheck = { ok: true } | { ok: false; reason: string };
+/** `unknownKey`: made by a key (or subkey) the keyring does not hold */
+export type SignatureCheck = { ok: true } | { ok: false; reason: string; unknownKey: boolean };
 
 /**
  * Check a detached signature with gpgv against `keyring`. Good only when gpgv
@@ -98,8 +99,10 @@ export async function verifyDetached(
   const primary = valid ? normalizeFingerprint(valid[valid.length - 1] ?? "") : undefined;
   if (result.exitCode === 0 && primary === normalizeFingerprint(fingerprint)) return { ok: true };
   const noKey = status.find((l) => l.includes(" NO_PUBKEY ") || l.includes(" ERRSIG "));
-  if (noKey) return { ok: false, reason: `it was not made by key ${fingerprint} (gpgv: ${noKey.slice(9)})` };
+  if (noKey) return { ok: false, unknownKey: true, reason: `it was not made by key ${fingerprint} (gpgv: ${noKey.slice(9)})` };
   const bad = status.find((l) => l.includes(" BADSIG "));
-  if (bad) return { ok: false, reason: "the signature does not match the file (BADSIG): the file was altered" };
-  return { ok: false, reason: `gpgv refused it: ${result.stderr.trim().split("\n").slice(-2).join(" ")}` };
+  if (bad) {
+    return { ok: false, unknownKey: false, reason: "the signature does not match the file (BADSIG): the file was altered" };
+  }
+  return { ok: false, unknownKey: false, reason: `gpgv refused it: ${result.stderr.trim().split("\n").slice(-2).join(" ")}` };
 }

@@ -131,7 +131,7 @@ async function download(
   const log = options.log ?? (() => {});
   await ensureReleaseTools(log);
   // the key first: nothing of the release is fetched with a key we would refuse
-  const keyring = await signingKeyring(source, root, options);
+  let key = await signingKeyring(source, root, options);
   const files = releaseFiles(source.releasesUrl, tool, version);
   const toolDir = join(target, "..", "..");
   await mkdir(toolDir, { recursive: true });
@@ -142,7 +142,13 @@ async function download(
     const signatureFile = join(staging, files.signature.name);
     await fetchToFile(files.sums.url, sumsFile, options);
     await fetchToFile(files.signature.url, signatureFile, options);
-    const check = await verifyDetached(keyring, source.fingerprint, signatureFile, sumsFile);
+    let check = await verifyDetached(key.keyring, source.fingerprint, signatureFile, sumsFile);
+    if (!check.ok && check.unknownKey && key.cached) {
+      // signed by a subkey newer than our cached copy of the key: fetch the key again (same pin)
+      log("the signature is by a subkey the cached signing key lacks; fetching the key again");
+      key = await signingKeyring(source, root, options, true);
+      check = await verifyDetached(key.keyring, source.fingerprint, signatureFile, sumsFile);
+    }
     if (!check.ok) {
       throw new OperationError(`The signature of ${files.sums.url} is not valid: ${check.reason}.`, {
         hint: "Do not use this release. If you use a mirror, check that it serves HashiCorp's files unaltered (install.releasesUrl / HASHISTACK_RELEASES_URL).",
@@ -202,16 +208,22 @@ async function download(
 }
 
 /**
- * A gpgv keyring with the release signing key, fetched once and cached by fingerprint.
- * The key file is refused unless one of its primary keys has the pinned fingerprint,
- * and the keyring holds only that key.
+ * A gpgv keyring with the release signing key, fetched once and cached by fingerprint
+ * (`refresh` fetches it again, for a signing subkey added since). The key file is refused
+ * unless one of its primary keys has the pinned fingerprint, and the keyring holds only
+ * that key; a refused key leaves the cached keyring as it was.
  */
-async function signingKeyring(source: ReleaseSource, root: string, options: FetchOptions): Promise<string> {
+async function signingKeyring(
+  source: ReleaseSource,
+  root: string,
+  options: FetchOptions,
+  refresh = false,
+): Promise<{ keyring: string; cached: boolean }> {
   const dir = join(root, "releases", "keys");
   const keyring = join(dir, `${source.fingerprint}.gpg`);
-  if (existsSync(keyring)) return keyring;
+  if (!refresh && existsSync(keyring)) return { keyring, cached: true };
   return withLock(join(root, "locks", `release-key-${source.fingerprint}`), async () => {
-    if (existsSync(keyring)) return keyring;
+    if (!refresh && existsSync(keyring)) return { keyring, cached: true };
     await mkdir(dir, { recursive: true });
     const staging = await mkdtemp(join(dir, ".staging-"));
     try {
@@ -229,7 +241,7 @@ async function signingKeyring(source: ReleaseSource, root: string, options: Fetc
       }
       await exportKeyring(keyFile, source.fingerprint, join(staging, "keyring.gpg"));
       await rename(join(staging, "keyring.gpg"), keyring);
-      return keyring;
+      return { keyring, cached: false };
     } finally {
       await rm(staging, { recursive: true, force: true });
     }

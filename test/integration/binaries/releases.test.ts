@@ -183,6 +183,29 @@ describe("HashiCorp release download", () => {
     expect(error.message).toContain(`it was not made by key ${releaseKey.fingerprint}`);
   });
 
+  it("fetches the key again when a release is signed by a subkey newer than the cached key", async () => {
+    const { root, source } = await setup();
+    const rotating = await signer.generateKey("Rotating Release");
+    const pinned = { ...source, fingerprint: rotating.fingerprint };
+    server.routes.set("/.well-known/pgp-key.txt", rotating.publicKey);
+    server.serveRelease(tool, version, { [`${release.sumsName}.sig`]: await signer.sign(rotating.fingerprint, release.sums) });
+    expect((await ensureReleaseBinary(tool, version, pinned, { cacheRoot: root })).downloaded).toBe(true);
+
+    // the publisher adds a signing subkey and signs the next release with it
+    const { subkey, publicKey } = await signer.addSigningSubkey(rotating.fingerprint);
+    server.routes.set("/.well-known/pgp-key.txt", publicKey);
+    const next = await makeRelease(tool, "0.41.2", executable);
+    server.serveRelease(tool, "0.41.2", {
+      [next.zipName]: next.zip,
+      [next.sumsName]: next.sums,
+      [`${next.sumsName}.sig`]: await signer.sign(subkey, next.sums),
+    });
+    server.requests.length = 0;
+    expect((await ensureReleaseBinary(tool, "0.41.2", pinned, { cacheRoot: root })).downloaded).toBe(true);
+    expect(server.requests.filter((r) => r.endsWith("pgp-key.txt"))).toHaveLength(1);
+    expect((await readReleaseRecord(tool, "0.41.2", root))?.signedBy).toBe(rotating.fingerprint);
+  });
+
   it("names the zip when SHA256SUMS has no line for it", async () => {
     const { root, source } = await setup();
     const sums = Buffer.from(

@@ -50,17 +50,18 @@ describe("SHA256SUMS", () => {
 
 describe("key fingerprints", () => {
   it("takes the primary key fingerprints, not the subkeys'", () => {
+    // synthetic `gpg --show-keys --with-colons` output: two keys, the first with a signing subkey
     const colons = [
-      "pub:-:4096:1:34365D9472D7468F:1618849040:::-:::scSE::::::23::0:",
-      "fpr:::::::::C874011F0AB405110D02105534365D9472D7468F:",
-      "uid:-::::1618849040::ABCD::HashiCorp Security (HashiCorp Package Signing) <security+packaging@hashicorp.com>::::::::::0:",
-      "sub:-:4096:1:706E668369C085E9:1618849127::::::s::::::23:",
-      "fpr:::::::::B36CBA91A2C0730C435FC280706E668369C085E9:",
+      "pub:-:4096:1:0123456789ABCDEF:1618849040:::-:::scSC::::::23::0:",
+      "fpr:::::::::11112222333344445555666677778888AAAABBBB:",
+      "uid:-::::1618849040::ABCD::Release Signing <release@example.invalid>::::::::::0:",
+      "sub:-:4096:1:FEDCBA9876543210:1618849127::::::s::::::23:",
+      "fpr:::::::::9999888877776666555544443333222211110000:",
       "pub:-:255:22:1111111111111111:1700000000:::-:::scSC::::::23::0:",
       "fpr:::::::::aaaa111111111111111111111111111111111111:",
     ].join("\n");
     expect(primaryFingerprints(colons)).toEqual([
-      "C874011F0AB405110D02105534365D9472D7468F",
+      "11112222333344445555666677778888AAAABBBB",
       "AAAA111111111111111111111111111111111111",
     ]);
   });
