@@ -13,6 +13,7 @@ import { binaryPath } from "../../../scripts/lib/binaries/build.ts";
 import { tools } from "../../../scripts/lib/binaries/catalog.ts";
 import { ensureReleaseBinary, readReleaseRecord, type ReleaseSource } from "../../../scripts/lib/binaries/releases.ts";
 import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
+import type { ClusterConfig } from "../../../scripts/lib/config/schema.ts";
 import { OperationError } from "../../../scripts/lib/errors.ts";
 import type { RemoteHost } from "../../../scripts/lib/remote/ssh.ts";
 import { prepareStage } from "../../../scripts/lib/stages/prepare.ts";
@@ -268,10 +269,52 @@ describe("HashiCorp release download", () => {
   });
 });
 
-describe("prepare with install.method: download", () => {
-  const saved = { ...process.env };
+/** a file standing in for a cached Go build, so prepare builds nothing */
+async function placeBuild(path: string): Promise<void> {
+  await mkdir(join(path, ".."), { recursive: true });
+  await writeFile(path, "#!/bin/sh\n");
+  await chmod(path, 0o755);
+}
 
-  it("uploads the verified releases (and the exec profile's Fabio from the Go build cache) to the nodes", async () => {
+/** prepare against two recording "nodes" (a server with Vault and a client): what is uploaded from where */
+async function runPrepare(
+  config: ClusterConfig,
+  env: Record<string, string>,
+): Promise<{ summary: string; uploads: Record<string, [string, string, number][]> }> {
+  const uploads: Record<string, [string, string, number][]> = { "server-1": [], "client-1": [] };
+  const remote = (host: string) =>
+    ({
+      run: async (command: string) => ({
+        stdout: command.startsWith("uname") ? "Linux x86_64\ndebian 12\n/usr/bin/systemctl\n" : "versions\n",
+        stderr: "",
+        code: 0,
+      }),
+      runAsRoot: async () => ({ stdout: "", stderr: "", code: 0 }),
+      uploadFile: async (from: string, to: string, options: { mode: number }) => {
+        uploads[host]?.push([from, to, options.mode]);
+        return "uploaded";
+      },
+    }) as unknown as RemoteHost;
+  const run = {
+    config,
+    inventory: loopbackInventory([
+      { name: "server-1", roles: ["server", "vault"], ip: "127.0.0.1" },
+      { name: "client-1", roles: ["client"], ip: "127.0.0.2" },
+    ]),
+    reporter: createRecordingReporter(),
+    remote: (host: { name: string } | string) => remote(typeof host === "string" ? host : host.name),
+  } as unknown as ClusterRun;
+  const saved = { ...process.env };
+  try {
+    Object.assign(process.env, env);
+    return { summary: await prepareStage(run), uploads };
+  } finally {
+    process.env = saved;
+  }
+}
+
+describe("prepare's binaries", () => {
+  it("install.method: download uploads the verified releases (and the exec profile's Fabio from the Go build cache)", async () => {
     const cache = await tempDir("prepare-cache");
     cleanups.push(cache.remove);
     const config = makeConfig({
@@ -288,58 +331,52 @@ describe("prepare with install.method: download", () => {
         [`${artifacts.sumsName}.sig`]: await signer.sign(releaseKey.fingerprint, artifacts.sums),
       });
     }
-    // Fabio is not a HashiCorp release: the cached Go build is used (placed here so nothing is built)
+    // Fabio is not a HashiCorp release: the cached Go build is used
     const fabio = binaryPath(tools.fabio, cache.path);
-    await mkdir(join(fabio, ".."), { recursive: true });
-    await writeFile(fabio, "#!/bin/sh\n");
-    await chmod(fabio, 0o755);
-
-    const uploads: { host: string; from: string; to: string; mode: number }[] = [];
-    const remote = (host: string) =>
-      ({
-        run: async (command: string) => ({
-          stdout: command.startsWith("uname") ? "Linux x86_64\ndebian 12\n/usr/bin/systemctl\n" : "versions\n",
-          stderr: "",
-          code: 0,
-        }),
-        runAsRoot: async () => ({ stdout: "", stderr: "", code: 0 }),
-        uploadFile: async (from: string, to: string, options: { mode: number }) => {
-          uploads.push({ host, from, to, mode: options.mode });
-          return "uploaded";
-        },
-      }) as unknown as RemoteHost;
-    const inventory = loopbackInventory([
-      { name: "server-1", roles: ["server", "vault"], ip: "127.0.0.1" },
-      { name: "client-1", roles: ["client"], ip: "127.0.0.2" },
-    ]);
-    const run = {
-      config,
-      inventory,
-      reporter: createRecordingReporter(),
-      remote: (host: { name: string } | string) => remote(typeof host === "string" ? host : host.name),
-    } as unknown as ClusterRun;
-    try {
-      process.env.HASHISTACK_CACHE = cache.path;
-      process.env.HASHISTACK_RELEASES_URL = server.url;
-      process.env.HASHISTACK_SIGNING_KEY_URL = `${server.url}/key.asc`;
-      expect(await prepareStage(run)).toBe("8 binaries uploaded");
-    } finally {
-      process.env = { ...saved };
-    }
+    await placeBuild(fabio);
+    const { summary, uploads } = await runPrepare(config, {
+      HASHISTACK_CACHE: cache.path,
+      HASHISTACK_RELEASES_URL: server.url,
+      HASHISTACK_SIGNING_KEY_URL: `${server.url}/key.asc`,
+    });
+    expect(summary).toBe("8 binaries uploaded");
     const release = (name: string, version: string) => join(cache.path, "releases", name, version, name);
-    const byHost = (host: string) => uploads.filter((u) => u.host === host).map((u) => [u.from, u.to, u.mode]);
-    expect(byHost("server-1")).toEqual([
+    expect(uploads["server-1"]).toEqual([
       [release("consul", versions.consul), "/usr/local/bin/consul", 0o755],
       [release("nomad", versions.nomad), "/usr/local/bin/nomad", 0o755],
       [release("consul-template", versions.consulTemplate), "/usr/local/bin/consul-template", 0o755],
       [release("vault", versions.vault), "/usr/local/bin/vault", 0o755],
     ]);
-    expect(byHost("client-1")).toEqual([
+    expect(uploads["client-1"]).toEqual([
       [release("consul", versions.consul), "/usr/local/bin/consul", 0o755],
       [release("nomad", versions.nomad), "/usr/local/bin/nomad", 0o755],
       [release("consul-template", versions.consulTemplate), "/usr/local/bin/consul-template", 0o755],
       [fabio, "/usr/local/bin/fabio", 0o755],
     ]);
     expect(server.requests.filter((r) => r.endsWith(".zip"))).toHaveLength(4);
+  });
+
+  it("install.method: upload still uploads the Go builds and fetches nothing", async () => {
+    const cache = await tempDir("prepare-cache");
+    cleanups.push(cache.remove);
+    const config = makeConfig({ jobs: { runtime: "docker" } });
+    const specs = {
+      consul: { ...tools.consul, version: config.versions.consul },
+      nomad: { ...tools.nomad, version: config.versions.nomad },
+      vault: { ...tools.vault, version: config.versions.vault },
+      "consul-template": { ...tools["consul-template"], version: config.versions.consulTemplate },
+    };
+    for (const spec of Object.values(specs)) await placeBuild(binaryPath(spec, cache.path));
+    const { summary, uploads } = await runPrepare(config, { HASHISTACK_CACHE: cache.path, HASHISTACK_RELEASES_URL: server.url });
+    expect(summary).toBe("7 binaries uploaded");
+    const built = (name: keyof typeof specs) => binaryPath(specs[name], cache.path);
+    expect(uploads["server-1"]?.map((u) => u[0])).toEqual([
+      built("consul"),
+      built("nomad"),
+      built("consul-template"),
+      built("vault"),
+    ]);
+    expect(uploads["client-1"]?.map((u) => u[0])).toEqual([built("consul"), built("nomad"), built("consul-template")]);
+    expect(server.requests).toEqual([]);
   });
 });
