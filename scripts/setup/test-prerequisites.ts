@@ -12,9 +12,23 @@ import { ensureDebianNodejs18 } from "../lib/setup/debian-nodejs.ts";
 /**
  * openssl and curl are the independent TLS/HTTP clients the tests check against; vagrant
  * (Debian's package) runs `vagrant validate` on the Vagrantfile; prometheus (with promtool)
- * scrapes the energy exporter and checks its rules; the rest runs local nodes.
+ * scrapes the energy exporter and checks its rules; gpg, gpgv, zip and unzip make and
+ * check the locally served release tree of the download tests; python3 runs the deploy
+ * tests' web server and parses rendered TOML; the rest runs local nodes.
  */
-const testPackages = ["openssl", "curl", "ca-certificates", "vagrant", "prometheus", ...localProviderPackages];
+const testPackages = [
+  "openssl",
+  "curl",
+  "ca-certificates",
+  "vagrant",
+  "prometheus",
+  "gpg",
+  "gpgv",
+  "zip",
+  "unzip",
+  "python3",
+  ...localProviderPackages,
+];
 
 await runCommand({
   name: "test-prerequisites",

@@ -3,6 +3,12 @@
  * field is an error, so a misspelt option never silently falls back to a default.
  */
 import { z } from "zod";
+import {
+  defaultReleasesUrl,
+  defaultSigningKeyUrl,
+  hashicorpSigningKeyFingerprint,
+  normalizeFingerprint,
+} from "../binaries/release-source.ts";
 import { durationSeconds, isDuration } from "../util/duration.ts";
 import { cidrSize, parseCidr } from "../util/net.ts";
 
@@ -14,6 +20,11 @@ const name = z
   );
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, "expected an IPv4 CIDR such as 10.99.0.0/24");
 const duration = z.string().refine(isDuration, "expected a duration such as 72h, 30m or 8760h");
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), "expected an http:// or https:// URL")
+  .transform((u) => u.replace(/\/+$/, ""));
 const semver = z.string().regex(/^\d+\.\d+\.\d+$/, "expected a version such as 1.22.5 (no leading 'v')");
 
 const localProvider = z.strictObject({
@@ -112,6 +123,16 @@ const install = z.strictObject({
   /** upload: from the local artifact cache (air-gapped); download: releases.hashicorp.com with SHA256SUMS + GPG */
   method: z.enum(["upload", "download"]).default("upload"),
   artifactCache: z.string().optional(),
+  /** download: base URL of the release tree (a mirror); HASHISTACK_RELEASES_URL overrides it */
+  releasesUrl: httpUrl.default(defaultReleasesUrl),
+  /** download: where HashiCorp's release signing key is fetched; HASHISTACK_SIGNING_KEY_URL overrides it */
+  signingKeyUrl: httpUrl.default(defaultSigningKeyUrl),
+  /** download: the only key whose signature on SHA256SUMS is accepted (primary key fingerprint) */
+  signingKeyFingerprint: z
+    .string()
+    .transform(normalizeFingerprint)
+    .pipe(z.string().regex(/^[0-9A-F]{40}$/, "expected a 40-hex-digit OpenPGP fingerprint (spaces allowed)"))
+    .default(hashicorpSigningKeyFingerprint),
 });
 
 const tls = z

@@ -1,11 +1,15 @@
 /**
- * prepare: OS facts, service users, directories and the binaries. Binaries are
- * uploaded from the local artifact cache (air-gapped and test installs).
+ * prepare: OS facts, service users, directories and the binaries. The binaries are
+ * made ready on the operator's machine (nodes may have no internet) and uploaded:
+ * `install.method: upload` takes them from the local build cache (air-gapped and test
+ * installs), `download` from HashiCorp's releases, signature and checksum verified.
  */
 import { binaryPath, ensureBinary } from "../binaries/build.ts";
-import { tools } from "../binaries/catalog.ts";
+import { type ToolSpec, tools } from "../binaries/catalog.ts";
+import { ensureReleaseBinary, releaseSource } from "../binaries/releases.ts";
 import { runtimeProfile } from "../config/schema.ts";
-import { NotImplementedError, OperationError } from "../errors.ts";
+import type { ClusterConfig } from "../config/schema.ts";
+import { OperationError } from "../errors.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { shellQuote } from "../remote/quote.ts";
 import { nodeLayout } from "../render/layout.ts";
@@ -15,12 +19,6 @@ const users = ["consul", "nomad", "vault"];
 
 export async function prepareStage(run: ClusterRun): Promise<string> {
   const { config } = run;
-  if (config.install.method === "download") {
-    throw new NotImplementedError(
-      "install.method 'download' (releases.hashicorp.com with SHA256SUMS and GPG)",
-      "issue 'Bootstrap a secure Consul/Nomad/Vault cluster end to end'",
-    );
-  }
   const versioned = {
     consul: { ...tools.consul, version: config.versions.consul },
     nomad: { ...tools.nomad, version: config.versions.nomad },
@@ -29,8 +27,8 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
   };
   // the exec profile has no image registry: Fabio's binary is installed on the clients
   const fabioOnClients = runtimeProfile(config) === "exec" && config.jobs.fabio.enabled;
-  const allTools = fabioOnClients ? [...Object.values(versioned), tools.fabio] : Object.values(versioned);
-  for (const tool of allTools) await ensureBinary(tool, { log: (line) => run.reporter.debug(line) });
+  const log = (line: string) => run.reporter.debug(line);
+  const local = await localBinaries(config, versioned, fabioOnClients, log);
   const layout = nodeLayout();
   const outcomes = await onEachHost(
     run.inventory.hosts,
@@ -79,8 +77,7 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
       ];
       let uploaded = 0;
       for (const name of binaries) {
-        const spec = name === "fabio" ? tools.fabio : versioned[name];
-        const outcome = await remote.uploadFile(binaryPath(spec), `${layout.binDir}/${name}`, { mode: 0o755 });
+        const outcome = await remote.uploadFile(local[name], `${layout.binDir}/${name}`, { mode: 0o755 });
         if (outcome !== "unchanged") uploaded++;
       }
       const versions = await remote.run(
@@ -93,4 +90,35 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
   const results = requireAllSucceeded("prepare", outcomes);
   const uploaded = results.reduce((sum, r) => sum + r.uploaded, 0);
   return uploaded ? `${uploaded} binaries uploaded` : "binaries up to date";
+}
+
+type BinaryName = "consul" | "nomad" | "vault" | "consul-template";
+
+/**
+ * Local paths of the binaries to upload. Fabio is not a HashiCorp release, so the
+ * exec profile's Fabio is always the cached Go build.
+ */
+async function localBinaries(
+  config: ClusterConfig,
+  versioned: Record<BinaryName, ToolSpec>,
+  withFabio: boolean,
+  log: (line: string) => void,
+): Promise<Record<BinaryName | "fabio", string>> {
+  const paths = {} as Record<BinaryName | "fabio", string>;
+  if (config.install.method === "download") {
+    const source = releaseSource(config.install);
+    for (const [name, spec] of Object.entries(versioned) as [BinaryName, ToolSpec][]) {
+      paths[name] = (await ensureReleaseBinary(name, spec.version, source, { log })).path;
+    }
+  } else {
+    for (const [name, spec] of Object.entries(versioned) as [BinaryName, ToolSpec][]) {
+      await ensureBinary(spec, { log });
+      paths[name] = binaryPath(spec);
+    }
+  }
+  if (withFabio) {
+    await ensureBinary(tools.fabio, { log });
+    paths.fabio = binaryPath(tools.fabio);
+  }
+  return paths;
 }

@@ -25,14 +25,14 @@ describe("command line", () => {
   });
 
   it("something not built yet says so and exits 4, never pretending success", () => {
-    // (every command exists now; what remains unbuilt — e.g. install.method 'download' — reports through this path)
+    // (every command exists now; what remains unbuilt — e.g. PGP-wrapped unseal keys — reports through this path)
     const lines: string[] = [];
-    const code = reportError(new NotImplementedError("install.method 'download'", "issue 'x'"), {
+    const code = reportError(new NotImplementedError("PGP-wrapped unseal keys", "issue 'x'"), {
       debug: false,
       write: (l) => lines.push(l),
     });
     expect(code).toBe(4);
-    expect(lines).toEqual(["✖ install.method 'download' is not implemented yet.", "  hint: It is tracked as: issue 'x'."]);
+    expect(lines).toEqual(["✖ PGP-wrapped unseal keys is not implemented yet.", "  hint: It is tracked as: issue 'x'."]);
   });
 
   it("deploy checks its input before connecting, and without NOMAD_ADDR needs a bootstrapped cluster", async () => {
