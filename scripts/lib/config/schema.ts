@@ -186,7 +186,7 @@ const vault = z
     keyShares: z.number().int().min(1).max(255).default(5),
     keyThreshold: z.number().int().min(1).max(255).default(3),
     /** one public key file per share, in share order */
-    unsealPgpKeys: z.array(z.string().min(1, "expected a path to an OpenPGP public key file")).min(1).optional(),
+    unsealPgpKeys: z.array(z.string().min(1, "expected a path to an OpenPGP public key file")).optional(),
     rootTokenPgpKey: z.string().min(1, "expected a path to an OpenPGP public key file").optional(),
   })
   .superRefine((v, ctx) => {
