@@ -140,8 +140,9 @@ export async function unsealKeys(
       details: [...problems, ...missing.map(({ fingerprint, index }) => `share ${index}: needs the secret key ${fingerprint}`)],
       hint: [
         `Holders of ${record.threshold - keys.length} more of the keys listed above each decrypt their share and enter it,`,
-        `e.g. on the Vault node: jq -r '.keys_base64[<share>]' ${context.secretsFile} | base64 -d | gpg -d`,
-        "then 'vault operator unseal' (paste the decrypted share at the prompt, never as an argument).",
+        `e.g. jq -r '.keys_base64[<share>]' ${context.secretsFile} | base64 -d | gpg -d`,
+        "then, on the Vault node, 'VAULT_ADDR=https://127.0.0.1:8200 VAULT_CACERT=/etc/vault.d/tls/ca.pem vault operator unseal'",
+        "(paste the decrypted share at the prompt, never as an argument).",
         "Once Vault is unsealed, run 'npm run bootstrap' again: it continues from there.",
         "HASHISTACK_GNUPGHOME selects another keyring for this tool.",
       ].join("\n"),
