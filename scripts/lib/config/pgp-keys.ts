@@ -4,7 +4,7 @@
  * and every file is checked with gpg when the config is loaded, so a wrong key
  * is found before anything is provisioned, not after Vault's one `init`.
  */
-import { dirname, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { InputError } from "../errors.ts";
 import { ensureGpg, PgpKeyError, type PgpPublicKey, readPgpPublicKey } from "../util/pgp.ts";
 import type { ClusterConfig } from "./schema.ts";
@@ -28,7 +28,8 @@ export function resolvePgpKeyPaths(config: ClusterConfig, configFile: string): v
 
 /**
  * Read and check every configured key file (absolute paths); all problems are
- * reported at once, each naming the config file and the field.
+ * reported at once, each naming the config file (or, from a stage that has
+ * only the parsed config, "cluster config") and the field.
  */
 export async function readVaultPgpKeys(
   config: Pick<ClusterConfig, "vault">,
@@ -54,7 +55,7 @@ export async function readVaultPgpKeys(
   const rootToken = config.vault.rootTokenPgpKey ? await read("vault.rootTokenPgpKey", config.vault.rootTokenPgpKey) : undefined;
   if (problems.length > 0) {
     throw new InputError(
-      `Cluster config ${configFile} has ${problems.length} problem${problems.length === 1 ? "" : "s"} with OpenPGP keys.`,
+      `${isAbsolute(configFile) ? `Cluster config ${configFile}` : `The ${configFile}`} has ${problems.length} problem${problems.length === 1 ? "" : "s"} with OpenPGP keys.`,
       {
         details: problems,
         hint: "Each path (relative to the config file) must be one OpenPGP public key that can encrypt, ASCII-armored or binary: 'gpg --export --armor <fingerprint> > ops-1.asc'.",

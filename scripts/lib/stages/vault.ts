@@ -138,7 +138,7 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
         );
       }
       const { keyShares, keyThreshold } = run.config.vault;
-      const keys = await readVaultPgpKeys(run.config, "the cluster config", (line) => run.reporter.info(line));
+      const keys = await readVaultPgpKeys(run.config, "cluster config", (line) => run.reporter.info(line));
       // the shares (and the root token) are written before anything else can fail: without them the Vault is lost
       ({ record: init } = await initialiseVault(vault, run.secrets, {
         shares: keyShares,
