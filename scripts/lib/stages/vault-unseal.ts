@@ -125,9 +125,13 @@ export async function unsealKeys(
     const fingerprint = (record.pgp_fingerprints[index] ?? "").toUpperCase();
     if (!available.has(fingerprint)) continue;
     const result = await pgpDecrypt(Buffer.from(share, "base64"), homedir);
-    // a decrypted share is the key in hex, which sys/unseal takes as it is
-    if (result.ok) keys.push(result.plaintext.toString("utf8").trim());
-    else problems.push(`share ${index} (key ${fingerprint}): gpg could not decrypt it: ${result.reason}`);
+    // a decrypted share is the key in hex, which sys/unseal takes as it is; gpg may exit 0 on a truncated message
+    const decrypted = result.ok ? result.plaintext.toString("utf8").trim() : "";
+    if (result.ok && /^(?:[0-9a-f]{2})+$/i.test(decrypted)) keys.push(decrypted);
+    else
+      problems.push(
+        `share ${index} (key ${fingerprint}): ${result.ok ? "gpg decrypted it to something that is not an unseal key share (damaged?)" : `gpg could not decrypt it: ${result.reason}`}`,
+      );
   }
   if (keys.length >= record.threshold) return keys;
 
@@ -208,6 +212,11 @@ export async function vaultRootToken(secrets: SecretStore, homedir = operatorGnu
     );
   }
   const token = decodeRootToken(result.plaintext);
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new OperationError(`${encryptedFile} decrypted to something that is not a Vault token (damaged?).`, {
+      hint: "Restore it from your backup.",
+    });
+  }
   rootTokens.set(encryptedFile, token);
   return token;
 }
