@@ -12,7 +12,7 @@ import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
  * openssl and curl are the independent TLS/HTTP clients the tests check against; vagrant
  * (Debian's package) runs `vagrant validate` on the Vagrantfile; the rest runs local nodes.
  */
-const testPackages = ["openssl", "curl", "ca-certificates", "vagrant", ...localProviderPackages];
+const testPackages = ["openssl", "curl", "ca-certificates", "gnupg", "vagrant", ...localProviderPackages];
 
 await runCommand({
   name: "test-prerequisites",
