@@ -106,22 +106,26 @@ export async function readInitRecord(secrets: SecretStore): Promise<VaultInitRec
 }
 
 /**
- * The plaintext unseal keys the threshold needs, in memory only. PGP-wrapped
- * shares are decrypted with the operator's gpg, trying only shares whose key
- * the local keyring holds, and no more than the threshold needs. Too few → an
- * OperationError naming the keys that are needed and how to unseal by hand.
+ * The plaintext unseal keys a sealed Vault needs, in memory only: the
+ * threshold, or fewer when key holders have already entered shares by hand
+ * (`needed`, from the seal status: t − progress). PGP-wrapped shares are
+ * decrypted with the operator's gpg, trying only shares whose key the local
+ * keyring holds, and no more than needed. Too few → an OperationError naming
+ * the keys that are needed and how to unseal by hand.
  */
 export async function unsealKeys(
   record: VaultInitRecord,
-  context: { secretsFile: string; what: string; homedir?: string },
+  context: { secretsFile: string; what: string; homedir?: string; needed?: number },
 ): Promise<string[]> {
   if (!record.pgp_fingerprints) return record.keys_base64.slice(0, record.threshold);
+  const needed = Math.min(Math.max(context.needed ?? record.threshold, 1), record.threshold);
+  const entered = record.threshold - needed;
   const homedir = context.homedir ?? operatorGnupgHome();
   const available = await secretKeyFingerprints(homedir);
   const keys: string[] = [];
   const problems: string[] = [];
   for (const [index, share] of record.keys_base64.entries()) {
-    if (keys.length >= record.threshold) break;
+    if (keys.length >= needed) break;
     const fingerprint = (record.pgp_fingerprints[index] ?? "").toUpperCase();
     if (!available.has(fingerprint)) continue;
     const result = await pgpDecrypt(Buffer.from(share, "base64"), homedir);
@@ -133,21 +137,21 @@ export async function unsealKeys(
         `share ${index} (key ${fingerprint}): ${result.ok ? "gpg decrypted it to something that is not an unseal key share (damaged?)" : `gpg could not decrypt it: ${result.reason}`}`,
       );
   }
-  if (keys.length >= record.threshold) return keys;
+  if (keys.length >= needed) return keys;
 
   const missing = record.pgp_fingerprints
     .map((fingerprint, index) => ({ fingerprint: fingerprint.toUpperCase(), index }))
     .filter(({ fingerprint }) => !available.has(fingerprint));
   throw new OperationError(
-    `${context.what} is sealed and only ${keys.length} of the ${record.threshold} unseal key shares it needs can be decrypted with the local GnuPG keyring (${describeGnupgHome(homedir)}).`,
+    `${context.what} is sealed and only ${keys.length} of the ${needed} unseal key shares it needs${entered ? ` (${entered} of ${record.threshold} already entered)` : ""} can be decrypted with the local GnuPG keyring (${describeGnupgHome(homedir)}).`,
     {
       details: [...problems, ...missing.map(({ fingerprint, index }) => `share ${index}: needs the secret key ${fingerprint}`)],
       hint: [
-        `Holders of ${record.threshold - keys.length} more of the keys listed above each decrypt their share and enter it,`,
+        `Holders of ${needed - keys.length} more of the keys listed above each decrypt their share and enter it,`,
         `e.g. jq -r '.keys_base64[<share>]' ${context.secretsFile} | base64 -d | gpg -d`,
         "then, on the Vault node, 'VAULT_ADDR=https://127.0.0.1:8200 VAULT_CACERT=/etc/vault.d/tls/ca.pem vault operator unseal'",
         "(paste the decrypted share at the prompt, never as an argument).",
-        "Once Vault is unsealed, run 'npm run bootstrap' again: it continues from there.",
+        "Run 'npm run bootstrap' again once Vault is unsealed, or once enough shares are entered for this keyring to add the rest.",
         "HASHISTACK_GNUPGHOME selects another keyring for this tool.",
       ].join("\n"),
     },
@@ -169,7 +173,7 @@ export async function unsealWith(vault: VaultClient, keys: string[]): Promise<vo
   const status = await vault.sealStatus();
   if (status.sealed) {
     throw new OperationError(`Vault stayed sealed after ${keys.length} unseal keys (progress ${status.progress}/${status.t}).`, {
-      hint: "The unseal keys in the state do not belong to this Vault: restore vault-init.json from the backup of this cluster.",
+      hint: "A share entered by hand may be one decrypted here too (Vault ignores a repeated share): enter another one by hand. Otherwise the keys in the state do not belong to this Vault: restore vault-init.json from the backup of this cluster.",
     });
   }
 }

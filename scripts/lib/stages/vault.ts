@@ -159,17 +159,18 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
       });
     }
     const record = init;
-    // decrypted (PGP) only when a Vault is sealed, once per run, and kept in memory only
-    let keys: string[] | undefined;
     // the leader first; raft followers join it through retry_join and are unsealed once they have
     for (const host of vaultHosts) {
       const target = host === leader ? { vault, tunnel } : await vaultThroughTunnel(run, host);
       try {
         const status = await target.vault.sealStatus();
         if (status.sealed) {
-          keys ??= await unsealKeys(record, {
+          // decrypted (PGP) only for a sealed Vault and only in memory; shares entered by hand count
+          // (a follower that has not joined yet reports t = 0: it needs the threshold)
+          const keys = await unsealKeys(record, {
             secretsFile: run.secrets.fileFor(initSecret),
             what: `Vault on ${host.name}`,
+            needed: status.t > 0 ? status.t - status.progress : undefined,
           });
           await unsealWith(target.vault, keys);
           summary.push(`unsealed ${host.name}`);
@@ -181,7 +182,6 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
         if (host !== leader) await target.tunnel.close();
       }
     }
-    keys = undefined;
     const rootToken = await vaultRootToken(run.secrets);
     const root = vault.withToken(rootToken);
 

@@ -100,5 +100,20 @@ describe("unsealKeys with PGP-wrapped shares", () => {
     // no plaintext share in what is shown
     expect(JSON.stringify([error.message, error.details, error.hint])).not.toContain(plain(2));
     expect(error.hint).toContain("Holders of 1 more of the keys listed above");
+
+    // one share already entered by hand: the one this keyring can decrypt completes the threshold
+    expect(await unsealKeys(record, { secretsFile: "/s/vault-init.json", what: "Vault", homedir: local, needed: 1 })).toEqual([
+      plain(2),
+    ]);
+    const withoutC = {
+      ...record,
+      keys_base64: record.keys_base64.slice(0, 2),
+      pgp_fingerprints: record.pgp_fingerprints!.slice(0, 2),
+    };
+    await expect(
+      unsealKeys(withoutC, { secretsFile: "/s/vault-init.json", what: "Vault", homedir: local, needed: 1 }),
+    ).rejects.toThrow(
+      `Vault is sealed and only 0 of the 1 unseal key shares it needs (1 of 2 already entered) can be decrypted with the local GnuPG keyring (${local}).`,
+    );
   });
 });
