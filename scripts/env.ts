@@ -11,6 +11,7 @@ import { shellQuote } from "./lib/remote/quote.ts";
 import { ports } from "./lib/render/layout.ts";
 import { SecretStore } from "./lib/state/secrets.ts";
 import { tlsFiles } from "./lib/stages/vault.ts";
+import { vaultRootToken } from "./lib/stages/vault-unseal.ts";
 
 await runCommand<{ withTokens?: boolean }>({
   name: "env",
@@ -58,7 +59,8 @@ await runCommand<{ withTokens?: boolean }>({
       };
       exports.CONSUL_HTTP_TOKEN = await read("consul-bootstrap-token");
       exports.NOMAD_TOKEN = await read("nomad-bootstrap-token");
-      exports.VAULT_TOKEN = await read("vault-root-token");
+      // decrypted with the operator's gpg when it is stored PGP-encrypted (vault.rootTokenPgpKey)
+      exports.VAULT_TOKEN = await vaultRootToken(secrets);
     }
     if (flags.output === "json") printJson(exports);
     else for (const [key, value] of Object.entries(exports)) process.stdout.write(`export ${key}=${shellQuote(value)}\n`);

@@ -13,7 +13,8 @@ import { ensureDebianNodejs18 } from "../lib/setup/debian-nodejs.ts";
  * openssl and curl are the independent TLS/HTTP clients the tests check against; vagrant
  * (Debian's package) runs `vagrant validate` on the Vagrantfile; prometheus (with promtool)
  * scrapes the energy exporter and checks its rules; gpg, gpgv, zip and unzip make and
- * check the locally served release tree of the download tests; python3 runs the deploy
+ * check the locally served release tree of the download tests (gnupg also the PGP unseal
+ * tests); python3 runs the deploy
  * tests' web server and parses rendered TOML; the rest runs local nodes.
  */
 const testPackages = [
@@ -22,6 +23,7 @@ const testPackages = [
   "ca-certificates",
   "vagrant",
   "prometheus",
+  "gnupg",
   "gpg",
   "gpgv",
   "zip",

@@ -60,11 +60,18 @@ export class VaultClient {
     return this.api.get<VaultSealStatus>("/v1/sys/seal-status");
   }
 
-  init(options: { secretShares: number; secretThreshold: number; pgpKeys?: string[] }): Promise<VaultInitResponse> {
+  /** pgpKeys: one base64 binary OpenPGP public key per share; the shares (and the root token) come back encrypted */
+  init(options: {
+    secretShares: number;
+    secretThreshold: number;
+    pgpKeys?: string[];
+    rootTokenPgpKey?: string;
+  }): Promise<VaultInitResponse> {
     return this.api.put<VaultInitResponse>("/v1/sys/init", {
       secret_shares: options.secretShares,
       secret_threshold: options.secretThreshold,
       pgp_keys: options.pgpKeys,
+      root_token_pgp_key: options.rootTokenPgpKey,
     });
   }
 

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { loadYamlFile } from "../util/validated-yaml.ts";
+import { readVaultPgpKeys, resolvePgpKeyPaths } from "./pgp-keys.ts";
 import { type ClusterConfig, clusterConfigSchema } from "./schema.ts";
 
 export const defaultConfigFiles = ["cluster.yaml", "cluster.example.yaml"];
@@ -24,5 +25,8 @@ export async function loadClusterConfig(options: { file?: string; cluster?: stri
     "Copy cluster.example.yaml to cluster.yaml and edit it; every field is documented there.",
   );
   if (options.cluster) config.name = options.cluster;
+  // key files are read and checked with gpg now; the vault stage reads them again at init
+  resolvePgpKeyPaths(config, file);
+  await readVaultPgpKeys(config, file);
   return { file, config };
 }

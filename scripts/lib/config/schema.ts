@@ -197,6 +197,42 @@ const jobs = z
     }
   });
 
+/**
+ * Vault's initialisation: how many unseal key shares, how many unseal, and
+ * optionally the OpenPGP public keys (file paths, relative to the config file)
+ * the shares and the root token are encrypted to. Used once, at `init`.
+ */
+const vault = z
+  .strictObject({
+    keyShares: z.number().int().min(1).max(255).default(5),
+    keyThreshold: z.number().int().min(1).max(255).default(3),
+    /** one public key file per share, in share order */
+    unsealPgpKeys: z.array(z.string().min(1, "expected a path to an OpenPGP public key file")).optional(),
+    rootTokenPgpKey: z.string().min(1, "expected a path to an OpenPGP public key file").optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.keyThreshold > v.keyShares) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["keyThreshold"],
+        message: `${v.keyThreshold} must not exceed vault.keyShares (${v.keyShares})`,
+      });
+    } else if (v.keyShares > 1 && v.keyThreshold < 2) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["keyThreshold"],
+        message: `Vault needs a threshold of at least 2 when there are several shares (vault.keyShares: ${v.keyShares})`,
+      });
+    }
+    if (v.unsealPgpKeys && v.unsealPgpKeys.length !== v.keyShares) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["unsealPgpKeys"],
+        message: `expected ${v.keyShares} key files, one per unseal key share (vault.keyShares: ${v.keyShares}), found ${v.unsealPgpKeys.length}`,
+      });
+    }
+  });
+
 export const defaultVersions = versions.parse({});
 
 export const clusterConfigSchema = z.strictObject({
@@ -215,6 +251,7 @@ export const clusterConfigSchema = z.strictObject({
   install: install.default(install.parse({})),
   tls: tls.default(tls.parse({})),
   jobs: jobs.default(jobs.parse({})),
+  vault: vault.default(vault.parse({})),
   /** how many hosts are worked on at once */
   concurrency: z.number().int().min(1).max(64).default(8),
 });

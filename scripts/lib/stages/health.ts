@@ -5,6 +5,7 @@
  * part is reported next to the healthy ones instead of hiding them.
  */
 import { X509Certificate } from "node:crypto";
+import { existsSync } from "node:fs";
 import { memberStatus } from "../clients/consul.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost } from "../remote/fanout.ts";
@@ -14,6 +15,7 @@ import { consulThroughTunnel } from "./consul.ts";
 import { nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
 import { tlsFiles, vaultThroughTunnel } from "./vault.ts";
+import { encryptedRootTokenSecret, rootTokenSecret } from "./vault-unseal.ts";
 
 export interface ClusterHealth {
   consul: { leader?: string; peers: number; members: { name: string; address: string; status: string }[]; error?: string };
@@ -192,7 +194,10 @@ export function credentialPaths(run: Pick<ClusterRun, "state" | "secrets">) {
     consulManagementToken: run.secrets.fileFor("consul-bootstrap-token"),
     nomadManagementToken: run.secrets.fileFor("nomad-bootstrap-token"),
     nomadCiToken: run.secrets.fileFor("nomad-ci-token"),
-    vaultRootToken: run.secrets.fileFor("vault-root-token"),
+    // PGP-encrypted when vault.rootTokenPgpKey was set at init
+    vaultRootToken: existsSync(run.secrets.fileFor(encryptedRootTokenSecret))
+      ? run.secrets.fileFor(encryptedRootTokenSecret)
+      : run.secrets.fileFor(rootTokenSecret),
     vaultUnsealKeys: run.secrets.fileFor("vault-init.json"),
   };
 }

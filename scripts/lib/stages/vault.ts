@@ -1,6 +1,7 @@
 /**
  * vault: install and start Vault, initialise it once (unseal keys and root
- * token only in the local state, 0600), unseal, enable the audit log, build the
+ * token only in the local state, 0600 — PGP-encrypted to the operators' keys
+ * when the config names them, see vault-unseal.ts), unseal, enable the audit log, build the
  * PKI, and mint the renewal tokens. Vault's own TLS is bootstrapped with a
  * throwaway certificate made locally, then replaced by one from its own PKI —
  * its API is never served over plain HTTP.
@@ -13,16 +14,17 @@ import { $ } from "zx";
 import { binaryPath } from "../binaries/build.ts";
 import { tools } from "../binaries/catalog.ts";
 import { ApiError } from "../clients/http.ts";
-import { type VaultInitResponse, VaultClient } from "../clients/vault.ts";
+import { VaultClient } from "../clients/vault.ts";
+import { readVaultPgpKeys } from "../config/pgp-keys.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { openTunnel, type Tunnel } from "../remote/tunnel.ts";
 import { nodeLayout, ports } from "../render/layout.ts";
 import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
-import { retryWhile } from "../util/retry.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
+import { initialiseVault, initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "./vault-unseal.ts";
 import {
   ensureIntermediate,
   ensureRoles,
@@ -40,9 +42,6 @@ export const tlsFiles = (run: Pick<ClusterRun, "state">) => ({
   operatorCert: join(run.state.tls, "operator.pem"),
   operatorKey: join(run.state.tls, "operator-key.pem"),
 });
-
-const initSecret = "vault-init.json";
-const rootTokenSecret = "vault-root-token";
 
 /** A Vault client for a vault host, through an SSH tunnel to its loopback listener. */
 export async function vaultThroughTunnel(
@@ -128,7 +127,7 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
   let { vault, tunnel } = await vaultThroughTunnel(run, leader);
   try {
     let health = await vault.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable" });
-    let init = await readInit(run);
+    let init = await readInitRecord(run.secrets);
     if (!health.initialized) {
       if (init) {
         throw new OperationError(
@@ -138,32 +137,42 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
           },
         );
       }
-      const response = await vault.init({ secretShares: 5, secretThreshold: 3 });
-      // keep the keys before anything else can fail: without them the Vault is lost
-      await run.secrets.write(initSecret, JSON.stringify({ keys_base64: response.keys_base64, threshold: 3 }));
-      await run.secrets.write(rootTokenSecret, response.root_token);
-      init = { keys_base64: response.keys_base64, threshold: 3 };
-      summary.push("initialised (5 key shares, threshold 3)");
+      const { keyShares, keyThreshold } = run.config.vault;
+      const keys = await readVaultPgpKeys(run.config, "cluster config", (line) => run.reporter.info(line));
+      // the shares (and the root token) are written before anything else can fail: without them the Vault is lost
+      ({ record: init } = await initialiseVault(vault, run.secrets, {
+        shares: keyShares,
+        threshold: keyThreshold,
+        keys,
+      }));
+      summary.push(
+        `initialised (${keyShares} key shares, threshold ${keyThreshold}${keys.unseal ? ", PGP-encrypted" : ""}${keys.rootToken ? ", root token PGP-encrypted" : ""})`,
+      );
+    } else if (init && !init.pgp_fingerprints && run.config.vault.unsealPgpKeys) {
+      run.reporter.warn(
+        "vault.unsealPgpKeys is set, but this Vault was initialised without it: the state keeps plaintext shares (rekey by hand with 'vault operator rekey -init -pgp-keys=…' and replace vault-init.json).",
+      );
     }
     if (!init) {
       throw new OperationError(`Vault on ${leader.name} is initialised, but no unseal keys are in the state.`, {
         hint: "Restore .hashistack/<cluster>/secrets/vault-init.json and vault-root-token from your backup.",
       });
     }
+    const record = init;
     // the leader first; raft followers join it through retry_join and are unsealed once they have
     for (const host of vaultHosts) {
       const target = host === leader ? { vault, tunnel } : await vaultThroughTunnel(run, host);
       try {
         const status = await target.vault.sealStatus();
         if (status.sealed) {
-          const keys = init.keys_base64.slice(0, init.threshold);
-          await retryWhile(
-            async () => {
-              for (const key of keys) await target.vault.unseal(key);
-            },
-            (e) => e instanceof ApiError && /not initialized/i.test(e.apiMessage),
-            { timeoutMs: 60_000, initialDelayMs: 500 },
-          );
+          // decrypted (PGP) only for a sealed Vault and only in memory; shares entered by hand count
+          // (a follower that has not joined yet reports t = 0: it needs the threshold)
+          const keys = await unsealKeys(record, {
+            secretsFile: run.secrets.fileFor(initSecret),
+            what: `Vault on ${host.name}`,
+            needed: status.t > 0 ? status.t - status.progress : undefined,
+          });
+          await unsealWith(target.vault, keys);
           summary.push(`unsealed ${host.name}`);
         }
         if (host === leader) {
@@ -173,9 +182,7 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
         if (host !== leader) await target.tunnel.close();
       }
     }
-    const rootToken = await run.secrets.read(rootTokenSecret);
-    if (!rootToken)
-      throw new OperationError("The Vault root token is missing from the state.", { hint: "Restore secrets/vault-root-token." });
+    const rootToken = await vaultRootToken(run.secrets);
     const root = vault.withToken(rootToken);
 
     await ensureAudit(root, layout.vault.auditLog);
@@ -219,23 +226,6 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
     await tunnel.close();
   }
   return summary.length ? summary.join(", ") : "no changes";
-}
-
-async function readInit(run: ClusterRun): Promise<{ keys_base64: string[]; threshold: number } | undefined> {
-  const text = await run.secrets.read(initSecret);
-  if (!text) return undefined;
-  try {
-    const parsed = JSON.parse(text) as Pick<VaultInitResponse, "keys_base64"> & { threshold: number };
-    if (Array.isArray(parsed.keys_base64) && parsed.keys_base64.length >= parsed.threshold) return parsed;
-  } catch {
-    // reported below without echoing the content
-  }
-  throw new OperationError(
-    `Secret file ${run.secrets.fileFor(initSecret)} is corrupted (expected Vault's unseal keys as JSON).`,
-    {
-      hint: "Restore it from your backup; without the unseal keys a sealed Vault cannot be opened.",
-    },
-  );
 }
 
 async function ensureAudit(vault: VaultClient, path: string): Promise<void> {

@@ -17,6 +17,7 @@ import { pki } from "../render/pki.ts";
 import { retryWhile } from "../util/retry.ts";
 import { platformPkiRole } from "./vault-pki.ts";
 import { vaultThroughTunnel } from "./vault.ts";
+import { vaultRootToken } from "./vault-unseal.ts";
 
 export const authMethodName = "nomad-workloads";
 export const vaultJwtPath = "jwt-nomad";
@@ -145,7 +146,7 @@ export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
     await consulSide.tunnel.close();
   }
 
-  const rootToken = await run.secrets.read("vault-root-token");
+  const rootToken = await vaultRootToken(run.secrets);
   const vaultSide = await vaultThroughTunnel(run, hostsWithRole(run.inventory, "vault")[0] as InventoryHost, rootToken);
   try {
     const { vault } = vaultSide;
