@@ -125,8 +125,13 @@ describe("certificate rotation", () => {
       after = await serials();
     }
     for (const key of Object.keys(before)) expect(after[key], `${key} was not renewed`).not.toBe(before[key]);
-    await new Promise((r) => setTimeout(r, 3000)); // the reload follows the write
-    expect(await servedSerial(server, 8501)).not.toBe(servedBefore);
+    // the reload follows the write (consul-template runs Consul's reload after rendering)
+    let served = await servedSerial(server, 8501);
+    for (let i = 0; i < 15 && served === servedBefore; i++) {
+      await new Promise((r) => setTimeout(r, 2000));
+      served = await servedSerial(server, 8501);
+    }
+    expect(served).not.toBe(servedBefore);
     // agents reloading their certificates may miss a heartbeat; healthy again within 60 s is the bar
     const settleDeadline = Date.now() + 60_000;
     let records: Awaited<ReturnType<typeof runStages>> | undefined;

@@ -10,6 +10,7 @@
  * `vault.rootTokenPgpKey` the root token is stored only encrypted too and is
  * decrypted the same way whenever a stage needs it.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError } from "../clients/http.ts";
 import type { VaultClient } from "../clients/vault.ts";
 import type { VaultPgpKeys } from "../config/pgp-keys.ts";
@@ -170,7 +171,12 @@ export async function unsealWith(vault: VaultClient, keys: string[]): Promise<vo
     (e) => e instanceof ApiError && /not initialized/i.test(e.apiMessage),
     { timeoutMs: 60_000, initialDelayMs: 500 },
   );
-  const status = await vault.sealStatus();
+  // a raft follower uses the keys to join its leader (progress back to 0) and unseals a moment later
+  let status = await vault.sealStatus();
+  for (const deadline = Date.now() + 30_000; status.sealed && status.progress === 0 && Date.now() < deadline;) {
+    await sleep(500);
+    status = await vault.sealStatus();
+  }
   if (status.sealed) {
     throw new OperationError(`Vault stayed sealed after ${keys.length} unseal keys (progress ${status.progress}/${status.t}).`, {
       hint: "A share entered by hand may be one decrypted here too (Vault ignores a repeated share): enter another one by hand. Otherwise the keys in the state do not belong to this Vault: restore vault-init.json from the backup of this cluster.",
