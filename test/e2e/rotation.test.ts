@@ -131,7 +131,14 @@ describe("certificate rotation", () => {
       await new Promise((r) => setTimeout(r, 2000));
       served = await servedSerial(server, 8501);
     }
-    expect(served).not.toBe(servedBefore);
+    if (served === servedBefore) {
+      // say why: did consul-template run the reload, and what did Consul log about it?
+      const logs = await ssh(
+        server,
+        "journalctl --no-pager -o short-precise -u consul-template -n 40; journalctl --no-pager -o short-precise -u consul -n 200 | grep -i -E 'reload|tls|cert|signal' | tail -n 40",
+      ).catch((error: unknown) => ({ stdout: String(error) }));
+      expect.fail(`Consul on ${server} still serves ${servedBefore} after its certificate file changed:\n${logs.stdout}`);
+    }
     // agents reloading their certificates may miss a heartbeat; healthy again within 60 s is the bar
     const settleDeadline = Date.now() + 60_000;
     let records: Awaited<ReturnType<typeof runStages>> | undefined;

@@ -21,7 +21,15 @@ export interface NodeLayout {
   consul: ProductPaths;
   nomad: ProductPaths & { hostVolumesDir: string; pluginDir: string };
   vault: ProductPaths & { auditLog: string; loopbackPort: number };
-  consulTemplate: { configDir: string; configFile: string; templatesDir: string; tokenFile: string; unit: string };
+  consulTemplate: {
+    configDir: string;
+    configFile: string;
+    templatesDir: string;
+    tokenFile: string;
+    /** the templates' command: installs a renewed certificate and key, then reloads the agent */
+    installScript: string;
+    unit: string;
+  };
   resolvedDropIn: string;
 }
 
@@ -54,6 +62,7 @@ export function nodeLayout(root = "/"): NodeLayout {
       configFile: join(consulTemplateDir, "consul-template.hcl"),
       templatesDir: join(consulTemplateDir, "templates"),
       tokenFile: join(consulTemplateDir, "vault-token"),
+      installScript: join(root, "usr", "local", "libexec", "hashistack", "install-certificate"),
       unit: join(root, "etc", "systemd", "system", "consul-template.service"),
     },
     resolvedDropIn: join(root, "etc", "systemd", "resolved.conf.d", "consul.conf"),

@@ -79,8 +79,8 @@ export function planCluster(
       certificateTemplates: certificates.map((c) => ({
         source: templateSource(layout, c),
         destination: bundleFile(c.certFile),
-        // reload only a running agent: before the consul/nomad stages the unit does not exist yet
-        reloadCommand: `if systemctl is-active --quiet ${c.reloadUnit}; then systemctl reload ${c.reloadUnit}; fi`,
+        // see install-certificate.sh.hbs for why the files are not written by the template itself
+        command: [layout.consulTemplate.installScript, bundleFile(c.certFile), c.certFile, c.keyFile, c.owner, c.reloadUnit],
       })),
     };
     const file = (template: string, path: string, mode: number, owner = "root", group = "root", secret = false): PlannedFile => ({
@@ -98,6 +98,7 @@ export function planCluster(
       file("nomad/agent.hcl.hbs", layout.nomad.configFile, 0o640, "root", "nomad", true),
       file("systemd/nomad.service.hbs", layout.nomad.unit, 0o644),
       file("consul-template/consul-template.hcl.hbs", layout.consulTemplate.configFile, 0o640),
+      file("consul-template/install-certificate.sh.hbs", layout.consulTemplate.installScript, 0o755),
       file("systemd/consul-template.service.hbs", layout.consulTemplate.unit, 0o644),
       file("dns/consul-resolved.conf.hbs", layout.resolvedDropIn, 0o644),
     ];
@@ -123,9 +124,6 @@ export function planCluster(
             ...(host.publicIp && host.publicIp !== host.privateIp ? [host.publicIp] : []),
           ].join(","),
           ttl: config.tls.leafTtl,
-          keyFile: certificate.keyFile,
-          certFile: certificate.certFile,
-          owner: certificate.owner,
         }),
         mode: 0o644,
         owner: "root",

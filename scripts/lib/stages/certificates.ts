@@ -32,7 +32,12 @@ export async function certificatesStage(run: ClusterRun): Promise<string> {
       const plan = run.plans.get(host.name);
       const files = await installFiles(
         remote,
-        filesUnder(plan?.files ?? [], layout.consulTemplate.configDir, layout.consulTemplate.unit),
+        filesUnder(
+          plan?.files ?? [],
+          layout.consulTemplate.configDir,
+          layout.consulTemplate.installScript,
+          layout.consulTemplate.unit,
+        ),
       );
       const outcome = await ensureService(remote, "consul-template", {
         changed: files.length > 0 || tokenChanged,

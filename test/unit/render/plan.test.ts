@@ -131,7 +131,7 @@ describe("rendered files", () => {
     ]);
   });
 
-  it("certificate templates ask for the names verify_server_hostname checks", () => {
+  it("certificate templates ask for the names verify_server_hostname checks", async () => {
     const templates = (plan: HostPlan | undefined) =>
       plan?.files.filter((f) => f.path.endsWith(".pem.tpl")).map((f) => /common_name=([^"]+)/.exec(f.content)?.[1]);
     expect(templates(server)).toEqual(["server.dc1.consul", "server.global.nomad", "vault.service.consul"]);
@@ -139,8 +139,20 @@ describe("rendered files", () => {
     const nomadServer = fileOf(server, `${layout.consulTemplate.templatesDir}/nomad-server.pem.tpl`).content;
     expect(nomadServer).toContain('pkiCert "pki-nomad/issue/server"');
     expect(nomadServer).toContain('"ip_sans=127.0.0.1,10.99.0.11"');
-    expect(nomadServer).toContain(`writeToFile "${layout.nomad.keyFile}" "nomad" "nomad" "0600"`);
-    expect(nomadServer).toContain(`writeToFile "${layout.nomad.certFile}" "root" "root" "0644"`);
+    // the template only fills its bundle; the command installs the agent's files by rename (no writeToFile)
+    expect(nomadServer).not.toContain("writeToFile");
+    const renewal = await hclOf(server, layout.consulTemplate.configFile);
+    const nomadTemplate = (renewal.template as Hcl[]).find((t) => String(t.source).endsWith("nomad-server.pem.tpl"));
+    expect(nomadTemplate?.destination).toBe(`${layout.nomad.tlsDir}/agent-bundle.pem`);
+    expect(nomadTemplate?.command).toEqual([
+      layout.consulTemplate.installScript,
+      `${layout.nomad.tlsDir}/agent-bundle.pem`,
+      layout.nomad.certFile,
+      layout.nomad.keyFile,
+      "nomad",
+      "nomad",
+    ]);
+    expect(fileOf(server, layout.consulTemplate.installScript).mode).toBe(0o755);
   });
 
   it("files holding secrets are marked and not world-readable", () => {
