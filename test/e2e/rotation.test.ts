@@ -27,6 +27,12 @@ let interrupted = "";
 let resumed: Awaited<ReturnType<typeof runStages>>;
 
 const certFiles = ["/etc/consul.d/tls/agent.pem", "/etc/nomad.d/tls/agent.pem"];
+/** the server's TLS listeners and the certificate file each one should serve */
+const servingAgents = [
+  { unit: "consul", port: 8501, file: "/etc/consul.d/tls/agent.pem" },
+  { unit: "nomad", port: 4646, file: "/etc/nomad.d/tls/agent.pem" },
+  { unit: "vault", port: 8200, file: "/etc/vault.d/tls/vault.pem" },
+];
 const ssh = (address: string, command: string) =>
   $({
     quiet: true,
@@ -116,8 +122,11 @@ describe("certificate rotation", () => {
   it("renews every agent certificate before it expires, reloads the agents and stays healthy", async () => {
     const server = inventory.hosts.find((h) => h.roles.includes("server"))?.privateIp as string;
     const before = await serials();
-    const servedBefore = await servedSerial(server, 8501);
-    expect(servedBefore).toBe(before[`server-1:${certFiles[0]}`]);
+    const servedBefore: Record<string, string> = {};
+    for (const agent of servingAgents) {
+      servedBefore[agent.unit] = await servedSerial(server, agent.port);
+      expect(servedBefore[agent.unit], `${agent.unit} serves its certificate file`).toBe(before[`server-1:${agent.file}`]);
+    }
     let after = before;
     const deadline = Date.now() + leafTtlSeconds * 1000 * 1.6;
     while (Date.now() < deadline && Object.keys(before).some((k) => after[k] === before[k])) {
@@ -125,19 +134,25 @@ describe("certificate rotation", () => {
       after = await serials();
     }
     for (const key of Object.keys(before)) expect(after[key], `${key} was not renewed`).not.toBe(before[key]);
-    // the reload follows the write (consul-template runs Consul's reload after rendering)
-    let served = await servedSerial(server, 8501);
-    for (let i = 0; i < 15 && served === servedBefore; i++) {
-      await new Promise((r) => setTimeout(r, 2000));
-      served = await servedSerial(server, 8501);
-    }
-    if (served === servedBefore) {
-      // say why: did consul-template run the reload, and what did Consul log about it?
-      const logs = await ssh(
-        server,
-        "journalctl --no-pager -o short-precise -u consul-template -n 40; journalctl --no-pager -o short-precise -u consul -n 200 | grep -i -E 'reload|tls|cert|signal' | tail -n 40",
-      ).catch((error: unknown) => ({ stdout: String(error) }));
-      expect.fail(`Consul on ${server} still serves ${servedBefore} after its certificate file changed:\n${logs.stdout}`);
+    // each agent serves what is on disk once its reload (run by consul-template after installing the files) is done
+    for (const agent of servingAgents) {
+      let onDisk = "";
+      let served = "";
+      for (let i = 0; i < 15; i++) {
+        onDisk = (await serials())[`server-1:${agent.file}`] as string;
+        served = await servedSerial(server, agent.port);
+        if (served === onDisk) break;
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+      if (served !== onDisk) {
+        // say why: did consul-template run the reload, and what did the agent log about it?
+        const logs = await ssh(
+          server,
+          `journalctl --no-pager -o short-precise -u consul-template -n 40; journalctl --no-pager -o short-precise -u ${agent.unit} -n 300 | grep -i -E 'reload|tls|cert|signal|sighup' | tail -n 40`,
+        ).catch((error: unknown) => ({ stdout: String(error) }));
+        expect.fail(`${agent.unit} on ${server} serves ${served}, its certificate file holds ${onDisk}:\n${logs.stdout}`);
+      }
+      expect(served).not.toBe(servedBefore[agent.unit]);
     }
     // agents reloading their certificates may miss a heartbeat; healthy again within 60 s is the bar
     const settleDeadline = Date.now() + 60_000;
