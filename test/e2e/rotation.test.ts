@@ -60,6 +60,15 @@ async function servedSerial(address: string, port: number): Promise<string> {
   return new X509Certificate(pem).serialNumber;
 }
 
+function processGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 beforeAll(async () => {
   isolated = await isolatedLocalCluster("rotation", {
     name: "rot",
@@ -102,6 +111,13 @@ beforeAll(async () => {
     });
   });
   interrupted = output;
+  // SIGKILL is asynchronous: until every process of the group has died and been reaped, the
+  // killed bootstrap still holds the cluster lock (a resume would rightly say "already running")
+  const groupGone = Date.now() + 30_000;
+  while (processGroupAlive(child.pid as number)) {
+    if (Date.now() > groupGone) throw new Error("the killed bootstrap's processes did not exit within 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
   inventory = await loadInventory(inventoryPath(config.name));
   resumed = await runStages(context, inventory);
 }, 900_000);

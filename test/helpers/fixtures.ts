@@ -33,3 +33,21 @@ export async function tempDir(prefix: string): Promise<{ path: string; remove: (
   const path = await mkdtemp(join(tmpdir(), `hashistack-${prefix}-`));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
+
+/**
+ * Temp dirs for a test file, all removed by `removeAll` (call it from afterAll),
+ * so a failing assertion never leaves a directory behind in /tmp.
+ */
+export function scratchDirs(): { make(prefix: string): Promise<string>; removeAll(): Promise<void> } {
+  const made: string[] = [];
+  return {
+    async make(prefix) {
+      const path = await mkdtemp(join(tmpdir(), `hashistack-${prefix}-`));
+      made.push(path);
+      return path;
+    },
+    async removeAll() {
+      await Promise.all(made.splice(0).map((path) => rm(path, { recursive: true, force: true })));
+    },
+  };
+}

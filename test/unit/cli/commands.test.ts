@@ -1,10 +1,13 @@
-import { mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
 import { reportError } from "../../../scripts/lib/cli/command.ts";
 import { NotImplementedError } from "../../../scripts/lib/errors.ts";
+import { scratchDirs } from "../../helpers/fixtures.ts";
+
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
 
 const run = (script: string, args: string[], env: Record<string, string> = {}) =>
   $({ nothrow: true, quiet: true, env: { ...process.env, ...env } })`npx --no-install tsx scripts/${script}.ts ${args}`;
@@ -36,7 +39,7 @@ describe("command line", () => {
   });
 
   it("deploy checks its input before connecting, and without NOMAD_ADDR needs a bootstrapped cluster", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-deploy-"));
+    const dir = await scratch.make("deploy");
     const env = { HASHISTACK_STATE_DIR: join(dir, "state"), NOMAD_ADDR: "" };
     const noEquals = await run("deploy", ["--var", "image", "jobs/"], env);
     expect(noEquals.exitCode).toBe(2);
@@ -58,7 +61,7 @@ describe("command line", () => {
   });
 
   it("render writes every host's files with secrets at 0600, and a second run keeps the same secrets", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-render-"));
+    const dir = await scratch.make("render");
     const env = { HASHISTACK_STATE_DIR: join(dir, "state") };
     const first = await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out"), "--output", "json"], env);
     expect(first.exitCode, first.stderr).toBe(0);
@@ -83,7 +86,7 @@ describe("command line", () => {
   });
 
   it("refuses a secret file that others can read", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-render-"));
+    const dir = await scratch.make("render");
     const env = { HASHISTACK_STATE_DIR: join(dir, "state") };
     expect((await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out")], env)).exitCode).toBe(0);
     const keyFile = join(dir, "state", "demo", "secrets", "nomad-gossip-key");
@@ -94,7 +97,7 @@ describe("command line", () => {
   });
 
   it("a bad config exits 2 naming file, line and field", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-cfg-"));
+    const dir = await scratch.make("cfg");
     const file = join(dir, "cluster.yaml");
     await writeFile(file, "name: lab\ntopology:\n  servers: 4\n");
     const result = await run("render", ["--config", file]);
@@ -104,7 +107,7 @@ describe("command line", () => {
   });
 
   it("teardown lists with --dry-run, and without a terminal only --yes confirms", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-teardown-"));
+    const dir = await scratch.make("teardown");
     const env = { HASHISTACK_STATE_DIR: join(dir, "state"), HASHISTACK_INVENTORY_DIR: join(dir, "inv") };
     await $`mkdir -p ${join(dir, "state", "demo", "secrets")}`;
     const local = ["--config", "cluster.example.yaml"];
@@ -120,7 +123,7 @@ describe("command line", () => {
   });
 
   it("env explains that the cluster must be bootstrapped first", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-env-"));
+    const dir = await scratch.make("env");
     const result = await run("env", ["--config", "cluster.example.yaml"], { HASHISTACK_STATE_DIR: dir });
     expect(result.exitCode).toBe(3);
     expect(result.stderr).toContain("Cluster 'demo' has not been bootstrapped.");

@@ -1,9 +1,12 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { nomadFromEnv } from "../../../scripts/lib/deploy/connect.ts";
 import { InputError } from "../../../scripts/lib/errors.ts";
+import { scratchDirs } from "../../helpers/fixtures.ts";
+
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
 
 describe("Nomad from the NOMAD_* environment", () => {
   it("is not used when NOMAD_ADDR is unset or empty (the cluster state is used then)", () => {
@@ -12,7 +15,7 @@ describe("Nomad from the NOMAD_* environment", () => {
   });
 
   it("takes the address, token and TLS files, and never shows the token", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-env-"));
+    const dir = await scratch.make("env");
     const ca = join(dir, "ca.pem");
     await writeFile(ca, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n");
     const connection = nomadFromEnv({ NOMAD_ADDR: "https://127.0.0.1:4646", NOMAD_TOKEN: "secret-token", NOMAD_CACERT: ca });
@@ -22,7 +25,7 @@ describe("Nomad from the NOMAD_* environment", () => {
   });
 
   it("names the variable when a TLS file is missing or only half of the client pair is set", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-env-"));
+    const dir = await scratch.make("env");
     const missing = join(dir, "nope.pem");
     expect(() => nomadFromEnv({ NOMAD_ADDR: "https://n:4646", NOMAD_CACERT: missing })).toThrow(
       new InputError(`NOMAD_CACERT points to ${missing}, which does not exist.`),

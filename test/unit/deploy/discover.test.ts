@@ -1,13 +1,16 @@
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { discoverJobFiles } from "../../../scripts/lib/deploy/discover.ts";
 import { InputError } from "../../../scripts/lib/errors.ts";
+import { scratchDirs } from "../../helpers/fixtures.ts";
+
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
 
 describe("job file discovery", () => {
   it("expands a directory to its *.nomad.hcl and *.nomad files, sorted, not recursing; files pass as given", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-jobs-"));
+    const dir = await scratch.make("jobs");
     for (const name of ["b.nomad.hcl", "a.nomad", "c.hcl", "README.md", "vars.pkrvars.hcl"]) await writeFile(join(dir, name), "");
     await mkdir(join(dir, "sub"));
     await writeFile(join(dir, "sub", "d.nomad.hcl"), "");
@@ -21,7 +24,7 @@ describe("job file discovery", () => {
   });
 
   it("a missing path, an empty directory or no paths at all are input errors", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hashistack-jobs-"));
+    const dir = await scratch.make("jobs");
     await expect(discoverJobFiles([join(dir, "nope.nomad.hcl")])).rejects.toThrow(
       new InputError(`Job file or directory ${join(dir, "nope.nomad.hcl")} does not exist.`),
     );

@@ -1,8 +1,7 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseHcl } from "@cdktf/hcl2json";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import {
   checkUnknownVariables,
   declaredVariables,
@@ -12,8 +11,12 @@ import {
   renderVariables,
 } from "../../../scripts/lib/deploy/variables.ts";
 import { InputError } from "../../../scripts/lib/errors.ts";
+import { scratchDirs } from "../../helpers/fixtures.ts";
 
-const dir = await mkdtemp(join(tmpdir(), "hashistack-vars-"));
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
+
+const dir = await scratch.make("vars");
 const file = async (name: string, text: string) => {
   const path = join(dir, name);
   await writeFile(path, text);
