@@ -15,7 +15,7 @@ import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { clusterHealth } from "../../scripts/lib/stages/health.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
 import { openClusterRun } from "../../scripts/lib/stages/run-context.ts";
-import { type IsolatedCluster, isolatedLocalCluster } from "../helpers/local-cluster.ts";
+import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
 const cluster = "e2e";
 let isolated: IsolatedCluster;
@@ -72,7 +72,7 @@ beforeAll(async () => {
   isolated = await isolatedLocalCluster("e2e", { name: cluster, provider: { local: { cidr: "10.94.0.0/24" } } });
   context = isolated.context;
   inventory = await localProvider.up(context);
-  await runStages(context, inventory);
+  await withDetails(runStages(context, inventory));
 }, 900_000);
 
 afterAll(async () => isolated?.dispose());
@@ -407,7 +407,7 @@ describe("a bootstrapped 5-node cluster", () => {
 
   it("a second run changes nothing and restarts nothing", async () => {
     const before = await unitPids();
-    const records = await runStages(context, inventory);
+    const records = await withDetails(runStages(context, inventory));
     const { verify, ...changing } = records;
     expect(Object.values(changing).map((r) => r.summary)).toEqual(["binaries up to date", ...Array(6).fill("no changes")]);
     expect(verify?.summary).toMatch(

@@ -16,7 +16,7 @@ import { inventoryPath, loadInventory } from "../../scripts/lib/inventory/load.t
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
-import { type IsolatedCluster, isolatedLocalCluster } from "../helpers/local-cluster.ts";
+import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
 // long enough that no renewal (and agent reload) falls inside the bootstrap itself, even on a loaded CI machine
 const leafTtlSeconds = 150;
@@ -119,7 +119,7 @@ beforeAll(async () => {
     await new Promise((r) => setTimeout(r, 100));
   }
   inventory = await loadInventory(inventoryPath(config.name));
-  resumed = await runStages(context, inventory);
+  resumed = await withDetails(runStages(context, inventory));
 }, 900_000);
 
 afterAll(async () => isolated?.dispose());

@@ -9,7 +9,7 @@ import { $ } from "zx";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
-import { type IsolatedCluster, isolatedLocalCluster } from "../helpers/local-cluster.ts";
+import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
 let isolated: IsolatedCluster;
 let inventory: Inventory;
@@ -31,7 +31,7 @@ beforeAll(async () => {
     provider: { local: { cidr: "10.91.0.0/24" } },
   });
   inventory = await localProvider.up(isolated.context);
-  first = await runStages(isolated.context, inventory);
+  first = await withDetails(runStages(isolated.context, inventory));
 }, 900_000);
 
 afterAll(async () => isolated?.dispose());

@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { createRecordingReporter } from "../../scripts/lib/cli/output.ts";
 import { clusterConfigSchema } from "../../scripts/lib/config/schema.ts";
+import { UserError } from "../../scripts/lib/errors.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { statePaths } from "../../scripts/lib/state/paths.ts";
@@ -36,4 +37,19 @@ export async function isolatedLocalCluster(prefix: string, config: Record<string
       }
     },
   };
+}
+
+/**
+ * Await a pipeline run; a failure keeps the error's details (problem lists, log
+ * tails) in the message, which is all a test report shows.
+ */
+export async function withDetails<T>(run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (error) {
+    if (error instanceof UserError && error.details.length) {
+      throw new Error(`${error.message}\n${error.details.join("\n")}`, { cause: error });
+    }
+    throw error;
+  }
 }

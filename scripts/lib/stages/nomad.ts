@@ -3,6 +3,7 @@
  * ACLs; the management token comes from a locally generated bootstrap secret;
  * namespaces dev and prod; and a CI token that may only submit and read jobs there.
  */
+import { OperationError } from "../errors.ts";
 import { ApiError } from "../clients/http.ts";
 import { NomadClient, type NomadNamespace } from "../clients/nomad.ts";
 import { retryWhile } from "../util/retry.ts";
@@ -125,9 +126,35 @@ export async function nomadStage(run: ClusterRun): Promise<string> {
     if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy))
       summary.push("ci-deploy policy");
     if ((await ensureClientToken(run, nomad, "nomad-ci-token", "ci-deploy", ["ci-deploy"])).created) summary.push("CI token");
-    if (clients.length) await nomad.waitForReadyNodes(clients.length, 120_000);
+    if (clients.length) await waitForClients(run, nomad, clients);
   } finally {
     await tunnel.close();
   }
   return summary.length ? summary.join(", ") : "no changes";
+}
+
+/** Wait for every client to be ready; if some never are, name them with the tail of their Nomad log. */
+async function waitForClients(run: ClusterRun, nomad: NomadClient, clients: InventoryHost[]): Promise<void> {
+  try {
+    await nomad.waitForReadyNodes(clients.length, 120_000);
+  } catch (error) {
+    if (!(error instanceof OperationError)) throw error;
+    const nodes = await nomad.nodes().catch(() => []);
+    const ready = new Set(nodes.filter((n) => n.Status === "ready").map((n) => n.Name));
+    const missing = clients.filter((c) => !ready.has(c.name));
+    const details: string[] = [];
+    for (const host of missing) {
+      const status = nodes.find((n) => n.Name === host.name)?.Status ?? "not registered";
+      const log = await run
+        .remote(host)
+        .runAsRoot("journalctl -u nomad -n 12 --no-pager -o cat", { allowFailure: true })
+        .then((r) => r.stdout.trim().split("\n"))
+        .catch((e: unknown) => [`(could not read its log: ${(e as Error).message})`]);
+      details.push(`${host.name}: ${status}; last lines of its Nomad log:`, ...log.map((line) => `  ${line}`));
+    }
+    throw new OperationError(`Nomad client(s) ${missing.map((h) => h.name).join(", ") || "(unknown)"} not ready after 120s.`, {
+      details: details.length ? details : error.details,
+      hint: "Check on the named nodes that Nomad can reach the servers on 4647 and that its certificate is valid (journalctl -u nomad).",
+    });
+  }
 }
