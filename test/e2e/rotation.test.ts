@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { $ } from "zx";
-import { UserError } from "../../scripts/lib/errors.ts";
 import { inventoryPath, loadInventory } from "../../scripts/lib/inventory/load.ts";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
@@ -26,8 +25,7 @@ let inventory: Inventory;
 let interrupted = "";
 let resumed: Awaited<ReturnType<typeof runStages>>;
 
-const certFiles = ["/etc/consul.d/tls/agent.pem", "/etc/nomad.d/tls/agent.pem"];
-/** the server's TLS listeners and the certificate file each one should serve */
+/** each agent's TLS listener and the certificate file it should serve (Vault only on vault hosts) */
 const servingAgents = [
   { unit: "consul", port: 8501, file: "/etc/consul.d/tls/agent.pem" },
   { unit: "nomad", port: 4646, file: "/etc/nomad.d/tls/agent.pem" },
@@ -38,11 +36,16 @@ const ssh = (address: string, command: string) =>
     quiet: true,
   })`ssh -i ${join(context.state.root, "ssh", "id_ed25519")} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@${address} ${command}`;
 
+const fileSerial = async (address: string, file: string) =>
+  new X509Certificate((await ssh(address, `cat ${file}`)).stdout).serialNumber;
+
+/** every agent certificate on every node, keyed "host:file" */
 async function serials(): Promise<Record<string, string>> {
   const result: Record<string, string> = {};
   for (const host of inventory.hosts) {
-    for (const file of [...certFiles, ...(host.roles.includes("vault") ? ["/etc/vault.d/tls/vault.pem"] : [])]) {
-      result[`${host.name}:${file}`] = new X509Certificate((await ssh(host.privateIp, `cat ${file}`)).stdout).serialNumber;
+    for (const { unit, file } of servingAgents) {
+      if (unit !== "vault" || host.roles.includes("vault"))
+        result[`${host.name}:${file}`] = await fileSerial(host.privateIp, file);
     }
   }
   return result;
@@ -155,7 +158,7 @@ describe("certificate rotation", () => {
       let onDisk = "";
       let served = "";
       for (let i = 0; i < 15; i++) {
-        onDisk = (await serials())[`server-1:${agent.file}`] as string;
+        onDisk = await fileSerial(server, agent.file);
         served = await servedSerial(server, agent.port);
         if (served === onDisk) break;
         await new Promise((r) => setTimeout(r, 2000));
@@ -174,10 +177,9 @@ describe("certificate rotation", () => {
     const settleDeadline = Date.now() + 60_000;
     let records: Awaited<ReturnType<typeof runStages>> | undefined;
     while (!records) {
-      records = await runStages(context, inventory, ["verify"]).catch(async (error: unknown) => {
-        // the problem list lives in the error's details; show it, not just "1 problem"
-        const details = error instanceof UserError ? error.details.join("\n") : "";
-        if (Date.now() > settleDeadline) throw new Error(`${(error as Error).message}\n${details}`);
+      records = await withDetails(runStages(context, inventory, ["verify"])).catch(async (error: unknown) => {
+        // withDetails keeps the problem list in the message, not just "1 problem"
+        if (Date.now() > settleDeadline) throw error;
         await new Promise((r) => setTimeout(r, 5000));
         return undefined;
       });

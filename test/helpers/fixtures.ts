@@ -39,15 +39,15 @@ export async function tempDir(prefix: string): Promise<{ path: string; remove: (
  * so a failing assertion never leaves a directory behind in /tmp.
  */
 export function scratchDirs(): { make(prefix: string): Promise<string>; removeAll(): Promise<void> } {
-  const made: string[] = [];
+  const made: Awaited<ReturnType<typeof tempDir>>[] = [];
   return {
     async make(prefix) {
-      const path = await mkdtemp(join(tmpdir(), `hashistack-${prefix}-`));
-      made.push(path);
-      return path;
+      const dir = await tempDir(prefix);
+      made.push(dir);
+      return dir.path;
     },
     async removeAll() {
-      await Promise.all(made.splice(0).map((path) => rm(path, { recursive: true, force: true })));
+      await Promise.all(made.splice(0).map((dir) => dir.remove()));
     },
   };
 }

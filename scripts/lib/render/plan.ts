@@ -76,12 +76,15 @@ export function planCluster(
       vaultAddress: `https://${firstVault.privateIp}:${ports.vaultApi}`,
       caFileForRenewal: layout.consul.caFile,
       secrets,
-      certificateTemplates: certificates.map((c) => ({
-        source: templateSource(layout, c),
-        destination: bundleFile(c.certFile),
-        // see install-certificate.sh.hbs for why the files are not written by the template itself
-        command: [layout.consulTemplate.installScript, bundleFile(c.certFile), c.certFile, c.keyFile, c.owner, c.reloadUnit],
-      })),
+      certificateTemplates: certificates.map((c) => {
+        const bundle = bundleFile(c.certFile);
+        return {
+          source: templateSource(layout, c),
+          destination: bundle,
+          // see install-certificate.sh.hbs for why the files are not written by the template itself
+          command: [layout.consulTemplate.installScript, bundle, c.certFile, c.keyFile, c.owner, c.reloadUnit],
+        };
+      }),
     };
     const file = (template: string, path: string, mode: number, owner = "root", group = "root", secret = false): PlannedFile => ({
       path,

@@ -3,9 +3,9 @@
  * ACLs; the management token comes from a locally generated bootstrap secret;
  * namespaces dev and prod; and a CI token that may only submit and read jobs there.
  */
-import { OperationError } from "../errors.ts";
 import { ApiError } from "../clients/http.ts";
 import { NomadClient, type NomadNamespace } from "../clients/nomad.ts";
+import { OperationError } from "../errors.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
