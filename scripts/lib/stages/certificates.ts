@@ -11,11 +11,18 @@ import type { RemoteHost } from "../remote/ssh.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 import { tlsFiles } from "./vault.ts";
 
 const layout = nodeLayout();
 
-export async function certificatesStage(run: ClusterRun): Promise<string> {
+export const certificatesStage: Stage = {
+  name: "certificates",
+  description: "the root CA and consul-template on every node, which issues and renews the agents' certificates",
+  run: runCertificates,
+};
+
+async function runCertificates(run: ClusterRun): Promise<string> {
   const rootCa = await readFile(tlsFiles(run).rootCa, "utf8");
   const outcomes = await onEachHost(
     run.inventory.hosts,

@@ -12,6 +12,7 @@ import { openTunnel } from "../remote/tunnel.ts";
 import { nodeLayout, ports } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 import { tlsFiles } from "./vault.ts";
 
 const layout = nodeLayout();
@@ -36,7 +37,13 @@ export async function consulThroughTunnel(run: ClusterRun, host: InventoryHost, 
   return { consul, tunnel };
 }
 
-export async function consulStage(run: ClusterRun): Promise<string> {
+export const consulStage: Stage = {
+  name: "consul",
+  description: "Consul agents with gossip encryption, mTLS and default-deny ACLs, one token per agent",
+  run: runConsul,
+};
+
+async function runConsul(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const servers = hostsWithRole(run.inventory, "server");
   const install = async (hosts: InventoryHost[]) => {

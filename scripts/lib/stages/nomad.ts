@@ -13,6 +13,7 @@ import { openTunnel } from "../remote/tunnel.ts";
 import { nodeLayout, ports } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 import { tlsFiles } from "./vault.ts";
 
 const layout = nodeLayout();
@@ -78,7 +79,13 @@ export async function nomadThroughTunnel(run: ClusterRun, host: InventoryHost, t
   return { nomad, tunnel };
 }
 
-export async function nomadStage(run: ClusterRun): Promise<string> {
+export const nomadStage: Stage = {
+  name: "nomad",
+  description: "Nomad servers and clients with mTLS and ACLs, the namespaces and the CI token",
+  run: runNomad,
+};
+
+async function runNomad(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const servers = hostsWithRole(run.inventory, "server");
   const clients = hostsWithRole(run.inventory, "client");

@@ -16,8 +16,28 @@ import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { shellQuote } from "../remote/quote.ts";
 import { ensureClientToken, nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 
-export async function platformStage(run: ClusterRun): Promise<string> {
+export const platformStage: Stage = {
+  name: "platform",
+  description: "the platform jobs (Prometheus, Alertmanager, Fabio, Grafana, GitLab Runner, energy exporter)",
+  shouldRun: platformHasWork,
+  run: runPlatform,
+};
+
+/** Skips the stage when no job is enabled, or when there is no Nomad client for the jobs to run on. */
+function platformHasWork(run: ClusterRun): true | string {
+  const { jobs } = run.config;
+  const enabled = [jobs.prometheus, jobs.alertmanager, jobs.fabio, jobs.grafana, jobs.gitlabRunner, jobs.energyExporter];
+  if (!enabled.some((j) => j.enabled)) return "no platform jobs enabled";
+  if (!hostsWithRole(run.inventory, "client").length) {
+    run.reporter.warn("The topology has no Nomad clients: the platform jobs have nowhere to run and are not deployed.");
+    return "no Nomad clients: platform jobs not deployed";
+  }
+  return true;
+}
+
+async function runPlatform(run: ClusterRun): Promise<string> {
   const { config, inventory } = run;
   const clients = hostsWithRole(inventory, "client");
   const clientHas = async (path: string) => {
@@ -30,10 +50,6 @@ export async function platformStage(run: ClusterRun): Promise<string> {
   for (const job of jobs.filter((j) => j.skipped)) run.reporter.warn(`${job.name} is not deployed: ${job.skipped}`);
   const deployable = jobs.filter((j) => !j.skipped);
   if (!deployable.length) return "no platform jobs enabled";
-  if (!clients.length) {
-    run.reporter.warn("The topology has no Nomad clients: the platform jobs have nowhere to run and are not deployed.");
-    return "no Nomad clients: platform jobs not deployed";
-  }
 
   const variables = await platformVariables(config, inventory, run.secrets, jobs);
   const changed: string[] = [];

@@ -14,10 +14,17 @@ import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { shellQuote } from "../remote/quote.ts";
 import { nodeLayout } from "../render/layout.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 
 const users = ["consul", "nomad", "vault"];
 
-export async function prepareStage(run: ClusterRun): Promise<string> {
+export const prepareStage: Stage = {
+  name: "prepare",
+  description: "OS facts, service users, directories and the binaries on every node",
+  run: runPrepare,
+};
+
+async function runPrepare(run: ClusterRun): Promise<string> {
   const { config } = run;
   const versioned = {
     consul: { ...tools.consul, version: config.versions.consul },

@@ -24,6 +24,7 @@ import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 import { initialiseVault, initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "./vault-unseal.ts";
 import {
   ensureIntermediate,
@@ -88,7 +89,13 @@ async function bootstrapCertificates(
   }
 }
 
-export async function vaultStage(run: ClusterRun): Promise<string> {
+export const vaultStage: Stage = {
+  name: "vault",
+  description: "Vault installed, initialised once, unsealed, its PKI and the renewal tokens",
+  run: runVault,
+};
+
+async function runVault(run: ClusterRun): Promise<string> {
   const layout = nodeLayout();
   const vaultHosts = hostsWithRole(run.inventory, "vault");
   const leader = vaultHosts[0] as InventoryHost;

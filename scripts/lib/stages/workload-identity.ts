@@ -13,6 +13,7 @@ import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { consulThroughTunnel } from "./consul.ts";
 import { nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 import { pki } from "../render/pki.ts";
 import { retryWhile } from "../util/retry.ts";
 import { platformPkiRole } from "./vault-pki.ts";
@@ -87,7 +88,13 @@ export function vaultWorkloadPolicy(accessor: string): string {
 
 class NoSigningKeyYet extends Error {}
 
-export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
+export const workloadIdentityStage: Stage = {
+  name: "workload-identity",
+  description: "Nomad workload identities trusted by Consul and Vault",
+  run: runWorkloadIdentity,
+};
+
+async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const server = hostsWithRole(run.inventory, "server")[0] as InventoryHost;
   const { nomad, tunnel } = await nomadThroughTunnel(run, server);

@@ -307,7 +307,7 @@ async function runPrepare(
   const saved = { ...process.env };
   try {
     Object.assign(process.env, env);
-    return { summary: await prepareStage(run), uploads };
+    return { summary: await prepareStage.run(run), uploads };
   } finally {
     process.env = saved;
   }

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -58,6 +59,19 @@ describe("command line", () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain("Unknown option '--colour'");
     expect(result.stderr).toContain("hint: Run 'npm run render -- --help' for the options.");
+  });
+
+  it("bootstrap --stages with an unknown name exits 2 listing the stages, before provisioning anything", async () => {
+    const dir = await scratch.make("stages");
+    const env = { HASHISTACK_STATE_DIR: join(dir, "state"), HASHISTACK_INVENTORY_DIR: join(dir, "inv") };
+    const result = await run("bootstrap", ["--config", "cluster.example.yaml", "--stages", "prepare,consol"], env);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("Unknown stage 'consol' in --stages.");
+    expect(result.stderr).toContain(
+      "hint: The stages, in the order they run: prepare, vault, certificates, consul, nomad, workload-identity, platform, verify.",
+    );
+    expect(existsSync(join(dir, "state"))).toBe(false);
+    expect((await run("bootstrap", ["--help"])).stdout).toMatch(/--stages LIST +run only these stages .*: prepare, vault, /);
   });
 
   it("render writes every host's files with secrets at 0600, and a second run keeps the same secrets", async () => {
