@@ -9,6 +9,7 @@ import { type ToolSpec, tools } from "../binaries/catalog.ts";
 import { ensureReleaseBinary, releaseSource } from "../binaries/releases.ts";
 import { runtimeProfile } from "../config/schema.ts";
 import type { ClusterConfig } from "../config/schema.ts";
+import type { StartActivity } from "../cli/output.ts";
 import { OperationError } from "../errors.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { shellQuote } from "../remote/quote.ts";
@@ -34,8 +35,8 @@ async function runPrepare(run: ClusterRun): Promise<string> {
   };
   // the exec profile has no image registry: Fabio's binary is installed on the clients
   const fabioOnClients = runtimeProfile(config) === "exec" && config.jobs.fabio.enabled;
-  const log = (line: string) => run.reporter.debug(line);
-  const local = await localBinaries(config, versioned, fabioOnClients, log);
+  const progress = { log: (line: string) => run.reporter.debug(line), activity: (title: string) => run.reporter.activity(title) };
+  const local = await localBinaries(config, versioned, fabioOnClients, progress);
   const layout = nodeLayout();
   const outcomes = await onEachHost(
     run.inventory.hosts,
@@ -109,22 +110,22 @@ async function localBinaries(
   config: ClusterConfig,
   versioned: Record<BinaryName, ToolSpec>,
   withFabio: boolean,
-  log: (line: string) => void,
+  progress: { log: (line: string) => void; activity: StartActivity },
 ): Promise<Record<BinaryName | "fabio", string>> {
   const paths = {} as Record<BinaryName | "fabio", string>;
   if (config.install.method === "download") {
     const source = releaseSource(config.install);
     for (const [name, spec] of Object.entries(versioned) as [BinaryName, ToolSpec][]) {
-      paths[name] = (await ensureReleaseBinary(name, spec.version, source, { log })).path;
+      paths[name] = (await ensureReleaseBinary(name, spec.version, source, progress)).path;
     }
   } else {
     for (const [name, spec] of Object.entries(versioned) as [BinaryName, ToolSpec][]) {
-      await ensureBinary(spec, { log });
+      await ensureBinary(spec, progress);
       paths[name] = binaryPath(spec);
     }
   }
   if (withFabio) {
-    await ensureBinary(tools.fabio, { log });
+    await ensureBinary(tools.fabio, progress);
     paths.fabio = binaryPath(tools.fabio);
   }
   return paths;
