@@ -12,7 +12,6 @@ import { nodeLayout } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
-import { tlsFiles } from "./vault.ts";
 
 const layout = nodeLayout();
 
@@ -23,7 +22,7 @@ export const certificatesStage: Stage = {
 };
 
 async function runCertificates(run: ClusterRun): Promise<string> {
-  const rootCa = await readFile(tlsFiles(run).rootCa, "utf8");
+  const rootCa = await readFile(run.state.tlsFiles.rootCa, "utf8");
   const outcomes = await onEachHost(
     run.inventory.hosts,
     async (host) => {

@@ -4,80 +4,19 @@
  * namespaces dev and prod; and a CI token that may only submit and read jobs there.
  */
 import { ApiError } from "../clients/http.ts";
-import { NomadClient, type NomadNamespace } from "../clients/nomad.ts";
+import type { NomadClient } from "../clients/nomad.ts";
+import { withNomad } from "../cluster/access.ts";
+import { ciDeployPolicy, clusterNamespaces, ensureClientToken } from "../cluster/nomad-acl.ts";
 import { OperationError } from "../errors.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
-import { openTunnel } from "../remote/tunnel.ts";
-import { nodeLayout, ports } from "../render/layout.ts";
+import { nodeLayout } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
-import { tlsFiles } from "./vault.ts";
 
 const layout = nodeLayout();
-
-export const ciNamespaces = ["dev", "prod"];
-export const platformNamespace = "platform";
-
-/**
- * raw_exec has no isolation; the exec profile runs the platform jobs with it, so
- * it is allowed only in the platform namespace, which the CI token cannot reach.
- */
-export function clusterNamespaces(): NomadNamespace[] {
-  const noRawExec = { DisabledTaskDrivers: ["raw_exec"] };
-  return [
-    { Name: "default", Description: "Default shared namespace", Capabilities: noRawExec },
-    ...ciNamespaces.map((name) => ({ Name: name, Description: `${name} workloads (seed 003)`, Capabilities: noRawExec })),
-    { Name: platformNamespace, Description: "Platform jobs managed by hashistack bootstrap" },
-  ];
-}
-
-export const ciDeployPolicy = ciNamespaces
-  .map(
-    (ns) =>
-      `namespace "${ns}" {\n  capabilities = ["submit-job", "read-job", "list-jobs", "parse-job", "read-logs", "read-fs", "dispatch-job"]\n}\n`,
-  )
-  .join("");
-
-/**
- * A client token kept in the state: reused while Nomad still accepts it, created
- * again (and stored 0600) when it is missing or was revoked.
- */
-export async function ensureClientToken(
-  run: Pick<ClusterRun, "secrets">,
-  nomad: NomadClient,
-  secret: string,
-  name: string,
-  policies: string[],
-): Promise<{ token: string; created: boolean }> {
-  const existing = await run.secrets.read(secret);
-  const valid = existing
-    ? await new NomadClient({ ...nomad.api.options, token: existing }).selfToken().then(
-        () => true,
-        () => false,
-      )
-    : false;
-  if (existing && valid) return { token: existing, created: false };
-  const created = await nomad.createToken({ Name: name, Type: "client", Policies: policies });
-  await run.secrets.write(secret, created.SecretID);
-  return { token: created.SecretID, created: true };
-}
-
-/** A Nomad client for a server's HTTPS API through an SSH tunnel, with the operator certificate. */
-export async function nomadThroughTunnel(run: ClusterRun, host: InventoryHost, token?: string) {
-  const files = tlsFiles(run);
-  const tunnel = await openTunnel(run.remote(host), host.privateIp, ports.nomadHttp);
-  const nomad = new NomadClient({
-    address: `https://${tunnel.address}`,
-    caFile: files.rootCa,
-    certFile: files.operatorCert,
-    keyFile: files.operatorKey,
-    token,
-  });
-  return { nomad, tunnel };
-}
 
 export const nomadStage: Stage = {
   name: "nomad",
@@ -112,31 +51,33 @@ async function runNomad(run: ClusterRun): Promise<string> {
   await install(clients);
 
   const bootstrapSecret = (await run.secrets.ensure("nomad-bootstrap-token", "uuid")).value;
-  const { nomad, tunnel } = await nomadThroughTunnel(run, servers[0] as InventoryHost, bootstrapSecret);
-  try {
-    await nomad.api.waitFor<string, string>("/v1/status/leader", (leader) => leader || undefined, {
-      timeoutMs: 120_000,
-      what: "a Nomad leader",
-    });
-    const bootstrapped = await retryWhile(
-      () => nomad.bootstrapAcl(bootstrapSecret),
-      (e) => e instanceof ApiError && (e.status ?? 500) >= 500,
-      {
-        timeoutMs: 60_000,
-      },
-    );
-    if (bootstrapped) summary.push("ACLs bootstrapped");
-    else await nomad.selfToken();
-    for (const namespace of clusterNamespaces()) {
-      if (await nomad.upsertNamespace(namespace)) summary.push(`namespace ${namespace.Name}`);
-    }
-    if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy))
-      summary.push("ci-deploy policy");
-    if ((await ensureClientToken(run, nomad, "nomad-ci-token", "ci-deploy", ["ci-deploy"])).created) summary.push("CI token");
-    if (clients.length) await waitForClients(run, nomad, clients);
-  } finally {
-    await tunnel.close();
-  }
+  await withNomad(
+    run,
+    servers[0] as InventoryHost,
+    async (nomad) => {
+      await nomad.api.waitFor<string, string>("/v1/status/leader", (leader) => leader || undefined, {
+        timeoutMs: 120_000,
+        what: "a Nomad leader",
+      });
+      const bootstrapped = await retryWhile(
+        () => nomad.bootstrapAcl(bootstrapSecret),
+        (e) => e instanceof ApiError && (e.status ?? 500) >= 500,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      if (bootstrapped) summary.push("ACLs bootstrapped");
+      else await nomad.selfToken();
+      for (const namespace of clusterNamespaces()) {
+        if (await nomad.upsertNamespace(namespace)) summary.push(`namespace ${namespace.Name}`);
+      }
+      if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy))
+        summary.push("ci-deploy policy");
+      if ((await ensureClientToken(run, nomad, "nomad-ci-token", "ci-deploy", ["ci-deploy"])).created) summary.push("CI token");
+      if (clients.length) await waitForClients(run, nomad, clients);
+    },
+    { token: bootstrapSecret },
+  );
   return summary.length ? summary.join(", ") : "no changes";
 }
 

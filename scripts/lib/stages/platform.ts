@@ -8,13 +8,14 @@
 import { runtimeProfile } from "../config/schema.ts";
 import { deployJobs, type JobDeployResult } from "../deploy/deploy.ts";
 import { buildExporterBundle } from "../build/exporter-bundle.ts";
+import { withNomad } from "../cluster/access.ts";
+import { ensureClientToken, platformNamespace } from "../cluster/nomad-acl.ts";
 import { minimalPolicy } from "../energy/acl.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { platformJobs, platformVariables } from "../platform/jobs.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { shellQuote } from "../remote/quote.ts";
-import { ensureClientToken, nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -60,50 +61,51 @@ async function runPlatform(run: ClusterRun): Promise<string> {
   }
   const token = await run.secrets.read("nomad-bootstrap-token");
   const server = hostsWithRole(inventory, "server")[0] as InventoryHost;
-  const { nomad, tunnel } = await nomadThroughTunnel(run, server, token);
-  let results: JobDeployResult[];
-  try {
-    if (exporter) {
-      // the exporter names tasks through the local agent: a token that may only read jobs
-      if (await nomad.upsertPolicy("energy-exporter", "Energy exporter: read allocations", minimalPolicy))
-        changed.push("energy-exporter policy");
-      const exporterToken = await ensureClientToken(run, nomad, "nomad-energy-exporter-token", "energy-exporter", [
-        "energy-exporter",
-      ]);
-      variables["nomad/jobs/energy-exporter"] = { token: exporterToken.token };
-    }
-    for (const [path, items] of Object.entries(variables)) {
-      if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
-    }
-    const runtime = runtimeProfile(config);
-    const others = deployable.filter((j) => j !== exporter);
-    const common = { timeoutMs: 300_000, concurrency: 6 };
-    // the exporter takes variables the other jobs do not declare: its own request, in parallel
-    const [platform, energy] = await Promise.all([
-      others.length
-        ? deployJobs(nomad, { ...common, files: others.map((j) => j.file), variables: { runtime } }, run.reporter)
-        : [],
-      exporter
-        ? deployJobs(
-            nomad,
-            {
-              ...common,
-              files: [exporter.file],
-              variables: {
-                runtime,
-                region: config.region,
-                carbon_region: config.jobs.energyExporter.carbonRegion,
-                pue: String(config.jobs.energyExporter.pue),
+  const results: JobDeployResult[] = await withNomad(
+    run,
+    server,
+    async (nomad) => {
+      if (exporter) {
+        // the exporter names tasks through the local agent: a token that may only read jobs
+        if (await nomad.upsertPolicy("energy-exporter", "Energy exporter: read allocations", minimalPolicy))
+          changed.push("energy-exporter policy");
+        const exporterToken = await ensureClientToken(run, nomad, "nomad-energy-exporter-token", "energy-exporter", [
+          "energy-exporter",
+        ]);
+        variables["nomad/jobs/energy-exporter"] = { token: exporterToken.token };
+      }
+      for (const [path, items] of Object.entries(variables)) {
+        if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
+      }
+      const runtime = runtimeProfile(config);
+      const others = deployable.filter((j) => j !== exporter);
+      const common = { timeoutMs: 300_000, concurrency: 6 };
+      // the exporter takes variables the other jobs do not declare: its own request, in parallel
+      const [platform, energy] = await Promise.all([
+        others.length
+          ? deployJobs(nomad, { ...common, files: others.map((j) => j.file), variables: { runtime } }, run.reporter)
+          : [],
+        exporter
+          ? deployJobs(
+              nomad,
+              {
+                ...common,
+                files: [exporter.file],
+                variables: {
+                  runtime,
+                  region: config.region,
+                  carbon_region: config.jobs.energyExporter.carbonRegion,
+                  pue: String(config.jobs.energyExporter.pue),
+                },
               },
-            },
-            run.reporter,
-          )
-        : [],
-    ]);
-    results = [...platform, ...energy];
-  } finally {
-    await tunnel.close();
-  }
+              run.reporter,
+            )
+          : [],
+      ]);
+      return [...platform, ...energy];
+    },
+    { token },
+  );
   const failed = results.filter((r) => r.outcome === "failed");
   if (failed.length) {
     throw new OperationError(`${failed.length} platform job${failed.length > 1 ? "s" : ""} did not become healthy.`, {

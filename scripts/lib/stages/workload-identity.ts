@@ -8,16 +8,15 @@
  */
 import { createPublicKey, type JsonWebKey } from "node:crypto";
 import type { ConsulBindingRule } from "../clients/consul.ts";
+import { withConsul, withNomad, withVault } from "../cluster/access.ts";
+import { platformNamespace } from "../cluster/nomad-acl.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
-import { consulThroughTunnel } from "./consul.ts";
-import { nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 import { pki } from "../render/pki.ts";
 import { retryWhile } from "../util/retry.ts";
 import { platformPkiRole } from "./vault-pki.ts";
-import { vaultThroughTunnel } from "./vault.ts";
 import { vaultRootToken } from "./vault-unseal.ts";
 
 export const authMethodName = "nomad-workloads";
@@ -97,9 +96,7 @@ export const workloadIdentityStage: Stage = {
 async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const server = hostsWithRole(run.inventory, "server")[0] as InventoryHost;
-  const { nomad, tunnel } = await nomadThroughTunnel(run, server);
-  let keys: string[];
-  try {
+  const keys = await withNomad(run, server, async (nomad) => {
     // a new leader creates its first signing key a moment after election: an empty set is "not yet"
     const jwks = await retryWhile(
       async () => {
@@ -115,87 +112,87 @@ async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
         hint: "Check the Nomad servers' logs for keyring errors (journalctl -u nomad on a server).",
       });
     });
-    keys = jwks.keys.map((jwk) =>
+    return jwks.keys.map((jwk) =>
       createPublicKey({ key: jwk, format: "jwk" }).export({ type: "spki", format: "pem" }).toString().trim(),
     );
-  } finally {
-    await tunnel.close();
-  }
+  });
 
   const consulToken = await run.secrets.read("consul-bootstrap-token");
-  const consulSide = await consulThroughTunnel(run, server, consulToken);
-  try {
-    const { consul } = consulSide;
-    const changed = await consul.upsertAuthMethod({
-      Name: authMethodName,
-      Type: "jwt",
-      DisplayName: "Nomad workload identities",
-      Description: "JWTs signed by Nomad for services and tasks",
-      Config: {
-        JWTValidationPubKeys: keys,
-        JWTSupportedAlgs: ["RS256"],
-        BoundAudiences: ["consul.io"],
-        ClaimMappings: claimMappings,
-      },
-    });
-    if (changed) summary.push("Consul auth method");
-    await consul.upsertPolicy({ Name: "nomad-tasks", Description: "Nomad tasks: discovery", Rules: tasksPolicy });
-    if (await consul.ensureRole("nomad-tasks", "Nomad tasks", ["nomad-tasks"])) summary.push("Consul nomad-tasks role");
-    await consul.upsertPolicy({
-      Name: "platform-observer",
-      Description: "Platform Prometheus and Fabio: discovery and agent reads",
-      Rules: observerPolicy,
-    });
-    if (await consul.ensureRole("platform-observer", "Platform Prometheus and Fabio", ["platform-observer"]))
-      summary.push("Consul platform-observer role");
-    if (await consul.syncBindingRules(authMethodName, consulBindingRules)) summary.push("Consul binding rules");
-  } finally {
-    await consulSide.tunnel.close();
-  }
+  await withConsul(
+    run,
+    server,
+    async (consul) => {
+      const changed = await consul.upsertAuthMethod({
+        Name: authMethodName,
+        Type: "jwt",
+        DisplayName: "Nomad workload identities",
+        Description: "JWTs signed by Nomad for services and tasks",
+        Config: {
+          JWTValidationPubKeys: keys,
+          JWTSupportedAlgs: ["RS256"],
+          BoundAudiences: ["consul.io"],
+          ClaimMappings: claimMappings,
+        },
+      });
+      if (changed) summary.push("Consul auth method");
+      await consul.upsertPolicy({ Name: "nomad-tasks", Description: "Nomad tasks: discovery", Rules: tasksPolicy });
+      if (await consul.ensureRole("nomad-tasks", "Nomad tasks", ["nomad-tasks"])) summary.push("Consul nomad-tasks role");
+      await consul.upsertPolicy({
+        Name: "platform-observer",
+        Description: "Platform Prometheus and Fabio: discovery and agent reads",
+        Rules: observerPolicy,
+      });
+      if (await consul.ensureRole("platform-observer", "Platform Prometheus and Fabio", ["platform-observer"]))
+        summary.push("Consul platform-observer role");
+      if (await consul.syncBindingRules(authMethodName, consulBindingRules)) summary.push("Consul binding rules");
+    },
+    { token: consulToken },
+  );
 
   const rootToken = await vaultRootToken(run.secrets);
-  const vaultSide = await vaultThroughTunnel(run, hostsWithRole(run.inventory, "vault")[0] as InventoryHost, rootToken);
-  try {
-    const { vault } = vaultSide;
-    if (await vault.ensureMount(kvMount, "kv", {}, { version: "2" })) summary.push("Vault KV secret/");
-    const auth = await vault.ensureAuth(vaultJwtPath, "jwt");
-    if (auth.created) summary.push("Vault JWT auth");
-    const config = { jwt_validation_pubkeys: keys, jwt_supported_algs: ["RS256"], default_role: vaultRole };
-    const current = await vault
-      .read<{ jwt_validation_pubkeys?: string[]; default_role?: string }>(`auth/${vaultJwtPath}/config`)
-      .catch(() => undefined);
-    const sameKeys = JSON.stringify(current?.data.jwt_validation_pubkeys?.map((k) => k.trim())) === JSON.stringify(keys);
-    if (!sameKeys || current?.data.default_role !== vaultRole) {
-      await vault.write(`auth/${vaultJwtPath}/config`, config);
-      summary.push("Vault JWT keys");
-    }
-    await vault.putPolicy("nomad-workloads", vaultWorkloadPolicy(auth.accessor));
-    await vault.write(`auth/${vaultJwtPath}/role/${vaultRole}`, {
-      role_type: "jwt",
-      bound_audiences: ["vault.io"],
-      user_claim: "/nomad_job_id",
-      user_claim_json_pointer: true,
-      claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
-      token_type: "service",
-      token_policies: ["nomad-workloads"],
-      token_period: "30m",
-      token_explicit_max_ttl: 0,
-    });
-    await vault.putPolicy("platform", vaultPlatformPolicy());
-    await vault.write(`auth/${vaultJwtPath}/role/${platformVaultRole}`, {
-      role_type: "jwt",
-      bound_audiences: ["vault.io"],
-      bound_claims: { nomad_namespace: platformNamespace, nomad_job_id: platformVaultJobs },
-      user_claim: "/nomad_job_id",
-      user_claim_json_pointer: true,
-      claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
-      token_type: "service",
-      token_policies: ["platform"],
-      token_period: "30m",
-      token_explicit_max_ttl: 0,
-    });
-  } finally {
-    await vaultSide.tunnel.close();
-  }
+  await withVault(
+    run,
+    hostsWithRole(run.inventory, "vault")[0] as InventoryHost,
+    async (vault) => {
+      if (await vault.ensureMount(kvMount, "kv", {}, { version: "2" })) summary.push("Vault KV secret/");
+      const auth = await vault.ensureAuth(vaultJwtPath, "jwt");
+      if (auth.created) summary.push("Vault JWT auth");
+      const config = { jwt_validation_pubkeys: keys, jwt_supported_algs: ["RS256"], default_role: vaultRole };
+      const current = await vault
+        .read<{ jwt_validation_pubkeys?: string[]; default_role?: string }>(`auth/${vaultJwtPath}/config`)
+        .catch(() => undefined);
+      const sameKeys = JSON.stringify(current?.data.jwt_validation_pubkeys?.map((k) => k.trim())) === JSON.stringify(keys);
+      if (!sameKeys || current?.data.default_role !== vaultRole) {
+        await vault.write(`auth/${vaultJwtPath}/config`, config);
+        summary.push("Vault JWT keys");
+      }
+      await vault.putPolicy("nomad-workloads", vaultWorkloadPolicy(auth.accessor));
+      await vault.write(`auth/${vaultJwtPath}/role/${vaultRole}`, {
+        role_type: "jwt",
+        bound_audiences: ["vault.io"],
+        user_claim: "/nomad_job_id",
+        user_claim_json_pointer: true,
+        claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
+        token_type: "service",
+        token_policies: ["nomad-workloads"],
+        token_period: "30m",
+        token_explicit_max_ttl: 0,
+      });
+      await vault.putPolicy("platform", vaultPlatformPolicy());
+      await vault.write(`auth/${vaultJwtPath}/role/${platformVaultRole}`, {
+        role_type: "jwt",
+        bound_audiences: ["vault.io"],
+        bound_claims: { nomad_namespace: platformNamespace, nomad_job_id: platformVaultJobs },
+        user_claim: "/nomad_job_id",
+        user_claim_json_pointer: true,
+        claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
+        token_type: "service",
+        token_policies: ["platform"],
+        token_period: "30m",
+        token_explicit_max_ttl: 0,
+      });
+    },
+    { token: rootToken },
+  );
   return summary.length ? summary.join(", ") : "no changes";
 }
