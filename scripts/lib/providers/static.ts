@@ -2,7 +2,6 @@
  * Existing hosts from a hand-written inventory. `up` creates nothing: it checks
  * that every host answers over SSH and names each one that does not.
  */
-import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { InputError } from "../errors.ts";
@@ -55,7 +54,7 @@ export const staticProvider: Provider = {
     const step = context.reporter.step(`checking SSH on ${inventory.hosts.length} hosts`);
     const outcomes = await checkReachable(
       inventory,
-      new KnownHosts(join(context.state.root, "known_hosts.json")),
+      new KnownHosts(context.state.knownHosts),
       context.config.concurrency,
     );
     try {
@@ -73,7 +72,7 @@ export const staticProvider: Provider = {
     const inventory = await inventoryOf(context);
     const outcomes = await checkReachable(
       inventory,
-      new KnownHosts(join(context.state.root, "known_hosts.json")),
+      new KnownHosts(context.state.knownHosts),
       context.config.concurrency,
       0,
     );

@@ -2,7 +2,6 @@
  * Everything the cluster stages share for one run: the inventory, an SSH
  * connection per host, the secret store and the rendered file plan.
  */
-import { join } from "node:path";
 import type { Inventory, InventoryHost } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
@@ -31,7 +30,7 @@ export async function openClusterRun(
     secrets,
     inventory.hosts.map((h) => h.name),
   );
-  const knownHosts = new KnownHosts(join(context.state.root, "known_hosts.json"));
+  const knownHosts = new KnownHosts(context.state.knownHosts);
   const remotes = new Map(inventory.hosts.map((h) => [h.name, new RemoteHost(sshTarget(h))]));
   const connected = await onEachHost(
     [...remotes.values()],

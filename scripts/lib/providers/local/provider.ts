@@ -38,7 +38,7 @@ function nodesDir(context: ProviderContext): string {
 }
 
 export function knownHostsFor(context: Pick<ProviderContext, "state">): KnownHosts {
-  return new KnownHosts(join(context.state.root, "known_hosts.json"));
+  return new KnownHosts(context.state.knownHosts);
 }
 
 /** The planned inventory; only `up` creates the key pair, so status and down never write state. */
