@@ -4,6 +4,7 @@ import { clusterContext } from "./lib/cli/cluster-context.ts";
 import { printJson } from "./lib/cli/output.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { providerFor } from "./lib/providers/index.ts";
+import { providerOptionHelp } from "./lib/providers/registry.ts";
 import { runStages, stageNames, stages } from "./lib/stages/pipeline.ts";
 import { selectStages } from "./lib/stages/runner.ts";
 
@@ -14,7 +15,7 @@ await runCommand<{ provider?: string; stages?: string }>({
   options: {
     provider: {
       type: "string",
-      description: "local (default), static, vagrant or digitalocean; overrides the config",
+      description: providerOptionHelp("overrides the config"),
       valueName: "NAME",
     },
     stages: {

@@ -4,9 +4,9 @@
  * and sshd, each in its own network namespace on a host bridge.
  */
 import { existsSync } from "node:fs";
-import { readdir, rm } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { inventoryPath, writeInventory } from "../../inventory/load.ts";
+import { localLeftovers, saveInventory } from "../local-state.ts";
 import type { Inventory, InventoryHost } from "../../inventory/schema.ts";
 import { HostUnreachableError } from "../../remote/errors.ts";
 import { onEachHost, requireAllSucceeded } from "../../remote/fanout.ts";
@@ -98,9 +98,7 @@ export const localProvider: Provider = {
     requireAllSucceeded("Waiting for SSH", ready);
     sshStep.done(`${inventory.hosts.length} nodes answer`);
 
-    const file = inventoryPath(config.name);
-    await writeInventory(file, inventory);
-    await writeInventory(context.state.inventoryCopy, inventory);
+    const file = await saveInventory(context, inventory);
     reporter.info(`inventory written to ${file}`);
     return inventory;
   },
@@ -134,7 +132,7 @@ export const localProvider: Provider = {
     // also nodes from an older topology that are still on disk
     const onDisk = existsSync(nodesDir(context)) ? await readdir(nodesDir(context)) : [];
     const hostNames = [...new Set([...planned, ...onDisk])];
-    if (options.dryRun) return describeExisting(context, hostNames);
+    if (options.dryRun) return [...(await describeExisting(context, hostNames)), ...localLeftovers(context, options).items];
 
     const removed: string[] = [];
     const outcomes = await onEachHost(
@@ -155,16 +153,9 @@ export const localProvider: Provider = {
     for (const outcome of outcomes) removed.push(...(outcome.value ?? []));
     requireAllSucceeded("Removing local nodes", outcomes);
     removed.push(...(await removeBridge(config.name)));
-    const file = inventoryPath(config.name);
-    if (existsSync(file)) {
-      await rm(file);
-      removed.push(`inventory ${file}`);
-    }
-    if (!options.keepState && existsSync(context.state.root)) {
-      await rm(context.state.root, { recursive: true, force: true });
-      removed.push(`state ${context.state.root}`);
-    }
-    return removed;
+    const leftovers = localLeftovers(context, options);
+    await leftovers.remove();
+    return [...removed, ...leftovers.items];
   },
 };
 
@@ -182,9 +173,6 @@ async function describeExisting(context: ProviderContext, hostNames: string[]): 
     if (netnsExists(names.netns(name))) found.push(`netns ${names.netns(name)}`);
   }
   if (await linkExists(names.bridge)) found.push(`bridge ${names.bridge}`);
-  const file = inventoryPath(context.config.name);
-  if (existsSync(file)) found.push(`inventory ${file}`);
-  if (existsSync(context.state.root)) found.push(`state ${context.state.root}`);
   return found;
 }
 
