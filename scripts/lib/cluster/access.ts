@@ -10,7 +10,7 @@ import { ConsulClient } from "../clients/consul.ts";
 import { NomadClient } from "../clients/nomad.ts";
 import { VaultClient } from "../clients/vault.ts";
 import type { InventoryHost } from "../inventory/schema.ts";
-import type { RemoteHost } from "../remote/ssh.ts";
+import type { Remote } from "../remote/remote.ts";
 import { openTunnel, type Tunnel } from "../remote/tunnel.ts";
 import { ports } from "../render/layout.ts";
 import type { StatePaths } from "../state/paths.ts";
@@ -19,7 +19,7 @@ import { writeFileAtomic } from "../util/fs.ts";
 /** What reaching a node's API needs: an SSH connection to it and the cluster's state. */
 export interface ClusterAccess {
   state: StatePaths;
-  remote(host: InventoryHost | string): RemoteHost;
+  remote(host: InventoryHost | string): Remote;
 }
 
 export interface Connection<Client> {

@@ -7,7 +7,8 @@ import { readFile } from "node:fs/promises";
 import { OperationError } from "../errors.ts";
 import type { InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
-import type { RemoteHost } from "../remote/ssh.ts";
+import { sh } from "../remote/command.ts";
+import type { Remote } from "../remote/remote.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
@@ -59,9 +60,9 @@ async function runCertificates(run: ClusterRun): Promise<string> {
   return changes ? `renewal agent configured on ${run.inventory.hosts.length} nodes, certificates issued` : "no changes";
 }
 
-async function waitForCertificates(remote: RemoteHost, host: InventoryHost): Promise<void> {
+async function waitForCertificates(remote: Remote, host: InventoryHost): Promise<void> {
   const files = [layout.consul.certFile, layout.consul.keyFile, layout.nomad.certFile, layout.nomad.keyFile];
-  const check = files.map((f) => `test -s ${f}`).join(" && ");
+  const check = files.map((f) => sh`test -s ${f}`).join(" && ");
   const wait = await remote.runAsRoot(`for i in $(seq 1 120); do ${check} && exit 0; sleep 0.5; done; exit 1`, {
     allowFailure: true,
     timeoutMs: 90_000,

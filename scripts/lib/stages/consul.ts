@@ -27,28 +27,35 @@ export const consulStage: Stage = {
   run: runConsul,
 };
 
+/** Consul's files and service on these hosts; returns how many agents were started or restarted. */
+export async function installConsulAgents(
+  run: Pick<ClusterRun, "remote" | "plans" | "config">,
+  hosts: InventoryHost[],
+): Promise<number> {
+  const outcomes = await onEachHost(
+    hosts,
+    async (host) => {
+      const remote = run.remote(host);
+      const plan = run.plans.get(host.name);
+      const changed = await installFiles(
+        remote,
+        filesUnder(plan?.files ?? [], layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn),
+      );
+      const consulChanged = changed.some((f) => f !== layout.resolvedDropIn);
+      if (changed.includes(layout.resolvedDropIn))
+        await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
+      return ensureService(remote, "consul", { changed: consulChanged, unitFileChanged: changed.includes(layout.consul.unit) });
+    },
+    { concurrency: run.config.concurrency },
+  );
+  return requireAllSucceeded("installing Consul", outcomes).filter((r) => r !== "unchanged").length;
+}
+
 async function runConsul(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const servers = hostsWithRole(run.inventory, "server");
   const install = async (hosts: InventoryHost[]) => {
-    const outcomes = await onEachHost(
-      hosts,
-      async (host) => {
-        const remote = run.remote(host);
-        const plan = run.plans.get(host.name);
-        const changed = await installFiles(
-          remote,
-          filesUnder(plan?.files ?? [], layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn),
-        );
-        const consulChanged = changed.some((f) => f !== layout.resolvedDropIn);
-        if (changed.includes(layout.resolvedDropIn))
-          await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
-        return ensureService(remote, "consul", { changed: consulChanged, unitFileChanged: changed.includes(layout.consul.unit) });
-      },
-      { concurrency: run.config.concurrency },
-    );
-    const results = requireAllSucceeded("installing Consul", outcomes);
-    const started = results.filter((r) => r !== "unchanged").length;
+    const started = await installConsulAgents(run, hosts);
     if (started) summary.push(`${started} agents started or restarted`);
   };
   await install(servers);

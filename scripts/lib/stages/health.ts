@@ -11,6 +11,7 @@ import { withConsul, withNomad, withVault } from "../cluster/access.ts";
 import { platformNamespace } from "../cluster/nomad-acl.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost } from "../remote/fanout.ts";
+import { sh } from "../remote/command.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { durationSeconds } from "../util/duration.ts";
 import type { ClusterRun } from "./run-context.ts";
@@ -121,7 +122,7 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
       const results: ClusterHealth["certificates"] = [];
       for (const file of files) {
         try {
-          const pem = (await run.remote(host).runAsRoot(`cat ${file}`, { timeoutMs: 10_000 })).stdout;
+          const pem = (await run.remote(host).runAsRoot(sh`cat ${file}`, { timeoutMs: 10_000 })).stdout;
           const leaf = new X509Certificate(pem);
           const expires = new Date(leaf.validTo);
           results.push({

@@ -2,11 +2,11 @@
  * Installing files and services on a node without needless restarts: a unit is
  * restarted only when one of its files changed, and started when it is not running.
  */
-import type { RemoteHost } from "../remote/ssh.ts";
+import type { Remote } from "../remote/remote.ts";
 import type { PlannedFile } from "../render/plan.ts";
 
 /** Upload planned files; returns the paths whose content or metadata changed. */
-export async function installFiles(remote: RemoteHost, files: PlannedFile[]): Promise<string[]> {
+export async function installFiles(remote: Remote, files: PlannedFile[]): Promise<string[]> {
   const changed: string[] = [];
   for (const file of files) {
     const outcome = await remote.uploadContent(file.content, file.path, {
@@ -28,27 +28,21 @@ export type ServiceOutcome = "started" | "restarted" | "unchanged";
  * reloaded, when `reload` is set and the binary is the same).
  */
 export async function ensureService(
-  remote: RemoteHost,
+  remote: Remote,
   unit: string,
   options: { changed: boolean; unitFileChanged: boolean; reload?: boolean },
 ): Promise<ServiceOutcome> {
-  if (options.unitFileChanged) await remote.runAsRoot("systemctl daemon-reload");
-  // the running binary: uploads replace files atomically, so an upgraded binary shows as "(deleted)"
-  const probe = await remote.runAsRoot(
-    `systemctl is-active ${unit}; readlink /proc/$(systemctl show -p MainPID --value ${unit})/exe || true`,
-    { allowFailure: true },
-  );
-  const [state, exe = ""] = probe.stdout.trim().split("\n");
-  const active = state === "active";
+  if (options.unitFileChanged) await remote.reloadUnits();
+  const service = remote.service(unit);
+  const { active, binaryReplaced } = await service.status();
   if (!active) {
-    await remote.runAsRoot(`systemctl enable --now ${unit}`, { timeoutMs: 120_000 });
+    await service.enable({ now: true });
     return "started";
   }
-  await remote.runAsRoot(`systemctl enable ${unit}`, { allowFailure: true });
-  const binaryReplaced = exe.endsWith(" (deleted)");
+  await service.enable();
   if (!options.changed && !binaryReplaced) return "unchanged";
-  const action = options.reload && !binaryReplaced ? "reload" : "restart";
-  await remote.runAsRoot(`systemctl ${action} ${unit}`, { timeoutMs: 120_000 });
+  if (options.reload && !binaryReplaced) await service.reload();
+  else await service.restart();
   return "restarted";
 }
 

@@ -24,27 +24,35 @@ export const nomadStage: Stage = {
   run: runNomad,
 };
 
+/** Nomad's files and service on these hosts; returns how many agents were started or restarted. */
+export async function installNomadAgents(
+  run: Pick<ClusterRun, "remote" | "plans" | "config">,
+  hosts: InventoryHost[],
+): Promise<number> {
+  const outcomes = await onEachHost(
+    hosts,
+    async (host) => {
+      const remote = run.remote(host);
+      const changed = await installFiles(
+        remote,
+        filesUnder(run.plans.get(host.name)?.files ?? [], layout.nomad.configDir, layout.nomad.unit),
+      );
+      return ensureService(remote, "nomad", {
+        changed: changed.length > 0,
+        unitFileChanged: changed.includes(layout.nomad.unit),
+      });
+    },
+    { concurrency: run.config.concurrency },
+  );
+  return requireAllSucceeded("installing Nomad", outcomes).filter((o) => o !== "unchanged").length;
+}
+
 async function runNomad(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const servers = hostsWithRole(run.inventory, "server");
   const clients = hostsWithRole(run.inventory, "client");
   const install = async (hosts: InventoryHost[]) => {
-    const outcomes = await onEachHost(
-      hosts,
-      async (host) => {
-        const remote = run.remote(host);
-        const changed = await installFiles(
-          remote,
-          filesUnder(run.plans.get(host.name)?.files ?? [], layout.nomad.configDir, layout.nomad.unit),
-        );
-        return ensureService(remote, "nomad", {
-          changed: changed.length > 0,
-          unitFileChanged: changed.includes(layout.nomad.unit),
-        });
-      },
-      { concurrency: run.config.concurrency },
-    );
-    const changed = requireAllSucceeded("installing Nomad", outcomes).filter((o) => o !== "unchanged").length;
+    const changed = await installNomadAgents(run, hosts);
     if (changed) summary.push(`${changed} agents started or restarted`);
   };
   await install(servers);

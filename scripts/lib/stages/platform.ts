@@ -5,6 +5,7 @@
  * variables (rules, dashboards, secrets) are in place. A re-run with nothing
  * changed plans every job, finds no difference and registers nothing.
  */
+import { posix } from "node:path";
 import { runtimeProfile } from "../config/schema.ts";
 import { deployJobs, type JobDeployResult } from "../deploy/deploy.ts";
 import { buildExporterBundle } from "../build/exporter-bundle.ts";
@@ -15,7 +16,7 @@ import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { platformJobs, platformVariables } from "../platform/jobs.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
-import { shellQuote } from "../remote/quote.ts";
+import { sh } from "../remote/command.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -42,7 +43,7 @@ async function runPlatform(run: ClusterRun): Promise<string> {
   const { config, inventory } = run;
   const clients = hostsWithRole(inventory, "client");
   const clientHas = async (path: string) => {
-    const outcomes = await onEachHost(clients, (host) => run.remote(host).run(`test -x ${shellQuote(path)}`), {
+    const outcomes = await onEachHost(clients, (host) => run.remote(host).run(sh`test -x ${path}`), {
       concurrency: config.concurrency,
     });
     return outcomes.every((o) => !o.error);
@@ -132,7 +133,7 @@ async function shipExporterBundle(run: ClusterRun, clients: InventoryHost[]): Pr
     clients,
     async (host) => {
       const remote = run.remote(host);
-      await remote.runAsRoot(`install -d -m 0755 ${shellQuote(exporterBundlePath.replace(/\/[^/]+$/, ""))}`);
+      await remote.mkdir({ path: posix.dirname(exporterBundlePath), mode: 0o755 });
       return remote.uploadFile(bundle.file, exporterBundlePath, { mode: 0o644 });
     },
     { concurrency: run.config.concurrency },

@@ -6,6 +6,7 @@ import type { Inventory, InventoryHost } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { KnownHosts } from "../remote/known-hosts.ts";
+import type { Remote } from "../remote/remote.ts";
 import { RemoteHost, sshTarget } from "../remote/ssh.ts";
 import { type HostPlan, planCluster } from "../render/plan.ts";
 import { ensureRenderSecrets, type RenderSecrets, SecretStore } from "../state/secrets.ts";
@@ -16,7 +17,7 @@ export interface ClusterRun extends ProviderContext {
   secrets: SecretStore;
   renderSecrets: RenderSecrets;
   plans: Map<string, HostPlan>;
-  remote(host: InventoryHost | string): RemoteHost;
+  remote(host: InventoryHost | string): Remote;
   close(): void;
 }
 

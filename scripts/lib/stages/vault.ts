@@ -19,6 +19,7 @@ import { withVault } from "../cluster/access.ts";
 import { readVaultPgpKeys } from "../config/pgp-keys.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
+import { sh } from "../remote/command.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
@@ -84,7 +85,7 @@ async function runVault(run: ClusterRun): Promise<string> {
 
   const withoutCert: InventoryHost[] = [];
   for (const host of vaultHosts) {
-    const probe = await run.remote(host).runAsRoot(`test -s ${layout.vault.certFile}`, { allowFailure: true });
+    const probe = await run.remote(host).runAsRoot(sh`test -s ${layout.vault.certFile}`, { allowFailure: true });
     if (probe.code !== 0) withoutCert.push(host);
   }
   if (withoutCert.length) {
@@ -181,7 +182,7 @@ async function runVault(run: ClusterRun): Promise<string> {
     // Vault's own certificate from its PKI, replacing the bootstrap one
     for (const host of vaultHosts) {
       const remote = run.remote(host);
-      const current = (await remote.runAsRoot(`cat ${layout.vault.caFile}`)).stdout.trim();
+      const current = (await remote.runAsRoot(sh`cat ${layout.vault.caFile}`)).stdout.trim();
       if (current === rootCa.pem.trim()) continue;
       const issued = await root.issueCertificate(`${pki.intermediates.vault}/issue/server`, {
         common_name: "vault.service.consul",
@@ -192,7 +193,7 @@ async function runVault(run: ClusterRun): Promise<string> {
       await remote.uploadContent(issued.private_key, layout.vault.keyFile, { mode: 0o600, owner: "vault", group: "vault" });
       await remote.uploadContent(`${issued.certificate}\n${issued.issuing_ca}\n`, layout.vault.certFile, { mode: 0o644 });
       await remote.uploadContent(`${rootCa.pem.trim()}\n`, layout.vault.caFile, { mode: 0o644 });
-      await remote.runAsRoot("systemctl reload vault");
+      await remote.service("vault").reload();
       summary.push(`PKI certificate on ${host.name}`);
     }
     return rootToken;
