@@ -124,6 +124,26 @@ export class NomadClient {
     return this.api.post<NomadAclToken>("/v1/acl/token", token);
   }
 
+  /** Revoke a token by its accessor; true when it existed. */
+  async deleteToken(accessorId: string): Promise<boolean> {
+    return this.deleteIfExists(`/v1/acl/token/${encodeURIComponent(accessorId)}`);
+  }
+
+  /** Delete an ACL policy; true when it existed. */
+  async deletePolicy(name: string): Promise<boolean> {
+    return this.deleteIfExists(`/v1/acl/policy/${encodeURIComponent(name)}`);
+  }
+
+  private async deleteIfExists(path: string): Promise<boolean> {
+    try {
+      await this.api.delete(path);
+      return true;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return false;
+      throw error;
+    }
+  }
+
   /** Jobs of a namespace with their per-group allocation counts. */
   jobs(namespace: string): Promise<NomadJobListStub[]> {
     return this.api.get<NomadJobListStub[]>("/v1/jobs", { namespace });
