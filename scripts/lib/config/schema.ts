@@ -14,7 +14,8 @@ import { cidrSize, parseCidr } from "../util/net.ts";
 
 /** A cluster name is a DNS label: it names paths, resources, tags and generated files' headers. */
 export const clusterNamePattern = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
-export const clusterNameRule = "lower-case letters, digits and '-', 2–32 characters, starting with a letter and not ending with '-'";
+export const clusterNameRule =
+  "lower-case letters, digits and '-', 2–32 characters, starting with a letter and not ending with '-'";
 const name = z.string().regex(clusterNamePattern, `expected ${clusterNameRule}`);
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, "expected an IPv4 CIDR such as 10.99.0.0/24");
 const duration = z.string().refine(isDuration, "expected a duration such as 72h, 30m or 8760h");

@@ -215,8 +215,13 @@ export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
     });
     if (await consul.ensureRole("platform-observer", "Platform Prometheus", ["platform-observer"]))
       summary.push("Consul platform-observer role");
-    await consul.upsertPolicy({ Name: "platform-router", Description: "Platform Fabio: the platform's services", Rules: routerPolicy() });
-    if (await consul.ensureRole("platform-router", "Platform Fabio", ["platform-router"])) summary.push("Consul platform-router role");
+    await consul.upsertPolicy({
+      Name: "platform-router",
+      Description: "Platform Fabio: the platform's services",
+      Rules: routerPolicy(),
+    });
+    if (await consul.ensureRole("platform-router", "Platform Fabio", ["platform-router"]))
+      summary.push("Consul platform-router role");
     for (const ns of tenantNamespaces) {
       const role = tenantTasksRole(ns);
       await consul.upsertPolicy({ Name: role, Description: `${ns} tasks: ${ns} services`, Rules: tenantTasksPolicy(ns) });

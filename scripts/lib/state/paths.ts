@@ -16,7 +16,8 @@ export function statePaths(
 ): StatePaths {
   // names reach here validated (config schema, --cluster); this keeps any other
   // caller from escaping the state dir with '..' or a '/'
-  if (!clusterNamePattern.test(cluster)) throw new Error(`bug: statePaths called with an unchecked cluster name ${JSON.stringify(cluster)}`);
+  if (!clusterNamePattern.test(cluster))
+    throw new Error(`bug: statePaths called with an unchecked cluster name ${JSON.stringify(cluster)}`);
   const root = resolve(base, cluster);
   return {
     root,

@@ -247,7 +247,9 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
 
   it("names the config field of a size the region does not offer", async () => {
     await startSim();
-    const { context } = contextFor({ provider: { type: "digitalocean", digitalocean: { serverSize: "s-64vcpu-1tb", allowedCidrs: ["198.51.100.0/24"] } } });
+    const { context } = contextFor({
+      provider: { type: "digitalocean", digitalocean: { serverSize: "s-64vcpu-1tb", allowedCidrs: ["198.51.100.0/24"] } },
+    });
     await expect(provider.up(context)).rejects.toThrow(
       /provider\.digitalocean\.serverSize 's-64vcpu-1tb' is not a DigitalOcean size/,
     );

@@ -41,7 +41,9 @@ describe("tenant isolation rules", () => {
   it("the platform services are the services the job files register", () => {
     const registered = readdirSync(jobsDir)
       .filter((f) => f.endsWith(".nomad.hcl"))
-      .flatMap((f) => [...readFileSync(join(jobsDir, f), "utf8").matchAll(/service\s*\{\s*name\s*=\s*"([^"]+)"/g)].map((m) => m[1]));
+      .flatMap((f) =>
+        [...readFileSync(join(jobsDir, f), "utf8").matchAll(/service\s*\{\s*name\s*=\s*"([^"]+)"/g)].map((m) => m[1]),
+      );
     expect([...registered].sort()).toEqual([...platformServices].sort());
   });
 
@@ -67,7 +69,20 @@ describe("tenant isolation rules", () => {
   });
 
   it("exec tasks: no capability that overrides permissions or changes ids, no system users", () => {
-    const dangerous = ["dac_override", "dac_read_search", "chown", "fowner", "fsetid", "setuid", "setgid", "setpcap", "setfcap", "mknod", "sys_chroot", "sys_admin"];
+    const dangerous = [
+      "dac_override",
+      "dac_read_search",
+      "chown",
+      "fowner",
+      "fsetid",
+      "setuid",
+      "setgid",
+      "setpcap",
+      "setfcap",
+      "mknod",
+      "sys_chroot",
+      "sys_admin",
+    ];
     for (const cap of dangerous) expect(taskIsolation.execCapabilities).not.toContain(cap);
     expect(taskIsolation.deniedUsers).toEqual(expect.arrayContaining(["root", "consul", "nomad", "vault"]));
   });
