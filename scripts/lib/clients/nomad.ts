@@ -134,14 +134,16 @@ export class NomadClient {
     return this.deleteIfExists(`/v1/acl/policy/${encodeURIComponent(name)}`);
   }
 
+  /** Nomad answers a DELETE of something absent with 200, so look first: re-runs must report no change. */
   private async deleteIfExists(path: string): Promise<boolean> {
     try {
-      await this.api.delete(path);
-      return true;
+      await this.api.get(path);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return false;
       throw error;
     }
+    await this.api.delete(path);
+    return true;
   }
 
   /** Jobs of a namespace with their per-group allocation counts. */
