@@ -1,13 +1,16 @@
 /**
  * nomad: servers and clients with mTLS (HTTP and RPC), gossip encryption and
  * ACLs; the management token comes from a locally generated bootstrap secret;
- * namespaces dev and prod; and a CI token that may only submit and read jobs there.
+ * namespaces dev and prod, each with its own CI token that may only submit and read
+ * jobs there.
  */
 import { ApiError } from "../clients/http.ts";
 import type { NomadClient } from "../clients/nomad.ts";
 import { withNomad } from "../cluster/access.ts";
-import { ciDeployPolicy, clusterNamespaces, ensureClientToken } from "../cluster/nomad-acl.ts";
+import { ciDeployPolicy, clusterNamespaces, ensureClientToken, revokeLegacyCiToken } from "../cluster/nomad-acl.ts";
+import { runtimeProfile } from "../config/schema.ts";
 import { OperationError } from "../errors.ts";
+import { ciPolicyName, ciTokenSecret, tenantNamespaces } from "../security/tenancy.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
@@ -20,7 +23,7 @@ const layout = nodeLayout();
 
 export const nomadStage: Stage = {
   name: "nomad",
-  description: "Nomad servers and clients with mTLS and ACLs, the namespaces and the CI token",
+  description: "Nomad servers and clients with mTLS and ACLs, the namespaces and one CI token per environment",
   run: runNomad,
 };
 
@@ -76,12 +79,17 @@ async function runNomad(run: ClusterRun): Promise<string> {
       );
       if (bootstrapped) summary.push("ACLs bootstrapped");
       else await nomad.selfToken();
-      for (const namespace of clusterNamespaces()) {
+      for (const namespace of clusterNamespaces(runtimeProfile(run.config))) {
         if (await nomad.upsertNamespace(namespace)) summary.push(`namespace ${namespace.Name}`);
       }
-      if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy))
-        summary.push("ci-deploy policy");
-      if ((await ensureClientToken(run, nomad, "nomad-ci-token", "ci-deploy", ["ci-deploy"])).created) summary.push("CI token");
+      for (const namespace of tenantNamespaces) {
+        const policy = ciPolicyName(namespace);
+        if (await nomad.upsertPolicy(policy, `CI deploys: submit and read jobs in ${namespace}`, ciDeployPolicy(namespace)))
+          summary.push(`${policy} policy`);
+        if ((await ensureClientToken(run, nomad, ciTokenSecret(namespace), policy, [policy])).created)
+          summary.push(`CI token for ${namespace}`);
+      }
+      if (await revokeLegacyCiToken(run, nomad)) summary.push("revoked the old two-namespace CI token");
       if (clients.length) await waitForClients(run, nomad, clients);
     },
     { token: bootstrapSecret },
