@@ -7,9 +7,8 @@ import { ApiError } from "../clients/http.ts";
 import { withConsul } from "../cluster/access.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
-import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { nodeLayout } from "../render/layout.ts";
-import { ensureService, filesUnder, installFiles } from "./install.ts";
+import { installAgents } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -28,27 +27,18 @@ export const consulStage: Stage = {
 };
 
 /** Consul's files and service on these hosts; returns how many agents were started or restarted. */
-export async function installConsulAgents(
-  run: Pick<ClusterRun, "remote" | "plans" | "config">,
-  hosts: InventoryHost[],
-): Promise<number> {
-  const outcomes = await onEachHost(
-    hosts,
-    async (host) => {
-      const remote = run.remote(host);
-      const plan = run.plans.get(host.name);
-      const changed = await installFiles(
-        remote,
-        filesUnder(plan?.files ?? [], layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn),
-      );
-      const consulChanged = changed.some((f) => f !== layout.resolvedDropIn);
+export function installConsulAgents(run: Pick<ClusterRun, "remote" | "plans" | "config">, hosts: InventoryHost[]) {
+  return installAgents(run, hosts, {
+    service: "consul",
+    what: "installing Consul",
+    paths: [layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn],
+    unitFile: layout.consul.unit,
+    notTheAgents: [layout.resolvedDropIn],
+    async afterInstall(remote, changed) {
       if (changed.includes(layout.resolvedDropIn))
         await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
-      return ensureService(remote, "consul", { changed: consulChanged, unitFileChanged: changed.includes(layout.consul.unit) });
     },
-    { concurrency: run.config.concurrency },
-  );
-  return requireAllSucceeded("installing Consul", outcomes).filter((r) => r !== "unchanged").length;
+  });
 }
 
 async function runConsul(run: ClusterRun): Promise<string> {

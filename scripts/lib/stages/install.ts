@@ -3,7 +3,9 @@
  * restarted only when one of its files changed, and started when it is not running.
  */
 import type { Remote } from "../remote/remote.ts";
-import type { PlannedFile } from "../render/plan.ts";
+import type { InventoryHost } from "../inventory/schema.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import type { HostPlan, PlannedFile } from "../render/plan.ts";
 
 /** Upload planned files; returns the paths whose content or metadata changed. */
 export async function installFiles(remote: Remote, files: PlannedFile[]): Promise<string[]> {
@@ -49,4 +51,39 @@ export async function ensureService(
 /** Files of a plan under a directory prefix (e.g. everything for Consul). */
 export function filesUnder(files: PlannedFile[], ...prefixes: string[]): PlannedFile[] {
   return files.filter((f) => prefixes.some((p) => f.path.startsWith(p)));
+}
+
+export interface AgentInstall {
+  /** the systemd unit, e.g. consul */
+  service: string;
+  /** what the failure message says it was doing, e.g. "installing Consul" */
+  what: string;
+  /** the plan's files under these prefixes are the agent's */
+  paths: string[];
+  unitFile: string;
+  /** files installed with the agent that do not restart it; `afterInstall` handles them */
+  notTheAgents?: string[];
+  afterInstall?(remote: Remote, changed: string[]): Promise<void>;
+}
+
+/** An agent's files and service on these hosts; returns how many agents were started or restarted. */
+export async function installAgents(
+  run: { remote(host: InventoryHost): Remote; plans: Map<string, HostPlan>; config: { concurrency: number } },
+  hosts: InventoryHost[],
+  agent: AgentInstall,
+): Promise<number> {
+  const outcomes = await onEachHost(
+    hosts,
+    async (host) => {
+      const remote = run.remote(host);
+      const changed = await installFiles(remote, filesUnder(run.plans.get(host.name)?.files ?? [], ...agent.paths));
+      await agent.afterInstall?.(remote, changed);
+      return ensureService(remote, agent.service, {
+        changed: changed.some((f) => !agent.notTheAgents?.includes(f)),
+        unitFileChanged: changed.includes(agent.unitFile),
+      });
+    },
+    { concurrency: run.config.concurrency },
+  );
+  return requireAllSucceeded(agent.what, outcomes).filter((o) => o !== "unchanged").length;
 }

@@ -13,9 +13,8 @@ import { OperationError } from "../errors.ts";
 import { ciPolicyName, ciTokenSecret, tenantNamespaces } from "../security/tenancy.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
-import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { nodeLayout } from "../render/layout.ts";
-import { ensureService, filesUnder, installFiles } from "./install.ts";
+import { installAgents } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -28,26 +27,13 @@ export const nomadStage: Stage = {
 };
 
 /** Nomad's files and service on these hosts; returns how many agents were started or restarted. */
-export async function installNomadAgents(
-  run: Pick<ClusterRun, "remote" | "plans" | "config">,
-  hosts: InventoryHost[],
-): Promise<number> {
-  const outcomes = await onEachHost(
-    hosts,
-    async (host) => {
-      const remote = run.remote(host);
-      const changed = await installFiles(
-        remote,
-        filesUnder(run.plans.get(host.name)?.files ?? [], layout.nomad.configDir, layout.nomad.unit),
-      );
-      return ensureService(remote, "nomad", {
-        changed: changed.length > 0,
-        unitFileChanged: changed.includes(layout.nomad.unit),
-      });
-    },
-    { concurrency: run.config.concurrency },
-  );
-  return requireAllSucceeded("installing Nomad", outcomes).filter((o) => o !== "unchanged").length;
+export function installNomadAgents(run: Pick<ClusterRun, "remote" | "plans" | "config">, hosts: InventoryHost[]) {
+  return installAgents(run, hosts, {
+    service: "nomad",
+    what: "installing Nomad",
+    paths: [layout.nomad.configDir, layout.nomad.unit],
+    unitFile: layout.nomad.unit,
+  });
 }
 
 async function runNomad(run: ClusterRun): Promise<string> {
