@@ -37,7 +37,7 @@ beforeAll(async () => {
     node: "n",
     power: choosePowerSource(config, fsHostReader, now),
     tasks: new TaskCpuReader(fsHostReader, { cgroup: host.cgroup, procfs: host.procfs }),
-    metadata: { errors: 0, lookup: async () => new Map() },
+    metadata: { errors: 0, lookup: async () => new Map([[allocA, { namespace: "dev", job: "web", group: "g" }]]) },
     intensity: () => ({ gramsPerKwh: 1, source: "static", provider: "static" }),
     intensityErrors: () => 0,
     pue: 1,

@@ -28,15 +28,15 @@ describe("the estimation model", () => {
     expect(detectFamily("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz").name).toBe("intel-cascade-lake");
     expect(detectFamily("AMD EPYC 7502P 32-Core Processor").name).toBe("amd-epyc-2nd-gen");
     expect(detectFamily("AMD EPYC 7R13 Processor").name).toBe("amd-epyc-3rd-gen");
-    expect(detectFamily("QEMU Virtual CPU version 2.5+")).toMatchObject({ name: "unknown-average", min: 0.74, max: 3.5 });
+    expect(detectFamily("QEMU Virtual CPU version 2.5+")).toMatchObject({ name: "unknown-average", min: 0.74, max: 3.54 });
   });
 
   it("computes vCPUs × (min + (max − min) × u) + memory, with overrides", () => {
     const c = coefficientsFor("Intel(R) Xeon(R) Gold 6248", {});
-    expect(c).toMatchObject({ family: "intel-cascade-lake", minWattsPerVcpu: 0.64, maxWattsPerVcpu: 3.8 });
+    expect(c).toMatchObject({ family: "intel-cascade-lake", minWattsPerVcpu: 0.64, maxWattsPerVcpu: 3.97 });
     const p = modelPower(c, 4, 16, 0.5);
     expect(p.idleWatts).toBeCloseTo(4 * 0.64 + 16 * 0.392, 9);
-    expect(p.watts).toBeCloseTo(p.idleWatts + 4 * (3.8 - 0.64) * 0.5, 9);
+    expect(p.watts).toBeCloseTo(p.idleWatts + 4 * (3.97 - 0.64) * 0.5, 9);
     const custom = coefficientsFor("anything", { minWattsPerVcpu: 1, maxWattsPerVcpu: 2, memoryWattsPerGb: 0 });
     expect(custom.family).toBe("unknown-average+override");
     expect(modelPower(custom, 2, 8, 1).watts).toBe(4);
@@ -59,9 +59,9 @@ describe("choosing the power source", () => {
     expect(source).toMatchObject({ kind: "model", estimated: true });
     expect(readMemTotalGb(fsHostReader, host.procfs)).toBe(4);
     expect(source.coefficients?.family).toBe("amd-epyc-3rd-gen");
-    // 2 vCPUs at 50 % for 10 s on EPYC 3rd gen with 4 GB: (2×0.45 + 4×0.392 + 2×1.42×0.5) × 10
+    // 2 vCPUs at 50 % for 10 s on EPYC 3rd gen with 4 GB: (2×0.45 + 4×0.392 + 2×1.57×0.5) × 10
     const e = source.measure(0, 10, 0.5, 2);
-    expect(e.joules).toBeCloseTo((2 * 0.45 + 4 * 0.392 + 2 * 1.42 * 0.5) * 10, 6);
+    expect(e.joules).toBeCloseTo((2 * 0.45 + 4 * 0.392 + 2 * 1.57 * 0.5) * 10, 6);
     expect(e.idleJoules).toBeCloseTo((2 * 0.45 + 4 * 0.392) * 10, 6);
   });
 
