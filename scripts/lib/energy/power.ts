@@ -37,8 +37,9 @@ export function choosePowerSource(config: ExporterConfig, reader: HostReader, no
   let raplProblem = "no RAPL zones under " + `${config.host.sysfs}/class/powercap`;
   if (config.source !== "model") {
     try {
-      const zones = nodeZones(discoverZones(reader, config.host.sysfs));
-      if (zones.length > 0) {
+      // all zones: behind PSYS the meter also reads package and DRAM, to notice a stuck PSYS
+      const zones = discoverZones(reader, config.host.sysfs);
+      if (nodeZones(zones).length > 0) {
         const meter = new RaplMeter(reader, zones, { maxZoneWatts: config.rapl.maxZoneWatts });
         meter.poll(nowMs); // the first read proves energy_uj is readable
         return raplSource(meter, cpuModel, modelCoefficients(config, cpuModel), readMemTotalGb(reader, config.host.procfs), config);
