@@ -58,7 +58,8 @@ export function dockerSocketLister(socketPath: string, timeoutMs: number): Conta
             res.setEncoding("utf8");
             res.on("data", (chunk: string) => (body += chunk));
             res.on("end", () => {
-              if (res.statusCode !== 200) return reject(new Error(`docker answered HTTP ${res.statusCode}: ${body.slice(0, 200)}`));
+              if (res.statusCode !== 200)
+                return reject(new Error(`docker answered HTTP ${res.statusCode}: ${body.slice(0, 200)}`));
               try {
                 const parsed = JSON.parse(body) as unknown;
                 if (!Array.isArray(parsed)) throw new Error("not a list");

@@ -337,7 +337,8 @@ export class EnergyExporter {
     family("pue", "gauge", "Power usage effectiveness applied to CO2e.", [[node, d.pue]]);
     if (d.power.rapl) {
       const rapl = d.power.rapl;
-      const zoneLabels = (z: { id: string; name: string }) => `${node},zone="${escapeLabel(z.id)}",zone_name="${escapeLabel(z.name)}"`;
+      const zoneLabels = (z: { id: string; name: string }) =>
+        `${node},zone="${escapeLabel(z.id)}",zone_name="${escapeLabel(z.name)}"`;
       family(
         "rapl_wraps_total",
         "counter",
@@ -349,12 +350,10 @@ export class EnergyExporter {
         "counter",
         "RAPL readings rejected: implausible power, too long between reads to rule out a double wrap, or a failed read.",
         rapl.tracked.flatMap((z) =>
-          (["implausible", "too_long_between_reads", "read_error"] as const).map(
-            (reason): [string, number] => [
-              `${node},zone="${escapeLabel(z.id)}",reason="${reason}"`,
-              rapl.counters.get(z.id)?.rejected[reason] ?? 0,
-            ],
-          ),
+          (["implausible", "too_long_between_reads", "read_error"] as const).map((reason): [string, number] => [
+            `${node},zone="${escapeLabel(z.id)}",reason="${reason}"`,
+            rapl.counters.get(z.id)?.rejected[reason] ?? 0,
+          ]),
         ),
       );
       family(

@@ -42,7 +42,13 @@ export function choosePowerSource(config: ExporterConfig, reader: HostReader, no
       if (nodeZones(zones).length > 0) {
         const meter = new RaplMeter(reader, zones, { maxZoneWatts: config.rapl.maxZoneWatts });
         meter.poll(nowMs); // the first read proves energy_uj is readable
-        return raplSource(meter, cpuModel, modelCoefficients(config, cpuModel), readMemTotalGb(reader, config.host.procfs), config);
+        return raplSource(
+          meter,
+          cpuModel,
+          modelCoefficients(config, cpuModel),
+          readMemTotalGb(reader, config.host.procfs),
+          config,
+        );
       }
     } catch (error) {
       if (config.source === "rapl") throw error;
@@ -116,7 +122,9 @@ function raplSource(
       return meter.zones.map((z) => `${z.id}:${z.name}`).join(",");
     },
     idleDescription:
-      configured !== undefined ? `configured ${configured}W` : `model-shape ${coefficients.family} min=${coefficients.minWattsPerVcpu} max=${coefficients.maxWattsPerVcpu}`,
+      configured !== undefined
+        ? `configured ${configured}W`
+        : `model-shape ${coefficients.family} min=${coefficients.minWattsPerVcpu} max=${coefficients.maxWattsPerVcpu}`,
     reason: "RAPL powercap zones are readable",
     measure(nowMs, _elapsed, utilisation, vcpus) {
       const reading = meter.take(nowMs);

@@ -72,7 +72,9 @@ describe("the exporter against a real Nomad agent", () => {
   it("finds the tasks' cgroups on this host and reports the layout", async () => {
     let mine: ReturnType<typeof discoverTaskCgroups> = [];
     for (let i = 0; i < 50 && mine.length < 2; i++) {
-      mine = discoverTaskCgroups(fsHostReader, { root: "/sys/fs/cgroup", dockerParents: defaultDockerParents }).filter((c) => c.allocId === allocId);
+      mine = discoverTaskCgroups(fsHostReader, { root: "/sys/fs/cgroup", dockerParents: defaultDockerParents }).filter(
+        (c) => c.allocId === allocId,
+      );
       if (mine.length < 2) await sleep(200);
     }
     expect(mine.map((c) => c.task).sort()).toEqual(["idle", "spin"]);
