@@ -2,15 +2,18 @@
  * Generated sysfs/procfs/cgroup trees for the exporter's tests, written to a
  * temp directory with the same file names and formats as the kernel's.
  */
-import { mkdirSync, renameSync, writeFileSync as writeFileInPlace } from "node:fs";
+import { mkdirSync, writeFileSync as writeFileInPlace } from "node:fs";
 import { join } from "node:path";
 import { fsHostReader, type HostReader } from "../../scripts/lib/energy/host.ts";
 
-/** Kernel pseudo-files are read whole or not at all: write by rename so a reader never sees half a file. */
+/**
+ * Kernel pseudo-files change in place: the same inode gives new content on
+ * every read (the exporter keeps per-cgroup files open), so the fakes are
+ * rewritten in place too. A reader in another process may then see an empty
+ * file for an instant, which the exporter must (and does) take for no reading.
+ */
 function writeFileSync(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileInPlace(tmp, text);
-  renameSync(tmp, path);
+  writeFileInPlace(path, text);
 }
 
 export interface ZoneSpec {

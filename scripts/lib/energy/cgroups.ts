@@ -37,6 +37,10 @@ export interface TaskCgroup {
   /** set for docker cgroups: the container ID to resolve */
   containerId?: string;
   method: "cgroup-v2" | "cpuacct" | "procfs";
+  /** the counter file read every tick (cpu.stat or cpuacct.usage), built once */
+  counterFile?: string;
+  /** `<allocID>/<task>` for Nomad-named cgroups, built once */
+  key?: string;
 }
 
 export interface TaskUsage extends TaskCgroup {
@@ -77,35 +81,61 @@ export function parentPath(parent: string): string {
 const v1CpuacctControllers = ["cpuacct", "cpu,cpuacct", "cpuacct,cpu"];
 const v1OtherControllers = ["cpu", "memory", "freezer", "pids"];
 
-export function discoverTaskCgroups(reader: HostReader, layout: CgroupLayout): TaskCgroup[] {
+/** Parsed cgroup names, kept between listings so a tick parses only new ones. */
+export type CgroupNameCache = Map<string, TaskCgroup | null>;
+
+export function discoverTaskCgroups(reader: HostReader, layout: CgroupLayout, cache?: CgroupNameCache): TaskCgroup[] {
   const { root } = layout;
   const found = new Map<string, TaskCgroup>();
+  const seen = cache ? new Set<string>() : undefined;
   // one entry per task/container: the first hierarchy that counts CPU wins
   const add = (identity: string, cg: TaskCgroup) => {
     if (!found.has(identity)) found.set(identity, cg);
   };
+  const cached = (dir: string, name: string, parse: (path: string) => TaskCgroup | null) => {
+    const path = `${dir}/${name}`;
+    seen?.add(path);
+    let cg = cache?.get(path);
+    if (cg === undefined) {
+      cg = parse(path);
+      cache?.set(path, cg);
+    }
+    return cg;
+  };
   const nomadName = (dir: string, name: string, pattern: RegExp, method: TaskCgroup["method"]) => {
-    const match = pattern.exec(name);
-    if (!match) return;
-    const [, allocId = "", task = ""] = match;
-    add(`${allocId}/${task}`, { dir: join(dir, name), allocId, task, method });
+    const cg = cached(dir, name, (path) => {
+      const match = pattern.exec(name);
+      if (!match) return null;
+      const [, allocId = "", task = ""] = match;
+      return { dir: path, allocId, task, method, key: `${allocId}/${task}`, counterFile: counterFile(path, method) };
+    });
+    if (cg) add(cg.key ?? `${cg.allocId}/${cg.task}`, cg);
   };
   const container = (dir: string, name: string, method: TaskCgroup["method"]) => {
-    const match = containerDir.exec(name);
-    if (match) add(`docker/${match[1]}`, { dir: join(dir, name), containerId: match[1], method });
+    const cg = cached(dir, name, (path) => {
+      const match = containerDir.exec(name);
+      return match ? { dir: path, containerId: match[1], method, counterFile: counterFile(path, method) } : null;
+    });
+    if (cg) add(`docker/${cg.containerId}`, cg);
+  };
+  const done = () => {
+    if (cache && seen) for (const path of cache.keys()) if (!seen.has(path)) cache.delete(path);
+    return [...found.values()];
   };
   const dockerParents = layout.dockerParents.map(parentPath);
+  // names alone are enough: the patterns match no control file (cgroup.procs, cpu.stat, …)
+  const list = (dir: string) => (reader.listNames ? reader.listNames(dir) : reader.listDirs(dir));
   if (isCgroupV2(reader, root)) {
     const slice = join(root, parentPath(layout.nomadParent ?? "nomad.slice"));
     for (const sub of ["share.slice", "reserve.slice", "."]) {
       const dir = join(slice, sub);
-      for (const name of reader.listDirs(dir)) nomadName(dir, name, v2Scope, "cgroup-v2");
+      for (const name of list(dir)) nomadName(dir, name, v2Scope, "cgroup-v2");
     }
     for (const parent of dockerParents) {
       const dir = join(root, parent);
-      for (const name of reader.listDirs(dir)) container(dir, name, "cgroup-v2");
+      for (const name of list(dir)) container(dir, name, "cgroup-v2");
     }
-    return [...found.values()];
+    return done();
   }
   const nomadParent = parentPath(layout.nomadParent ?? "nomad");
   // v1: prefer a hierarchy that has cpuacct, fall back to any with the task in it
@@ -115,14 +145,14 @@ export function discoverTaskCgroups(reader: HostReader, layout: CgroupLayout): T
   ] as const) {
     for (const controller of controllers) {
       const dir = join(root, controller, nomadParent);
-      for (const name of reader.listDirs(dir)) nomadName(dir, name, v1Dir, method);
+      for (const name of list(dir)) nomadName(dir, name, v1Dir, method);
       for (const parent of dockerParents) {
         const dockerDir = join(root, controller, parent);
-        for (const name of reader.listDirs(dockerDir)) container(dockerDir, name, method);
+        for (const name of list(dockerDir)) container(dockerDir, name, method);
       }
     }
   }
-  return [...found.values()];
+  return done();
 }
 
 /**
@@ -133,6 +163,7 @@ export class TaskCpuReader {
   private perProcess = new Map<string, { pids: Map<number, number>; total: number }>();
   private lastSeconds = new Map<string, number>();
   private readonly layout: CgroupLayout;
+  private readonly names: CgroupNameCache = new Map();
 
   constructor(
     private readonly reader: HostReader,
@@ -148,25 +179,36 @@ export class TaskCpuReader {
   read(): TaskUsage[] {
     const usages: TaskUsage[] = [];
     const seen = new Set<string>();
-    for (const cg of discoverTaskCgroups(this.reader, this.layout)) {
+    for (const cg of discoverTaskCgroups(this.reader, this.layout, this.names)) {
       // a failed read of a cgroup that was listed keeps the task with its last
       // value: a task must not flicker out and back (it would lose its totals)
       const seconds = this.cpuSeconds(cg) ?? this.lastSeconds.get(cg.dir);
       if (seconds === undefined) continue; // never read successfully: the cgroup went away as we looked
       seen.add(cg.dir);
       this.lastSeconds.set(cg.dir, seconds);
-      usages.push({ ...cg, cpuSeconds: seconds });
+      const usage = cg as TaskUsage; // the cached entry carries its latest reading: no copy per tick
+      usage.cpuSeconds = seconds;
+      usages.push(usage);
     }
     for (const key of this.perProcess.keys()) if (!seen.has(key)) this.perProcess.delete(key);
-    for (const key of this.lastSeconds.keys()) if (!seen.has(key)) this.lastSeconds.delete(key);
+    for (const key of this.lastSeconds.keys()) {
+      if (seen.has(key)) continue;
+      this.lastSeconds.delete(key);
+      this.reader.release?.(key);
+    }
     return usages;
+  }
+
+  /** per-cgroup counters are read every tick: keep them open where the reader can */
+  private readCounter(path: string): string {
+    return this.reader.readKept ? this.reader.readKept(path) : this.reader.readText(path);
   }
 
   private cpuSeconds(cg: TaskCgroup): number | undefined {
     try {
-      if (cg.method === "cgroup-v2") return parseUsageUsec(this.reader.readText(join(cg.dir, "cpu.stat")));
+      if (cg.method === "cgroup-v2") return parseUsageUsec(this.readCounter(cg.counterFile ?? `${cg.dir}/cpu.stat`));
       if (cg.method === "cpuacct") {
-        const text = this.reader.readText(join(cg.dir, "cpuacct.usage")).trim();
+        const text = this.readCounter(cg.counterFile ?? `${cg.dir}/cpuacct.usage`).trim();
         return /^\d+$/.test(text) ? Number(text) / 1e9 : undefined;
       }
       return this.procfsSeconds(cg);
@@ -192,13 +234,20 @@ export class TaskCpuReader {
   }
 }
 
-/** usage_usec from cpu.stat (its first line), without a regex over the whole file */
+function counterFile(dir: string, method: TaskCgroup["method"]): string | undefined {
+  if (method === "cgroup-v2") return `${dir}/cpu.stat`;
+  if (method === "cpuacct") return `${dir}/cpuacct.usage`;
+  return undefined;
+}
+
+/** usage_usec from cpu.stat; undefined for an empty or garbled read (never taken for a reset to 0) */
 export function parseUsageUsec(text: string): number | undefined {
-  const at = text.startsWith("usage_usec ") ? 0 : text.indexOf("\nusage_usec ") + 1;
-  if (at < 0 || (at === 0 && !text.startsWith("usage_usec "))) return undefined;
-  const start = at + "usage_usec ".length;
+  const key = "usage_usec ";
+  const at = text.startsWith(key) ? 0 : text.indexOf(`\n${key}`) + 1;
+  if (at === 0 && !text.startsWith(key)) return undefined;
+  const start = at + key.length;
   let end = text.indexOf("\n", start);
   if (end < 0) end = text.length;
-  const value = Number(text.slice(start, end));
-  return Number.isFinite(value) ? value / 1e6 : undefined;
+  const digits = text.slice(start, end);
+  return /^\d+$/.test(digits) ? Number(digits) / 1e6 : undefined;
 }

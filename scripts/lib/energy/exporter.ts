@@ -125,7 +125,7 @@ export class EnergyExporter {
       const cpuDelta = this.cgroupDelta(u, first, elapsed * cpu.vcpus);
       const owner = owners.get(u.dir);
       if (!owner) continue; // a container not (yet) known as a Nomad task: its time stays in `system`
-      const key = `${owner.allocId}/${owner.task}`;
+      const key = u.key ?? `${owner.allocId}/${owner.task}`;
       deltas.set(key, (deltas.get(key) ?? 0) + cpuDelta);
       let state = this.taskStates.get(key);
       if (!state) {
@@ -209,7 +209,7 @@ export class EnergyExporter {
     const owners = new Map<string, { allocId: string; task: string }>();
     const containerIds: string[] = [];
     for (const u of usages) {
-      if (u.allocId !== undefined && u.task !== undefined) owners.set(u.dir, { allocId: u.allocId, task: u.task });
+      if (u.allocId !== undefined && u.task !== undefined) owners.set(u.dir, u as { allocId: string; task: string });
       else if (u.containerId) containerIds.push(u.containerId);
     }
     if (containerIds.length === 0) return owners;

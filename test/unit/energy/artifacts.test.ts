@@ -10,6 +10,7 @@ import { TaskCpuReader } from "../../../scripts/lib/energy/cgroups.ts";
 import { exporterConfigSchema } from "../../../scripts/lib/energy/config.ts";
 import { EnergyExporter } from "../../../scripts/lib/energy/exporter.ts";
 import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
+import { exporterNodeFlags } from "../../../scripts/lib/energy/node-flags.ts";
 import { choosePowerSource } from "../../../scripts/lib/energy/power.ts";
 import { allocA, FakeHost } from "../../helpers/energy-trees.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
@@ -78,6 +79,19 @@ describe("the Nomad job", () => {
     const source = readFileSync("scripts/lib/energy/config.ts", "utf8");
     for (const name of new Set(names)) expect(source, `${name} is set by the job but never read`).toContain(`env.${name}`);
     expect(hcl).toContain("NOMAD_TOKEN={{ .token }}"); // read by scripts/energy-exporter.ts
+  });
+
+  it("passes the idle power, retention and cgroup parents, and runs node with the flags the bench measured", () => {
+    const hcl = readFileSync("jobs/energy-exporter.nomad.hcl", "utf8");
+    const config = /config = <<-EOT\n([\s\S]*?)\n\s*EOT/.exec(hcl)?.[1] ?? "";
+    for (const key of ["rapl:", "idle: ${var.rapl_idle}", "retentionSeconds:", "cgroupParents:", "cgroupParent:"]) {
+      expect(config).toContain(key);
+    }
+    expect(hcl).toMatch(/variable "rapl_idle" \{\s*type\s*= string\s*default\s*= "model"/);
+    const flags = /node_flags\s*= (\[[^\]]*\])/.exec(hcl)?.[1];
+    expect(JSON.parse(flags ?? "null")).toEqual(exporterNodeFlags);
+    expect(hcl).toContain("concat(local.node_flags, [var.exporter_js");
+    expect(hcl).toContain('concat(["node"], local.node_flags, ["/app/energy-exporter.mjs"])');
   });
 });
 
