@@ -136,7 +136,13 @@ await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean }>
     }
     if (flags.write) {
       const file = resolve("bench/results.json");
-      await writeFileAtomic(file, `${JSON.stringify({ ...results, recordedAt: new Date().toISOString() }, null, 2)}\n`);
+      // a part skipped in this run keeps the figures recorded before, so a partial run adds, never erases
+      const previous = (await readFile(file, "utf8").then(JSON.parse, () => ({}))) as Record<string, unknown>;
+      const merged: Record<string, unknown> = { ...results };
+      for (const [key, value] of Object.entries(results)) {
+        if (typeof value === "string" && value.startsWith("skipped") && previous[key] !== undefined) merged[key] = previous[key];
+      }
+      await writeFileAtomic(file, `${JSON.stringify({ ...merged, recordedAt: new Date().toISOString() }, null, 2)}\n`);
       reporter.success(`figures written to ${file}`);
     }
     return 0;

@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildExporterBundle } from "../build/exporter-bundle.ts";
@@ -26,6 +26,8 @@ export interface EnergyExporterFigures {
   scrapeMs: { median: number; p95: number; max: number; runs: number };
   scrapeBytes: number;
   bundleKb: number;
+  /** the machine's 1-minute load average before and after: CPU figures are inflated on a busy machine */
+  loadAverage: { before: number; after: number };
   /** peak RSS and median scrape are what the targets are checked against */
   targets: { cpuPercent: number; rssMb: number; scrapeMedianMs: number };
 }
@@ -133,6 +135,7 @@ export async function benchEnergyExporter(
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`the exporter exited (${child.exitCode ?? child.signalCode}): ${stderr.slice(-2000)}`);
     }
+    const loadBefore = loadavg()[0] ?? 0;
     const cpuBefore = processCpuSeconds(pid);
     const wallBefore = Date.now();
     log(`measuring CPU over ${windowSeconds} s, scraped every ${interval} s`);
@@ -165,6 +168,7 @@ export async function benchEnergyExporter(
       },
       scrapeBytes: bytes,
       bundleKb: Math.round(bundle.bytes / 1024),
+      loadAverage: { before: round(loadBefore), after: round(loadavg()[0] ?? 0) },
       targets: { cpuPercent: 1, rssMb: 80, scrapeMedianMs: 20 },
     };
   } finally {
