@@ -91,6 +91,7 @@ export async function startExporter(
   });
 
   let failures = 0;
+  let warnedStuck = 0;
   let busy = false;
   const tick = async () => {
     // a sample still waiting on Nomad must not overlap the next one
@@ -99,6 +100,13 @@ export async function startExporter(
     try {
       await exporter.sample();
       failures = 0;
+      const stuck = power.rapl?.stuckZones ?? [];
+      if (stuck.length > warnedStuck) {
+        warnedStuck = stuck.length;
+        reporter.warn(
+          `RAPL ${stuck.map((z) => `${z.id} (${z.name})`).join(", ")} did not advance while the packages did: using ${power.description} instead`,
+        );
+      }
     } catch (error) {
       // a failing sample is logged, not fatal: /healthz turns 503 if it persists
       if (failures++ === 0) reporter.warn(`sample failed: ${(error as Error).message}`);

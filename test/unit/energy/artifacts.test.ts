@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { TaskCpuReader } from "../../../scripts/lib/energy/cgroups.ts";
 import { exporterConfigSchema } from "../../../scripts/lib/energy/config.ts";
+import { ContainerDirectory } from "../../../scripts/lib/energy/docker.ts";
 import { EnergyExporter } from "../../../scripts/lib/energy/exporter.ts";
 import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
 import { exporterNodeFlags } from "../../../scripts/lib/energy/node-flags.ts";
@@ -29,7 +30,10 @@ const exported = new Map<string, Set<string>>();
 beforeAll(async () => {
   dir = await tempDir("artifacts");
   const host = new FakeHost(dir.path).machine().stat({ user: 0, idle: 0 }).v2Task(allocA, "web", 0);
-  host.zone({ id: "intel-rapl:0", name: "package-0", maxRangeUj: 1e12, energyUj: 0 });
+  // a PSYS zone that never advances, so the stuck-zone warning is exported too
+  host
+    .zone({ id: "intel-rapl:0", name: "package-0", maxRangeUj: 1e12, energyUj: 0 })
+    .zone({ id: "intel-rapl:1", name: "psys", maxRangeUj: 1e12, energyUj: 5 });
   let now = 0;
   const config = exporterConfigSchema.parse({ host: { sysfs: host.sysfs, procfs: host.procfs, cgroup: host.cgroup } });
   const exporter = new EnergyExporter({
@@ -39,6 +43,8 @@ beforeAll(async () => {
     power: choosePowerSource(config, fsHostReader, now),
     tasks: new TaskCpuReader(fsHostReader, { cgroup: host.cgroup, procfs: host.procfs }),
     metadata: { errors: 0, lookup: async () => new Map([[allocA, { namespace: "dev", job: "web", group: "g" }]]) },
+    // the Engine API's answer for a node without docker containers (docker.test.ts talks to a socket)
+    containers: new ContainerDirectory({ list: async () => [] }),
     intensity: () => ({ gramsPerKwh: 1, source: "static", provider: "static" }),
     intensityErrors: () => 0,
     pue: 1,
