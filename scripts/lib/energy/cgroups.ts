@@ -84,7 +84,12 @@ const v1OtherControllers = ["cpu", "memory", "freezer", "pids"];
 /** Parsed cgroup names, kept between listings so a tick parses only new ones. */
 export type CgroupNameCache = Map<string, TaskCgroup | null>;
 
-export function discoverTaskCgroups(reader: HostReader, layout: CgroupLayout, cache?: CgroupNameCache): TaskCgroup[] {
+export function discoverTaskCgroups(
+  reader: HostReader,
+  layout: CgroupLayout,
+  cache?: CgroupNameCache,
+  onGone?: (cg: TaskCgroup) => void,
+): TaskCgroup[] {
   const { root } = layout;
   const found = new Map<string, TaskCgroup>();
   const seen = cache ? new Set<string>() : undefined;
@@ -119,7 +124,13 @@ export function discoverTaskCgroups(reader: HostReader, layout: CgroupLayout, ca
     if (cg) add(`docker/${cg.containerId}`, cg);
   };
   const done = () => {
-    if (cache && seen) for (const path of cache.keys()) if (!seen.has(path)) cache.delete(path);
+    if (cache && seen) {
+      for (const [path, cg] of cache) {
+        if (seen.has(path)) continue;
+        cache.delete(path);
+        if (cg) onGone?.(cg);
+      }
+    }
     return [...found.values()];
   };
   const dockerParents = layout.dockerParents.map(parentPath);
@@ -161,7 +172,6 @@ export function discoverTaskCgroups(reader: HostReader, layout: CgroupLayout, ca
  */
 export class TaskCpuReader {
   private perProcess = new Map<string, { pids: Map<number, number>; total: number }>();
-  private lastSeconds = new Map<string, number>();
   private readonly layout: CgroupLayout;
   private readonly names: CgroupNameCache = new Map();
 
@@ -178,23 +188,18 @@ export class TaskCpuReader {
 
   read(): TaskUsage[] {
     const usages: TaskUsage[] = [];
-    const seen = new Set<string>();
-    for (const cg of discoverTaskCgroups(this.reader, this.layout, this.names)) {
-      // a failed read of a cgroup that was listed keeps the task with its last
-      // value: a task must not flicker out and back (it would lose its totals)
-      const seconds = this.cpuSeconds(cg) ?? this.lastSeconds.get(cg.dir);
+    const gone = (cg: TaskCgroup) => {
+      this.perProcess.delete(cg.dir);
+      this.reader.release?.(cg.dir);
+    };
+    for (const cg of discoverTaskCgroups(this.reader, this.layout, this.names, gone)) {
+      // the cached entry carries its latest reading: a failed read of a listed
+      // cgroup keeps the last value (a task must not flicker out and back)
+      const usage = cg as Partial<TaskUsage> & TaskCgroup;
+      const seconds = this.cpuSeconds(cg) ?? usage.cpuSeconds;
       if (seconds === undefined) continue; // never read successfully: the cgroup went away as we looked
-      seen.add(cg.dir);
-      this.lastSeconds.set(cg.dir, seconds);
-      const usage = cg as TaskUsage; // the cached entry carries its latest reading: no copy per tick
       usage.cpuSeconds = seconds;
-      usages.push(usage);
-    }
-    for (const key of this.perProcess.keys()) if (!seen.has(key)) this.perProcess.delete(key);
-    for (const key of this.lastSeconds.keys()) {
-      if (seen.has(key)) continue;
-      this.lastSeconds.delete(key);
-      this.reader.release?.(key);
+      usages.push(usage as TaskUsage);
     }
     return usages;
   }

@@ -69,6 +69,8 @@ interface TaskState extends Totals {
 interface CgroupState {
   lastCpuSeconds: number;
   goneAtMs?: number;
+  /** the sample that last saw it (no per-sample set of seen cgroups) */
+  seenSample: number;
 }
 
 const zero = (): Totals => ({ joules: 0, grams: 0, watts: 0 });
@@ -119,9 +121,7 @@ export class EnergyExporter {
 
     const owners = await this.owners(usages);
     const deltas = new Map<string, number>();
-    const seenCgroups = new Set<string>();
     for (const u of usages) {
-      seenCgroups.add(u.dir);
       const cpuDelta = this.cgroupDelta(u, first, elapsed * cpu.vcpus);
       const owner = owners.get(u.dir);
       if (!owner) continue; // a container not (yet) known as a Nomad task: its time stays in `system`
@@ -135,7 +135,7 @@ export class EnergyExporter {
       state.goneAtMs = undefined;
     }
     for (const [dir, cg] of this.cgroupStates) {
-      if (seenCgroups.has(dir)) continue;
+      if (cg.seenSample === this.samples) continue;
       cg.goneAtMs ??= nowMs;
       if (nowMs - cg.goneAtMs > cgroupMemoryMs) this.cgroupStates.delete(dir);
     }
@@ -195,12 +195,13 @@ export class EnergyExporter {
   private cgroupDelta(u: TaskUsage, first: boolean, capacity: number): number {
     const cg = this.cgroupStates.get(u.dir);
     if (!cg) {
-      this.cgroupStates.set(u.dir, { lastCpuSeconds: u.cpuSeconds });
+      this.cgroupStates.set(u.dir, { lastCpuSeconds: u.cpuSeconds, seenSample: this.samples });
       return first ? 0 : Math.min(u.cpuSeconds, capacity);
     }
     const delta = u.cpuSeconds >= cg.lastCpuSeconds ? u.cpuSeconds - cg.lastCpuSeconds : Math.min(u.cpuSeconds, capacity);
     cg.lastCpuSeconds = u.cpuSeconds;
     cg.goneAtMs = undefined;
+    cg.seenSample = this.samples;
     return delta;
   }
 
