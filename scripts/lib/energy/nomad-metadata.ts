@@ -6,7 +6,7 @@
  * unknown one causes at most one request per `minRefreshMs`), so an allocation
  * the token cannot see does not make us hammer the agent, nor delay others.
  *
- * ACL (see README): namespace "*" { capabilities = ["read-job"] }, plus
+ * ACL (see docs/energy.md): namespace "*" { capabilities = ["read-job"] }, plus
  * agent { policy = "read" } when the node ID is not given in the config.
  */
 import type { HttpApi } from "../clients/http.ts";
