@@ -37,7 +37,7 @@ export const exporterConfigSchema = z
         /**
          * idle power of the node: watts measured on this machine at rest, or
          * `model` (default): measured energy split by the CPU family model's
-         * idle:dynamic proportion at the interval's utilisation (README)
+         * idle:dynamic proportion at the interval's utilisation (docs/energy.md)
          */
         idle: z.union([z.literal("model"), z.number().nonnegative()]).default("model"),
         /** older name of a numeric `idle`; wins when set */
@@ -47,7 +47,7 @@ export const exporterConfigSchema = z
       .default({ maxZoneWatts: 1000, idle: "model" }),
     model: z
       .object({
-        /** a family name from the README table, or auto (from /proc/cpuinfo) */
+        /** a family name from the table in docs/energy.md, or auto (from /proc/cpuinfo) */
         cpuFamily: z.string().default("auto"),
         minWattsPerVcpu: z.number().nonnegative().optional(),
         maxWattsPerVcpu: z.number().nonnegative().optional(),
@@ -99,7 +99,7 @@ export const exporterConfigSchema = z
     carbon: z
       .object({
         pue: z.number().min(1, "a PUE is 1.0 or more").max(5).default(1),
-        /** a key of the static table (README) used for the default intensity */
+        /** a key of the static table (docs/energy.md) used for the default intensity */
         region: z.string().default("WORLD"),
         /** a fixed intensity in gCO2e/kWh, overriding the table */
         intensity: z.number().nonnegative().optional(),
