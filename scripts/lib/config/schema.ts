@@ -120,8 +120,12 @@ const versions = z.strictObject({
 });
 
 const install = z.strictObject({
-  /** upload: from the local artifact cache (air-gapped); download: releases.hashicorp.com with SHA256SUMS + GPG */
-  method: z.enum(["upload", "download"]).default("upload"),
+  /**
+   * auto: HashiCorp's verified releases when the release server answers (a short probe),
+   * the local build cache otherwise; upload: always the local build cache (air-gapped);
+   * download: always releases.hashicorp.com with SHA256SUMS + GPG
+   */
+  method: z.enum(["auto", "upload", "download"]).default("auto"),
   artifactCache: z.string().optional(),
   /** download: base URL of the release tree (a mirror); HASHISTACK_RELEASES_URL overrides it */
   releasesUrl: httpUrl.default(defaultReleasesUrl),
