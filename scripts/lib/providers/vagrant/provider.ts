@@ -106,10 +106,7 @@ async function machineStates(run: Runner, files: VagrantFiles): Promise<MachineS
   return parseStatus(status.stdout);
 }
 
-export function createVagrantProvider(
-  run: Runner = runVagrant,
-  options: { networksConf?: string } = {},
-): Provider {
+export function createVagrantProvider(run: Runner = runVagrant, options: { networksConf?: string } = {}): Provider {
   const networksConf = options.networksConf ?? vboxNetworksConf;
   return {
     name: "vagrant",
