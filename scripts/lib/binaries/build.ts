@@ -100,7 +100,8 @@ async function build(tool: ToolSpec, target: string, log: (line: string) => void
       cwd: src,
       quiet: true,
       nothrow: true,
-      env: { ...process.env, CGO_ENABLED: tool.cgo ? "1" : "0", GOFLAGS: "-mod=mod -buildvcs=false" },
+      // GOWORK=off: a module's own go.work (Prometheus ships one) names directories its zip lacks
+      env: { ...process.env, CGO_ENABLED: tool.cgo ? "1" : "0", GOFLAGS: "-mod=mod -buildvcs=false", GOWORK: "off" },
     })`go build -trimpath -ldflags=-s -o ${output} ${tool.package}`;
     if (compile.exitCode !== 0) {
       throw new OperationError(`Building ${ref} failed (exit ${compile.exitCode}).`, {

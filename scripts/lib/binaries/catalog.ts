@@ -59,6 +59,21 @@ export const tools = {
     package: ".",
     pinnedSum: "h1:ZLgQOjuLz66ABYI4qGVb2O6tHgu0ixNvsChTTtwg7Mo=",
   },
+  // Prometheus 3.x is published as module versions v0.3xx.y (3.16.0 = v0.316.0); built
+  // without the `builtinassets` tag, so the server, API and /-/ready work and the web UI
+  // is not embedded. Not used by the platform jobs yet (they run Debian's Prometheus).
+  prometheus: {
+    name: "prometheus",
+    module: "github.com/prometheus/prometheus",
+    version: "0.316.0",
+    package: "./cmd/prometheus",
+  },
+  alertmanager: {
+    name: "alertmanager",
+    module: "github.com/prometheus/alertmanager",
+    version: "0.35.0",
+    package: "./cmd/alertmanager",
+  },
 } satisfies Record<string, ToolSpec>;
 
 export type ToolName = keyof typeof tools;
