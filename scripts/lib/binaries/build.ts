@@ -102,14 +102,19 @@ async function build(tool: ToolSpec, target: string, log: (line: string) => void
       if (pinned) await $({ cwd: src, quiet: true })`go mod edit -require=${replace.Old.Path}@${pinned}`;
     }
     if (local.length) log(`using published submodules instead of local replaces: ${local.map((r) => r.Old.Path).join(", ")}`);
+    for (const [file, content] of Object.entries(tool.placeholders ?? {})) {
+      await mkdir(join(src, file, ".."), { recursive: true });
+      await writeFile(join(src, file), content);
+    }
     log(`compiling ${tool.name} ${tool.version} (this takes minutes on 2 cores)`);
     const output = join(work, tool.name);
     const compile = await $({
       cwd: src,
       quiet: true,
       nothrow: true,
-      env: { ...process.env, CGO_ENABLED: tool.cgo ? "1" : "0", GOFLAGS: "-mod=mod -buildvcs=false" },
-    })`go build -trimpath -ldflags=-s -o ${output} ${tool.package}`;
+      // GOWORK=off: a module's own go.work (Prometheus ships one) names directories its zip lacks
+      env: { ...process.env, CGO_ENABLED: tool.cgo ? "1" : "0", GOFLAGS: "-mod=mod -buildvcs=false", GOWORK: "off" },
+    })`go build -trimpath ${`-ldflags=${["-s", ...(tool.ldflags ?? [])].join(" ")}`} -o ${output} ${tool.package}`;
     if (compile.exitCode !== 0) {
       throw new OperationError(`Building ${ref} failed (exit ${compile.exitCode}).`, {
         details: compile.stderr.trim().split("\n").slice(-15),

@@ -23,6 +23,13 @@ export interface ToolSpec {
   pinnedSum?: string;
   /** build with cgo (a C compiler is needed; the binary links the host's glibc) */
   cgo?: boolean;
+  /**
+   * Files written into the module before compiling, relative to its root: generated
+   * assets the module zip lacks but a `//go:embed` needs (they are not built here).
+   */
+  placeholders?: Record<string, string>;
+  /** extra linker flags, e.g. `-X` for a version the module's build leaves empty */
+  ldflags?: string[];
 }
 
 export const tools = {
@@ -59,9 +66,33 @@ export const tools = {
     package: ".",
     pinnedSum: "h1:ZLgQOjuLz66ABYI4qGVb2O6tHgu0ixNvsChTTtwg7Mo=",
   },
+  // Prometheus 3.x is published as module versions v0.3xx.y (3.16.0 = v0.316.0); built
+  // without the `builtinassets` tag, so the server, API and /-/ready work and the web UI
+  // is not embedded. Not used by the platform jobs yet (they run Debian's Prometheus).
+  prometheus: {
+    name: "prometheus",
+    module: "github.com/prometheus/prometheus",
+    version: "0.316.0",
+    package: "./cmd/prometheus",
+    // its Makefile stamps the version at link time; without it `--version` prints none
+    ldflags: ["-X github.com/prometheus/common/version.Version=3.16.0"],
+  },
+  alertmanager: {
+    name: "alertmanager",
+    module: "github.com/prometheus/alertmanager",
+    version: "0.35.0",
+    package: "./cmd/alertmanager",
+    ldflags: ["-X github.com/prometheus/common/version.Version=0.35.0"],
+    // the web UI is built with npm into ui/app/dist, which the module zip does not carry;
+    // the API, /-/ready and notifications do not need it
+    placeholders: {
+      "ui/app/dist/elm/index.html": "Alertmanager's web UI is not part of this build; use the API (/api/v2).\n",
+      "ui/app/dist/mantine/index.html": "Alertmanager's web UI is not part of this build; use the API (/api/v2).\n",
+    },
+  },
 } satisfies Record<string, ToolSpec>;
 
 export type ToolName = keyof typeof tools;
 export const toolNames = Object.keys(tools) as ToolName[];
-/** what the integration tests need */
+/** what the integration tests need; Prometheus 3 and Alertmanager are built on demand (`npm run binaries -- --tools prometheus,alertmanager`, about 20 cold minutes): no job uses them yet */
 export const testTools: ToolName[] = ["consul", "nomad", "vault", "consul-template", "fabio"];

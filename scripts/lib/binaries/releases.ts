@@ -219,6 +219,11 @@ async function download(
   }
 }
 
+/** the cached gpgv keyring holding only the pinned key */
+export function signingKeyringPath(fingerprint: string, root = cacheRoot()): string {
+  return join(root, "releases", "keys", `${fingerprint}.gpg`);
+}
+
 /**
  * A gpgv keyring with the release signing key, fetched once and cached by fingerprint
  * (`refresh` fetches it again, for a signing subkey added since). The key file is refused
@@ -231,8 +236,8 @@ async function signingKeyring(
   options: FetchOptions,
   refresh = false,
 ): Promise<{ keyring: string; cached: boolean }> {
-  const dir = join(root, "releases", "keys");
-  const keyring = join(dir, `${source.fingerprint}.gpg`);
+  const keyring = signingKeyringPath(source.fingerprint, root);
+  const dir = join(keyring, "..");
   if (!refresh && existsSync(keyring)) return { keyring, cached: true };
   return withLock(join(root, "locks", `release-key-${source.fingerprint}`), async () => {
     if (!refresh && existsSync(keyring)) return { keyring, cached: true };

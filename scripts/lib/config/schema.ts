@@ -11,7 +11,7 @@ import {
   normalizeFingerprint,
 } from "../binaries/release-source.ts";
 import { durationSeconds, isDuration } from "../util/duration.ts";
-import { cidrSize, parseCidr } from "../util/net.ts";
+import { parseCidr } from "../util/net.ts";
 
 /** A cluster name is a DNS label: it names paths, resources, tags and generated files' headers. */
 export const clusterNamePattern = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
@@ -35,37 +35,19 @@ const localProvider = z.strictObject({
     .optional(),
 });
 
-/** VirtualBox ≥ 6.1.28 only allows host-only networks in 192.168.56.0/21 unless /etc/vbox/networks.conf says otherwise */
-const virtualBoxHostOnly = parseCidr("192.168.56.0/21")!;
-
-const vagrantProvider = z
-  .strictObject({
-    provider: z.enum(["virtualbox", "libvirt"]).default("virtualbox"),
-    box: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/, "expected a Vagrant box name such as debian/bookworm64")
-      .default("debian/bookworm64"),
-    cidr: cidr.default("192.168.56.0/24"),
-    cpus: z.number().int().min(1).default(1),
-    memoryMb: z.number().int().min(512).default(2048),
-    /** clients often need more memory than servers; default: memoryMb */
-    clientMemoryMb: z.number().int().min(512).optional(),
-  })
-  .superRefine((v, ctx) => {
-    const range = parseCidr(v.cidr);
-    if (v.provider !== "virtualbox" || !range) return;
-    const inside =
-      range.prefix >= virtualBoxHostOnly.prefix &&
-      range.network >= virtualBoxHostOnly.network &&
-      range.network < virtualBoxHostOnly.network + cidrSize(virtualBoxHostOnly);
-    if (!inside) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["cidr"],
-        message: `${v.cidr} is outside VirtualBox's allowed host-only range 192.168.56.0/21: use e.g. 192.168.56.0/24, or list the range in /etc/vbox/networks.conf and use libvirt`,
-      });
-    }
-  });
+const vagrantProvider = z.strictObject({
+  provider: z.enum(["virtualbox", "libvirt"]).default("virtualbox"),
+  box: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/, "expected a Vagrant box name such as debian/bookworm64")
+    .default("debian/bookworm64"),
+  /** VirtualBox: inside its host-only ranges (/etc/vbox/networks.conf), checked by the provider on this host */
+  cidr: cidr.default("192.168.56.0/24"),
+  cpus: z.number().int().min(1).default(1),
+  memoryMb: z.number().int().min(512).default(2048),
+  /** clients often need more memory than servers; default: memoryMb */
+  clientMemoryMb: z.number().int().min(512).optional(),
+});
 
 const digitalOceanProvider = z.strictObject({
   region: z.string().default("lon1"),
@@ -126,8 +108,12 @@ const versions = z.strictObject({
 });
 
 const install = z.strictObject({
-  /** upload: from the local artifact cache (air-gapped); download: releases.hashicorp.com with SHA256SUMS + GPG */
-  method: z.enum(["upload", "download"]).default("upload"),
+  /**
+   * auto: HashiCorp's verified releases when the release server answers (a short probe),
+   * the local build cache otherwise; upload: always the local build cache (air-gapped);
+   * download: always releases.hashicorp.com with SHA256SUMS + GPG
+   */
+  method: z.enum(["auto", "upload", "download"]).default("auto"),
   artifactCache: z.string().optional(),
   /** download: base URL of the release tree (a mirror); HASHISTACK_RELEASES_URL overrides it */
   releasesUrl: httpUrl.default(defaultReleasesUrl),

@@ -2,12 +2,14 @@
  * prepare: OS facts, service users, directories and the binaries. The binaries are
  * made ready on the operator's machine (nodes may have no internet) and uploaded:
  * `install.method: upload` takes them from the local build cache (air-gapped and test
- * installs), `download` from HashiCorp's releases, signature and checksum verified.
+ * installs), `download` from HashiCorp's releases, signature and checksum verified, and
+ * `auto` (the default) the releases when the release server answers (binaries/source.ts).
  */
 import { posix } from "node:path";
 import { binaryPath, ensureBinary } from "../binaries/build.ts";
 import { type ToolSpec, tools } from "../binaries/catalog.ts";
 import { ensureReleaseBinary, releaseSource } from "../binaries/releases.ts";
+import { binarySourcePlan } from "../binaries/source.ts";
 import { runtimeProfile } from "../config/schema.ts";
 import type { ClusterConfig } from "../config/schema.ts";
 import type { StartActivity } from "../cli/output.ts";
@@ -39,7 +41,7 @@ async function runPrepare(run: ClusterRun): Promise<string> {
   // the exec profile has no image registry: Fabio's binary is installed on the clients
   const fabioOnClients = runtimeProfile(config) === "exec" && config.jobs.fabio.enabled;
   const progress = { log: (line: string) => run.reporter.debug(line), activity: (title: string) => run.reporter.activity(title) };
-  const local = await localBinaries(config, versioned, fabioOnClients, progress);
+  const local = await localBinaries(config, versioned, fabioOnClients, progress, (line) => run.reporter.info(line));
   const layout = nodeLayout();
   const outcomes = await onEachHost(
     run.inventory.hosts,
@@ -123,15 +125,17 @@ async function localBinaries(
   versioned: Record<BinaryName, ToolSpec>,
   withFabio: boolean,
   progress: { log: (line: string) => void; activity: StartActivity },
+  say: (line: string) => void,
 ): Promise<Record<BinaryName | "fabio", string>> {
   const paths = {} as Record<BinaryName | "fabio", string>;
-  if (config.install.method === "download") {
-    const source = releaseSource(config.install);
-    for (const [name, spec] of Object.entries(versioned) as [BinaryName, ToolSpec][]) {
+  const source = releaseSource(config.install);
+  const plan = await binarySourcePlan(config.install.method, Object.values(versioned), source);
+  say(plan.line);
+  for (const [name, spec] of Object.entries(versioned) as [BinaryName, ToolSpec][]) {
+    if (plan.sources[name] === "release") {
+      // a failed verification throws: it is never a reason to build instead
       paths[name] = (await ensureReleaseBinary(name, spec.version, source, progress)).path;
-    }
-  } else {
-    for (const [name, spec] of Object.entries(versioned) as [BinaryName, ToolSpec][]) {
+    } else {
       await ensureBinary(spec, progress);
       paths[name] = binaryPath(spec);
     }

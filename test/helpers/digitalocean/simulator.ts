@@ -94,6 +94,8 @@ export class DoSimulator {
   serverErrors = 0;
   /** droplet names whose create is refused (422) without creating anything */
   rejectCreates = new Set<string>();
+  /** operation id (e.g. volumes_delete) → the error it answers, the next `times` calls (default: every call) */
+  refuse = new Map<string, { status: number; id: string; message: string; times?: number }>();
 
   constructor(readonly options: SimOptions) {
     this.contract = new Contract();
@@ -352,6 +354,12 @@ export class DoSimulator {
       for (const p of this.projects) p.resources = p.resources.filter((u) => u !== `do:droplet:${d.id}`);
     }
     this.droplets = this.droplets.filter((d) => d.destroyedAt === undefined || now - d.destroyedAt < this.destroyMs);
+
+    const refusal = this.refuse.get(op.id);
+    if (refusal && (refusal.times === undefined || refusal.times > 0)) {
+      if (refusal.times !== undefined) refusal.times--;
+      return this.error(refusal.status, refusal.id, refusal.message);
+    }
 
     switch (op.id) {
       case "account_get":

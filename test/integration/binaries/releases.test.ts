@@ -280,7 +280,7 @@ async function placeBuild(path: string): Promise<void> {
 async function runPrepare(
   config: ClusterConfig,
   env: Record<string, string>,
-): Promise<{ summary: string; uploads: Record<string, [string, string, number][]> }> {
+): Promise<{ summary: string; uploads: Record<string, [string, string, number][]>; said: string[] }> {
   const uploads: Record<string, [string, string, number][]> = { "server-1": [], "client-1": [] };
   const remote = (host: string) =>
     ({
@@ -295,19 +295,21 @@ async function runPrepare(
         return "uploaded";
       },
     }) as unknown as RemoteHost;
+  const reporter = createRecordingReporter();
   const run = {
     config,
     inventory: loopbackInventory([
       { name: "server-1", roles: ["server", "vault"], ip: "127.0.0.1" },
       { name: "client-1", roles: ["client"], ip: "127.0.0.2" },
     ]),
-    reporter: createRecordingReporter(),
+    reporter,
     remote: (host: { name: string } | string) => remote(typeof host === "string" ? host : host.name),
   } as unknown as ClusterRun;
   const saved = { ...process.env };
   try {
     Object.assign(process.env, env);
-    return { summary: await prepareStage.run(run), uploads };
+    const summary = await prepareStage.run(run);
+    return { summary, uploads, said: reporter.messages.filter((m) => m.kind === "info").map((m) => m.text) };
   } finally {
     process.env = saved;
   }
@@ -359,7 +361,7 @@ describe("prepare's binaries", () => {
   it("install.method: upload still uploads the Go builds and fetches nothing", async () => {
     const cache = await tempDir("prepare-cache");
     cleanups.push(cache.remove);
-    const config = makeConfig({ jobs: { runtime: "docker" } });
+    const config = makeConfig({ install: { method: "upload" }, jobs: { runtime: "docker" } });
     const specs = {
       consul: { ...tools.consul, version: config.versions.consul },
       nomad: { ...tools.nomad, version: config.versions.nomad },
@@ -377,6 +379,133 @@ describe("prepare's binaries", () => {
       built("vault"),
     ]);
     expect(uploads["client-1"]?.map((u) => u[0])).toEqual([built("consul"), built("nomad"), built("consul-template")]);
+    expect(server.requests).toEqual([]);
+  });
+});
+
+/** every HashiCorp release the config names, served signed by `signWith` (the pinned key unless a test says otherwise) */
+async function serveReleases(config: ClusterConfig, signWith: (tool: string) => string = () => releaseKey.fingerprint) {
+  server.routes.set("/key.asc", releaseKey.publicKey);
+  for (const [name, version] of Object.entries(hashicorpVersions(config))) {
+    const artifacts = await makeRelease(name, version, `#!/bin/sh\necho ${name}\n`);
+    server.serveRelease(name, version, {
+      [artifacts.zipName]: artifacts.zip,
+      [artifacts.sumsName]: artifacts.sums,
+      [`${artifacts.sumsName}.sig`]: await signer.sign(signWith(name), artifacts.sums),
+    });
+  }
+}
+
+function hashicorpVersions(config: ClusterConfig): Record<"consul" | "nomad" | "vault" | "consul-template", string> {
+  const { consul, nomad, vault, consulTemplate } = config.versions;
+  return { consul, nomad, vault, "consul-template": consulTemplate };
+}
+
+/** stand-ins for the cached Go builds of the config's versions; their paths by tool */
+async function placeBuilds(config: ClusterConfig, root: string): Promise<Record<string, string>> {
+  const paths: Record<string, string> = {};
+  for (const [name, version] of Object.entries(hashicorpVersions(config))) {
+    paths[name] = binaryPath({ ...tools[name as keyof typeof tools], version }, root);
+    await placeBuild(paths[name]);
+  }
+  return paths;
+}
+
+/** a loopback port nothing listens on: the connection is refused */
+async function refusedUrl(): Promise<string> {
+  const { createServer } = await import("node:net");
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as import("node:net").AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+describe("install.method: auto (the default)", () => {
+  const auto = () => makeConfig({ install: { signingKeyFingerprint: releaseKey.fingerprint }, jobs: { runtime: "docker" } });
+  const newCache = async () => {
+    const cache = await tempDir("auto-cache");
+    cleanups.push(cache.remove);
+    return cache.path;
+  };
+  const env = (cache: string, releasesUrl = server.url) => ({
+    HASHISTACK_CACHE: cache,
+    HASHISTACK_RELEASES_URL: releasesUrl,
+    HASHISTACK_SIGNING_KEY_URL: `${server.url}/key.asc`,
+  });
+  const release = (cache: string, name: string, version: string) => join(cache, "releases", name, version, name);
+
+  it("the release server answers: verified releases are uploaded and the run says so in one line", async () => {
+    const config = auto();
+    expect(config.install.method).toBe("auto");
+    const cache = await newCache();
+    await serveReleases(config);
+    const { uploads, said } = await runPrepare(config, env(cache));
+    const v = hashicorpVersions(config);
+    expect(uploads["server-1"]?.map((u) => u[0])).toEqual([
+      release(cache, "consul", v.consul),
+      release(cache, "nomad", v.nomad),
+      release(cache, "consul-template", v["consul-template"]),
+      release(cache, "vault", v.vault),
+    ]);
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(
+      new RegExp(
+        `^binaries: HashiCorp releases, signature and checksum verified — ${server.url} answered in \\d+ ms \\(install.method: auto\\)$`,
+      ),
+    );
+    expect(server.requests.filter((r) => r.endsWith(".zip"))).toHaveLength(4);
+  });
+
+  it("the release server refuses: the local builds are uploaded, naming why", async () => {
+    const config = auto();
+    const cache = await newCache();
+    const builds = await placeBuilds(config, cache);
+    const down = await refusedUrl();
+    const { uploads, said } = await runPrepare(config, env(cache, down));
+    expect(uploads["client-1"]?.map((u) => u[0])).toEqual([builds.consul, builds.nomad, builds["consul-template"]]);
+    expect(said).toEqual([
+      `binaries: local builds for consul, nomad, vault, consul-template (already in the build cache) — the release server did not answer: ${down}/consul/${config.versions.consul}/consul_${config.versions.consul}_SHA256SUMS: connection refused (ECONNREFUSED) (install.method: auto; set upload or download to choose)`,
+    ]);
+  });
+
+  it("the release server sends nothing: the probe gives up after 3 s and the local builds are used", async () => {
+    const config = auto();
+    const cache = await newCache();
+    const builds = await placeBuilds(config, cache);
+    await serveReleases(config);
+    server.serveRelease("consul", config.versions.consul, { [`consul_${config.versions.consul}_SHA256SUMS`]: "hang" });
+    const started = Date.now();
+    const { uploads, said } = await runPrepare(config, env(cache));
+    const seconds = (Date.now() - started) / 1000;
+    expect(uploads["server-1"]?.[0]?.[0]).toBe(builds.consul);
+    expect(said[0]).toContain("sent no answer within 3.0 s");
+    expect(seconds).toBeLessThan(10); // the probe's 3 s plus the stage, not a download's 60 s idle timeout
+    expect(server.requests.some((r) => r.endsWith(".zip"))).toBe(false);
+  });
+
+  it("a bad signature is an error, not a reason to use the local builds that are there", async () => {
+    const config = auto();
+    const cache = await newCache();
+    await placeBuilds(config, cache);
+    await serveReleases(config, (tool) => (tool === "nomad" ? otherKey.fingerprint : releaseKey.fingerprint));
+    const error = await failure(runPrepare(config, env(cache)));
+    expect(error.message).toContain(
+      `The signature of ${server.url}/nomad/${config.versions.nomad}/nomad_${config.versions.nomad}_SHA256SUMS is not valid`,
+    );
+    expect(error.hint).toContain("Do not use this release");
+    expect(existsSync(release(cache, "nomad", config.versions.nomad))).toBe(false);
+  });
+
+  it("releases verified earlier are used as they are when the server is gone, without a request", async () => {
+    const config = auto();
+    const cache = await newCache();
+    await serveReleases(config);
+    await runPrepare(config, env(cache));
+    server.reset();
+    const { uploads, said } = await runPrepare(config, env(cache, await refusedUrl()));
+    expect(uploads["server-1"]?.[1]?.[0]).toBe(release(cache, "nomad", config.versions.nomad));
+    expect(said).toEqual(["binaries: HashiCorp releases, verified earlier and cached (install.method: auto)"]);
     expect(server.requests).toEqual([]);
   });
 });

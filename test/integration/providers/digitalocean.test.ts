@@ -286,6 +286,36 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
     expect(existsSync(inventoryPath("docluster"))).toBe(true);
   });
 
+  it("reports a 422 that is not 'busy' at once, and retries one that says something is still in progress", async () => {
+    await startSim();
+    const { context } = contextFor({ topology: { servers: 1, clients: 0 } });
+    await provider.up(context);
+    const volumeDeletes = () => sim.log.filter((e) => e.operation === "volumes_delete").length;
+    // waitMs is 20 s: a refusal that is retried would take that long
+    sim.refuse.set("volumes_delete", { status: 422, id: "unprocessable_entity", message: "Volume is protected (simulated)" });
+    const started = Date.now();
+    const error = (await provider.down(context, { dryRun: false, keepState: false }).catch((e: unknown) => e)) as OperationError;
+    const seconds = (Date.now() - started) / 1000;
+    expect(error).toBeInstanceOf(OperationError);
+    expect(error.details.join("\n")).toMatch(/volume hashistack-docluster.*HTTP 422 unprocessable_entity\): Volume is protected/);
+    expect(error.details.join("\n")).not.toMatch(/Timed out/);
+    // the project still holds the volume: refused once (412), not waited for
+    expect(error.details.join("\n")).toMatch(/project hashistack-docluster.*HTTP 412/);
+    expect(volumeDeletes()).toBe(1);
+    expect(seconds).toBeLessThan(10);
+
+    // the re-run: DigitalOcean says the volume is still busy twice, then lets it go
+    sim.refuse.set("volumes_delete", {
+      status: 422,
+      id: "unprocessable_entity",
+      message: "Volume has a pending event; try again later (simulated)",
+      times: 2,
+    });
+    await provider.down(context, { dryRun: false, keepState: false });
+    expect(volumeDeletes()).toBe(4);
+    expect(sim.volumes).toEqual([]);
+  });
+
   it("works through the CLI: bootstrap refuses a bad token without printing it, teardown lists and removes", async () => {
     await startSim();
     const file = join(dir.path, "cluster.yaml");

@@ -17,8 +17,14 @@ import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
 import { clusterConfigSchema } from "../../../scripts/lib/config/schema.ts";
 import { inventoryPath, loadInventory } from "../../../scripts/lib/inventory/load.ts";
 import type { Inventory } from "../../../scripts/lib/inventory/schema.ts";
-import { vagrantProvider } from "../../../scripts/lib/providers/vagrant/provider.ts";
-import { vagrantEnv, vagrantFiles, vagrantTopology, writeTopology } from "../../../scripts/lib/providers/vagrant/topology.ts";
+import { createVagrantProvider, vagrantProvider } from "../../../scripts/lib/providers/vagrant/provider.ts";
+import {
+  vagrantDir,
+  vagrantEnv,
+  vagrantFiles,
+  vagrantTopology,
+  writeTopology,
+} from "../../../scripts/lib/providers/vagrant/topology.ts";
 import type { ProviderContext } from "../../../scripts/lib/providers/types.ts";
 import { onEachHost, requireAllSucceeded } from "../../../scripts/lib/remote/fanout.ts";
 import { RemoteHost, sshTarget } from "../../../scripts/lib/remote/ssh.ts";
@@ -91,6 +97,63 @@ describe("Vagrantfile, checked by the real vagrant validate", () => {
   });
 });
 
+describe("Vagrantfile by hand: cd vagrant && vagrant <command>, nothing exported", () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    dir = await tempDir("vagrant-by-hand");
+  });
+  afterAll(async () => dir.remove());
+
+  const stateDir = (name: string) => join(dir.path, name);
+  async function cluster(state: string, name: string): Promise<string> {
+    const config = clusterConfigSchema.parse({ name, provider: { type: "vagrant" }, topology: { servers: 1, clients: 1 } });
+    const files = vagrantFiles(statePaths(name, state));
+    await writeTopology(files.topology, vagrantTopology(config));
+    return files.dotfile;
+  }
+  /** real vagrant in vagrant/, with only the state dir (and a throwaway dotfile path, so vagrant/.vagrant is not made) */
+  const byHand = (state: string, extra: Record<string, string> = {}) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, HASHISTACK_STATE_DIR: state, ...extra };
+    for (const key of ["HASHISTACK_VAGRANT_TOPOLOGY", "VAGRANT_CWD", "VAGRANT_DEFAULT_PROVIDER", "HASHISTACK_CLUSTER"])
+      if (!(key in extra)) delete env[key];
+    env.VAGRANT_DOTFILE_PATH = join(dir.path, "not-the-cluster-dotfile");
+    env.VAGRANT_CHECKPOINT_DISABLE = "1";
+    return $({ quiet: true, nothrow: true, env, cwd: vagrantDir })`vagrant validate --ignore-provider`;
+  };
+
+  it("finds the only cluster's topology and runs with its own dotfile", async () => {
+    const state = stateDir("one");
+    const dotfile = await cluster(state, "solo");
+    const result = await byHand(state);
+    expect(result.stdout + result.stderr).toContain("Vagrantfile validated successfully");
+    expect(result.exitCode).toBe(0);
+    expect(existsSync(dotfile)).toBe(true); // Vagrant ran again with the cluster's VAGRANT_DOTFILE_PATH
+  });
+
+  it("says the one command that creates a cluster when there is none", async () => {
+    const result = await byHand(stateDir("none"));
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toContain(
+      `No Vagrant cluster under ${stateDir("none")}. \`npm run bootstrap -- --provider vagrant\` (in the repository) creates it`,
+    );
+  });
+
+  it("asks which of several clusters, and takes HASHISTACK_CLUSTER", async () => {
+    const state = stateDir("two");
+    await cluster(state, "alpha");
+    const beta = await cluster(state, "beta");
+    const ambiguous = await byHand(state);
+    expect(ambiguous.exitCode).not.toBe(0);
+    expect(ambiguous.stderr).toContain(
+      `Several Vagrant clusters under ${state}: alpha, beta. Choose one: HASHISTACK_CLUSTER=alpha vagrant validate --ignore-provider`,
+    );
+    const chosen = await byHand(state, { HASHISTACK_CLUSTER: "beta" });
+    expect(chosen.exitCode, chosen.stderr).toBe(0);
+    expect(existsSync(beta)).toBe(true);
+    expect((await byHand(state, { HASHISTACK_CLUSTER: "gamma" })).stderr).toContain("No Vagrant cluster named 'gamma'");
+  });
+});
+
 describe("Vagrant provider flow with a stand-in vagrant", () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
   let log: string;
@@ -114,7 +177,7 @@ describe("Vagrant provider flow with a stand-in vagrant", () => {
     (await readFile(log, "utf8"))
       .trim()
       .split("\n")
-      .map((l) => JSON.parse(l) as { args: string[]; topology: string; dotfile: string });
+      .map((l) => JSON.parse(l) as { args: string[]; topology: string; dotfile: string; defaultProvider?: string });
 
   /** The recorded VirtualBox status with every machine running (the recording has client-2 powered off). */
   async function allRunning(): Promise<string> {
@@ -158,6 +221,8 @@ describe("Vagrant provider flow with a stand-in vagrant", () => {
     const files = vagrantFiles(context.state);
     expect(seen.every((c) => c.dotfile === files.dotfile)).toBe(true);
     expect(seen[1]?.topology).toBe(files.topology);
+    // commands without --provider (status, ssh-config) act on the machines' own provider
+    expect(seen.map((c) => c.defaultProvider)).toEqual(["virtualbox", "virtualbox", "virtualbox", "virtualbox"]);
     const written = JSON.parse(await readFile(files.topology, "utf8")) as { machines: { ip: string }[] };
     expect(written.machines.map((m) => m.ip)).toEqual(inventory.hosts.map((h) => h.privateIp));
 
@@ -192,6 +257,29 @@ describe("Vagrant provider flow with a stand-in vagrant", () => {
       ["client-1", "10.89.9.101", "192.168.121.212"],
     ]);
     expect((await calls()).map((c) => c.args.join(" "))).toContain("up --provider=libvirt --parallel");
+    expect((await calls()).every((c) => c.defaultProvider === "libvirt")).toBe(true);
+  });
+
+  it("follows VirtualBox's host-only ranges from /etc/vbox/networks.conf, as Vagrant does", async () => {
+    process.env.STANDIN_STATUS = await allRunning();
+    process.env.STANDIN_SSH_CONFIG = fixture("ssh-config-virtualbox.txt");
+    const context = contextFor("ranges", { cidr: "10.72.0.0/24" });
+    const conf = join(dir.path, "networks.conf");
+    // no networks.conf: VirtualBox's default 192.168.56.0/21 only, refused before vagrant runs
+    await expect(createVagrantProvider(undefined, { networksConf: conf }).up(context)).rejects.toThrow(
+      /gives server-1 10\.72\.0\.11, .*outside VirtualBox's allowed host-only ranges \(192\.168\.56\.0\/21; from VirtualBox's default/,
+    );
+    expect(existsSync(log)).toBe(false);
+    // a networks.conf that lists the range: Vagrant accepts it, and so do we
+    await writeFile(conf, "# host-only ranges\n* 10.72.0.0/24 192.168.56.0/21\n* fd00::/64\n");
+    const inventory = await createVagrantProvider(undefined, { networksConf: conf }).up(context);
+    expect(inventory.hosts.map((h) => h.privateIp)).toContain("10.72.0.101");
+    expect((await calls()).map((c) => c.args.join(" "))).toContain("up --provider=virtualbox --no-parallel");
+    // a networks.conf without that range refuses it, naming the file
+    await writeFile(conf, "* 192.168.60.0/24\n");
+    await expect(createVagrantProvider(undefined, { networksConf: conf }).up(context)).rejects.toThrow(
+      new RegExp(`outside VirtualBox's allowed host-only ranges \\(192\\.168\\.60\\.0/24; from ${conf}\\)`),
+    );
   });
 
   it("shows Vagrant's own message when vagrant up fails, and names machines that are not running", async () => {

@@ -2,7 +2,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { $ } from "zx";
+import { DoApiError } from "../../../scripts/lib/providers/digitalocean/client.ts";
 import { md5Fingerprint } from "../../../scripts/lib/providers/digitalocean/fingerprint.ts";
+import { isBusy } from "../../../scripts/lib/providers/digitalocean/timing.ts";
 import { planDroplets } from "../../../scripts/lib/providers/digitalocean/reconcile.ts";
 import { desiredDroplets, firewallBody, type Droplet } from "../../../scripts/lib/providers/digitalocean/resources.ts";
 import { makeConfig, tempDir } from "../../helpers/fixtures.ts";
@@ -76,5 +78,24 @@ describe("DigitalOcean desired resources and reconcile", () => {
     expect(() => planDroplets(desired, [droplet("demo-server-2", 1), droplet("demo-server-2", 3)])).toThrow(
       /2 droplets are named 'demo-server-2'.*ids 1, 3/,
     );
+  });
+});
+
+describe("teardown: which refusals mean 'not yet'", () => {
+  const refused = (status: number, message: string) =>
+    new DoApiError("DELETE", "/v2/volumes/x", status, "some_id", message, "req-1");
+
+  it("retries 409 and 412, a 403 for VPC members and a 422 that says something is in progress", () => {
+    expect(isBusy(refused(409, "attached volume can not be deleted"))).toBe(true);
+    expect(isBusy(refused(412, "cannot delete a project with resources"))).toBe(true);
+    expect(isBusy(refused(403, "Can not delete VPC with members"))).toBe(true);
+    expect(isBusy(refused(422, "Droplet already has a pending event."))).toBe(true);
+  });
+
+  it("reports any other 422 or 403 at once", () => {
+    expect(isBusy(refused(422, "Volume is protected"))).toBe(false);
+    expect(isBusy(refused(403, "You do not have access for the attempted action."))).toBe(false);
+    expect(isBusy(refused(400, "bad request"))).toBe(false);
+    expect(isBusy(new Error("not an API error"))).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   parseMachineReadable,
@@ -7,10 +8,17 @@ import {
   unescapeField,
 } from "../../../scripts/lib/providers/vagrant/parse.ts";
 import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
+import { InputError } from "../../../scripts/lib/errors.ts";
+import {
+  checkHostOnlyAddresses,
+  hostOnlyRanges,
+  insideRanges,
+  parseNetworksConf,
+} from "../../../scripts/lib/providers/vagrant/host-only.ts";
 import { vagrantProvider } from "../../../scripts/lib/providers/vagrant/provider.ts";
 import { vagrantTopology } from "../../../scripts/lib/providers/vagrant/topology.ts";
 import { statePaths } from "../../../scripts/lib/state/paths.ts";
-import { makeConfig } from "../../helpers/fixtures.ts";
+import { makeConfig, tempDir } from "../../helpers/fixtures.ts";
 
 const fixture = (name: string) => readFile(new URL(`../../fixtures/vagrant/${name}`, import.meta.url), "utf8");
 
@@ -102,15 +110,8 @@ describe("vagrant topology", () => {
     expect(topology.machines.every((m) => m.cpus === 2 && m.hostname.startsWith("demo-"))).toBe(true);
   });
 
-  it("keeps VirtualBox inside its host-only range, but lets libvirt use any range", () => {
-    expect(() => makeConfig({ provider: { vagrant: { cidr: "10.20.0.0/24" } } })).toThrow(
-      /outside VirtualBox's allowed host-only range/,
-    );
-    expect(makeConfig({ provider: { vagrant: { provider: "libvirt", cidr: "10.20.0.0/24" } } }).provider.vagrant.cidr).toBe(
-      "10.20.0.0/24",
-    );
-    expect(makeConfig({ provider: { vagrant: { cidr: "192.168.60.0/24" } } }).provider.vagrant.cidr).toBe("192.168.60.0/24");
-    expect(() => makeConfig({ provider: { vagrant: { cidr: "192.168.64.0/24" } } })).toThrow(/host-only/);
+  it("leaves VirtualBox's host-only range to the host's rule (checked by the provider), and checks the box name", () => {
+    expect(makeConfig({ provider: { vagrant: { cidr: "10.20.0.0/24" } } }).provider.vagrant.cidr).toBe("10.20.0.0/24");
     expect(() => makeConfig({ provider: { vagrant: { box: "not a box" } } })).toThrow(/Vagrant box name/);
   });
 
@@ -122,5 +123,56 @@ describe("vagrant topology", () => {
     });
     const context = { config, state: statePaths("nat", "/nonexistent"), reporter: createRecordingReporter() };
     await expect(vagrantProvider.up(context)).rejects.toThrow(/gives server-5 the address 10\.0\.2\.15, Vagrant's NAT address/);
+  });
+});
+
+describe("VirtualBox host-only ranges (Vagrant's rule)", () => {
+  it("reads the * lines of networks.conf, several ranges a line, comments and other lines ignored", () => {
+    expect(parseNetworksConf("# allowed\n* 10.0.0.0/8 192.168.0.0/16\n  *   2001::/64\nnot a range\n*\n")).toEqual([
+      "10.0.0.0/8",
+      "192.168.0.0/16",
+      "2001::/64",
+    ]);
+  });
+
+  it("is VirtualBox's default 192.168.56.0/21 without the file, and exactly the file's ranges with it", async () => {
+    expect(hostOnlyRanges("/nonexistent/networks.conf").ranges).toEqual(["192.168.56.0/21"]);
+    const dir = await tempDir("vbox-conf");
+    try {
+      const file = join(dir.path, "networks.conf");
+      await writeFile(file, "* 10.72.0.0/24\n");
+      expect(hostOnlyRanges(file)).toEqual({ ranges: ["10.72.0.0/24"], source: file });
+      await writeFile(file, "# nothing allowed\n");
+      expect(hostOnlyRanges(file).ranges).toEqual([]);
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  it("checks each machine's address: CIDRs and single addresses, IPv6 entries never match", () => {
+    expect(insideRanges("192.168.63.254", ["192.168.56.0/21"])).toBe(true);
+    expect(insideRanges("192.168.64.1", ["192.168.56.0/21"])).toBe(false);
+    expect(insideRanges("10.72.0.11", ["fd00::/8", "10.72.0.11"])).toBe(true);
+    expect(insideRanges("10.72.0.12", ["fd00::/8", "10.72.0.11"])).toBe(false);
+  });
+
+  it("names every machine outside, the ranges and where they come from, with the line to add", () => {
+    const machines = [
+      { name: "server-1", ip: "10.20.0.11" },
+      { name: "client-1", ip: "10.20.0.101" },
+    ];
+    expect(() => checkHostOnlyAddresses(machines, { ranges: ["10.20.0.0/24"], source: "/etc/vbox/networks.conf" })).not.toThrow();
+    let error: unknown;
+    try {
+      checkHostOnlyAddresses(machines, hostOnlyRanges("/nonexistent/networks.conf"));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).message).toBe(
+      "provider.vagrant.cidr gives server-1 10.20.0.11, client-1 10.20.0.101, outside VirtualBox's allowed host-only ranges (192.168.56.0/21; from VirtualBox's default (no /etc/vbox/networks.conf)).",
+    );
+    expect((error as InputError).hint).toContain("a line such as '* 10.20.0.0/24'");
+    expect(() => checkHostOnlyAddresses(machines, { ranges: [], source: "/etc/vbox/networks.conf" })).toThrow(/\(none; from/);
   });
 });

@@ -20,7 +20,7 @@ import { fixedSecrets, loopbackInventory, makeConfig, scratchDirs } from "../../
 
 const scratch = scratchDirs();
 const layout = nodeLayout();
-const config = makeConfig({ name: "unit-stages" });
+const config = makeConfig({ name: "unit-stages", install: { method: "upload" } });
 const inventory = loopbackInventory([
   { name: "server-1", roles: ["server", "vault"], ip: "127.0.0.1" },
   { name: "client-1", roles: ["client"], ip: "127.0.0.2" },

@@ -59,8 +59,10 @@ export async function deleteCluster(
   }
   const project = ownProject(config, found);
   if (project) {
+    // a resource that could not be deleted stays in the project: waiting for it to empty would only time out
+    const deleteProject = () => del(`/v2/projects/${project.id}`);
     await attempt(`project ${project.name}`, () =>
-      retryWhileBusy(timing, () => del(`/v2/projects/${project.id}`), `project ${project.name} to be empty`),
+      failed.length ? deleteProject() : retryWhileBusy(timing, deleteProject, `project ${project.name} to be empty`),
     );
   }
   if (key) await attempt(`SSH key ${key.name}`, () => del(`/v2/account/keys/${key.id}`));

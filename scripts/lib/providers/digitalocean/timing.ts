@@ -50,7 +50,21 @@ export async function waitUntil(timing: DigitalOceanTiming, check: () => Promise
   }
 }
 
-/** Retry a delete that DigitalOcean refuses while something is still detaching (409, 412, 422, 403 "has members"). */
+/**
+ * Whether a refused delete is DigitalOcean saying "not yet": 409 (a volume still attached)
+ * and 412 (a project still holding resources) always are; 403 only for a VPC that still has
+ * members (any other 403 is a missing scope); 422 only when its message says something is
+ * still in progress. Everything else is reported at once instead of being retried for minutes.
+ */
+export function isBusy(error: unknown): boolean {
+  if (!(error instanceof DoApiError)) return false;
+  if (error.status === 409 || error.status === 412) return true;
+  if (error.status === 403) return /members/i.test(error.apiMessage);
+  if (error.status === 422) return /pending|in progress|still|attached|busy|try again|locked/i.test(error.apiMessage);
+  return false;
+}
+
+/** Retry a delete that DigitalOcean refuses while something is still detaching (see isBusy). */
 export async function retryWhileBusy(timing: DigitalOceanTiming, action: () => Promise<unknown>, what: string): Promise<void> {
   const deadline = Date.now() + timing.waitMs;
   for (;;) {
@@ -58,7 +72,7 @@ export async function retryWhileBusy(timing: DigitalOceanTiming, action: () => P
       await action();
       return;
     } catch (error) {
-      const busy = error instanceof DoApiError && [403, 409, 412, 422].includes(error.status ?? 0);
+      const busy = isBusy(error);
       if (!busy || Date.now() > deadline) {
         throw busy ? new OperationError(`Timed out waiting for ${what}: ${errorMessage(error)}`) : error;
       }

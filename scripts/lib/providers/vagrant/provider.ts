@@ -14,6 +14,7 @@ import { localLeftovers, saveInventory } from "../local-state.ts";
 import type { Inventory } from "../../inventory/schema.ts";
 import { parseIpv4 } from "../../util/net.ts";
 import type { DownOptions, NodeStatus, Provider } from "../types.ts";
+import { checkHostOnlyAddresses, hostOnlyRanges, vboxNetworksConf } from "./host-only.ts";
 import { parseMachineReadable, parseSshConfig, parseStatus, type MachineState } from "./parse.ts";
 import { type VagrantFiles, type VagrantTopology, vagrantEnv, vagrantFiles, vagrantTopology, writeTopology } from "./topology.ts";
 
@@ -80,7 +81,8 @@ async function requirePlugin(run: Runner, files: VagrantFiles, provider: Vagrant
   }
 }
 
-function checkTopology(topology: VagrantTopology): void {
+function checkTopology(topology: VagrantTopology, networksConf: string): void {
+  if (topology.provider === "virtualbox") checkHostOnlyAddresses(topology.machines, hostOnlyRanges(networksConf));
   for (const machine of topology.machines) {
     if (machine.ip === natAddress) {
       throw new InputError(
@@ -104,15 +106,16 @@ async function machineStates(run: Runner, files: VagrantFiles): Promise<MachineS
   return parseStatus(status.stdout);
 }
 
-export function createVagrantProvider(run: Runner = runVagrant): Provider {
+export function createVagrantProvider(run: Runner = runVagrant, options: { networksConf?: string } = {}): Provider {
+  const networksConf = options.networksConf ?? vboxNetworksConf;
   return {
     name: "vagrant",
 
     async up(context) {
       const { config, reporter } = context;
-      const files = vagrantFiles(context.state);
       const topology = vagrantTopology(config);
-      checkTopology(topology);
+      const files = vagrantFiles(context.state, topology.provider);
+      checkTopology(topology, networksConf);
       await requireVagrant(run, files);
       await requirePlugin(run, files, topology.provider);
       await writeTopology(files.topology, topology);
@@ -184,8 +187,8 @@ export function createVagrantProvider(run: Runner = runVagrant): Provider {
     },
 
     async status(context) {
-      const files = vagrantFiles(context.state);
       const topology = vagrantTopology(context.config);
+      const files = vagrantFiles(context.state, topology.provider);
       if (!existsSync(files.topology)) {
         return {
           provider: "vagrant",
@@ -215,7 +218,7 @@ export function createVagrantProvider(run: Runner = runVagrant): Provider {
     },
 
     async down(context, options: DownOptions) {
-      const files = vagrantFiles(context.state);
+      const files = vagrantFiles(context.state, context.config.provider.vagrant.provider);
       const found: string[] = [];
       // without the topology nothing was brought up by us (the Vagrantfile cannot load without it)
       if (existsSync(files.topology)) {

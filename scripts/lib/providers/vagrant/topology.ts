@@ -57,11 +57,13 @@ export function vagrantTopology(config: ClusterConfig): VagrantTopology {
 export interface VagrantFiles {
   topology: string;
   dotfile: string;
+  /** the Vagrant provider the machines use: VAGRANT_DEFAULT_PROVIDER */
+  provider?: VagrantTopology["provider"];
 }
 
-export function vagrantFiles(state: StatePaths): VagrantFiles {
+export function vagrantFiles(state: StatePaths, provider?: VagrantTopology["provider"]): VagrantFiles {
   const dir = join(state.root, "vagrant");
-  return { topology: join(dir, "topology.json"), dotfile: join(dir, "dotfile") };
+  return { topology: join(dir, "topology.json"), dotfile: join(dir, "dotfile"), ...(provider ? { provider } : {}) };
 }
 
 export async function writeTopology(file: string, topology: VagrantTopology): Promise<void> {
@@ -75,6 +77,8 @@ export function vagrantEnv(files: VagrantFiles, base: NodeJS.ProcessEnv = proces
     VAGRANT_CWD: vagrantDir,
     VAGRANT_DOTFILE_PATH: files.dotfile,
     HASHISTACK_VAGRANT_TOPOLOGY: files.topology,
+    // commands without --provider (status, ssh, destroy) act on the provider the machines were made with
+    ...(files.provider ? { VAGRANT_DEFAULT_PROVIDER: files.provider } : {}),
     // machine-readable output must not be coloured or paged
     VAGRANT_NO_COLOR: "1",
     VAGRANT_CHECKPOINT_DISABLE: "1",
