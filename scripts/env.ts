@@ -10,7 +10,6 @@ import { hostsWithRole } from "./lib/inventory/schema.ts";
 import { shellQuote } from "./lib/remote/quote.ts";
 import { ports } from "./lib/render/layout.ts";
 import { SecretStore } from "./lib/state/secrets.ts";
-import { tlsFiles } from "./lib/stages/vault.ts";
 import { vaultRootToken } from "./lib/stages/vault-unseal.ts";
 
 await runCommand<{ withTokens?: boolean }>({
@@ -34,7 +33,7 @@ await runCommand<{ withTokens?: boolean }>({
     const inventory = await loadInventory(context.state.inventoryCopy);
     const server = hostsWithRole(inventory, "server")[0];
     const vault = hostsWithRole(inventory, "vault")[0];
-    const files = tlsFiles(context);
+    const files = context.state.tlsFiles;
     const exports: Record<string, string> = {
       CONSUL_HTTP_ADDR: `https://${server?.privateIp}:${ports.consulHttps}`,
       CONSUL_CACERT: files.rootCa,

@@ -6,6 +6,7 @@ import { printJson } from "./lib/cli/output.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { loadInventory } from "./lib/inventory/load.ts";
 import { providerFor } from "./lib/providers/index.ts";
+import { providerTypes } from "./lib/providers/registry.ts";
 import { type ClusterHealth, clusterHealth, credentialPaths } from "./lib/stages/health.ts";
 import { readStageRecords } from "./lib/stages/pipeline.ts";
 import { openClusterRun } from "./lib/stages/run-context.ts";
@@ -14,7 +15,13 @@ await runCommand<{ provider?: string }>({
   name: "status",
   summary: "show the nodes and the cluster's health: members, raft peers, leaders, clients, Vault seal, certificate expiry",
   common: { cluster: true, config: true, output: true },
-  options: { provider: { type: "string", description: "provider (default: from the config)", valueName: "NAME" } },
+  options: {
+    provider: {
+      type: "string",
+      description: `provider (${providerTypes.join(", ")}; default: from the config)`,
+      valueName: "NAME",
+    },
+  },
   async run({ flags, reporter }) {
     const context = await clusterContext(flags, reporter);
     const nodes = await providerFor(context.config.provider.type).status(context);

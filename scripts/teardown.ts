@@ -1,16 +1,21 @@
 #!/usr/bin/env -S npx tsx
 import { runCommand } from "./lib/cli/command.ts";
 import { clusterContext } from "./lib/cli/cluster-context.ts";
-import { confirm } from "./lib/cli/confirm.ts";
 import { printJson } from "./lib/cli/output.ts";
+import { confirmWith } from "./lib/providers/confirm.ts";
 import { providerFor } from "./lib/providers/index.ts";
+import { providerTypes } from "./lib/providers/registry.ts";
 
 await runCommand<{ provider?: string; keepState?: boolean }>({
   name: "teardown",
   summary: "stop and remove a cluster's nodes, networks and state",
   common: { cluster: true, config: true, yes: true, dryRun: true, output: true },
   options: {
-    provider: { type: "string", description: "provider to tear down (default: from the config)", valueName: "NAME" },
+    provider: {
+      type: "string",
+      description: `provider to tear down (${providerTypes.join(", ")}; default: from the config)`,
+      valueName: "NAME",
+    },
     "keep-state": { type: "boolean", description: "keep .hashistack/<cluster>/ (keys, tokens, CA)" },
   },
   examples: ["npm run teardown -- --dry-run", "npm run teardown -- --yes"],
@@ -29,7 +34,7 @@ await runCommand<{ provider?: string; keepState?: boolean }>({
       return 0;
     }
     for (const item of existing) reporter.info(item);
-    if (!(await confirm(`Remove these ${existing.length} items of cluster '${context.config.name}'?`, flags.yes))) {
+    if (!(await confirmWith(context, `Remove these ${existing.length} items of cluster '${context.config.name}'?`))) {
       reporter.warn("nothing removed");
       return 0;
     }

@@ -40,13 +40,17 @@ await runCommand({
     if (installed.length) reporter.success(`installed ${installed.join(", ")}`);
     for (const name of testTools) {
       const tool = tools[name];
-      const result = await ensureBinary(tool, { log: (line) => reporter.info(`${tool.name}: ${line}`) });
+      const result = await ensureBinary(tool, {
+        log: (line) => reporter.info(`${tool.name}: ${line}`),
+        activity: (title) => reporter.activity(title),
+      });
       if (result.built) reporter.success(`built ${tool.name} ${tool.version} in ${result.record?.seconds}s`);
       else reporter.debug(`${tool.name} ${tool.version} cached at ${result.path}`);
     }
     if (process.getuid?.() === 0) {
+      const imageStep = reporter.step("node image"); // a heartbeat through the long debootstrap
       const image = await ensureImage((line) => reporter.info(line));
-      if (image.built) reporter.success(`built the node image in ${image.seconds}s`);
+      imageStep.done(image.built ? `built in ${image.seconds}s` : "cached");
       // the energy exporter's bundle is tested under the node the exec-profile nodes have
       await ensureDebianNodejs18((line) => reporter.info(line));
     } else reporter.warn("not root: tests that boot local nodes will fail (they need root)");

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { createRecordingReporter } from "../cli/output.ts";
 import { clusterConfigSchema } from "../config/schema.ts";
 import { ensureImage } from "../providers/local/image.ts";
-import { localNames } from "../providers/local/names.ts";
+import { type LocalNames, localNamesFor } from "../providers/local/names.ts";
 import { containerPids } from "../providers/local/node.ts";
 import { localProvider } from "../providers/local/provider.ts";
 import type { ProviderContext } from "../providers/types.ts";
@@ -48,8 +48,9 @@ export async function benchLocalProvider(sizes: number[], log: (line: string) =>
         const upSeconds = (Date.now() - started) / 1000;
         await new Promise((r) => setTimeout(r, 5000)); // let boot-time jobs settle before measuring idle memory
         let totalKb = 0;
+        const names = (await localNamesFor(context)) as LocalNames;
         for (const host of inventory.hosts) {
-          for (const pid of await containerPids(localNames(config.name).netns(host.name))) totalKb += await rssKb(pid);
+          for (const pid of await containerPids(names.netns(host.name))) totalKb += await rssKb(pid);
         }
         const remotes = inventory.hosts.map((h) => new RemoteHost(sshTarget(h)));
         started = Date.now();

@@ -13,6 +13,7 @@ import { chmod, cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
+import type { StartActivity } from "../cli/output.ts";
 import { OperationError } from "../errors.ts";
 import { ensureDebianPackages } from "../setup/debian-packages.ts";
 import type { ToolSpec } from "./catalog.ts";
@@ -51,14 +52,21 @@ interface GoModJson {
 
 export async function ensureBinary(
   tool: ToolSpec,
-  options: { force?: boolean; log?: (line: string) => void } = {},
+  options: { force?: boolean; log?: (line: string) => void; activity?: StartActivity } = {},
 ): Promise<EnsureResult> {
   const target = binaryPath(tool);
   if (!options.force && existsSync(target)) return { path: target, built: false };
   return withLock(join(cacheRoot(), "locks", `${tool.name}-${tool.version}`), async () => {
     if (!options.force && existsSync(target)) return { path: target, built: false }; // built while we waited
-    const record = await build(tool, target, options.log ?? (() => {}));
-    return { path: target, built: true, record };
+    const activity = options.activity?.(`building ${tool.name} ${tool.version} from source`);
+    try {
+      const record = await build(tool, target, options.log ?? (() => {}));
+      activity?.done(`built in ${record.seconds}s`);
+      return { path: target, built: true, record };
+    } catch (error) {
+      activity?.fail();
+      throw error;
+    }
   });
 }
 

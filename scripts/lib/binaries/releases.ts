@@ -15,6 +15,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { $ } from "zx";
+import type { StartActivity } from "../cli/output.ts";
 import { OperationError, errorMessage } from "../errors.ts";
 import { cacheRoot } from "./build.ts";
 import { withLock } from "./lock.ts";
@@ -38,6 +39,8 @@ export interface FetchOptions {
   /** default `cacheRoot()` */
   cacheRoot?: string;
   log?: (line: string) => void;
+  /** announces the download (start, end, heartbeat) when no terminal shows the log */
+  activity?: StartActivity;
 }
 
 export interface ReleaseFile {
@@ -115,7 +118,14 @@ export async function ensureReleaseBinary(
   if (cached()) return { path: target, downloaded: false };
   return withLock(join(root, "locks", `release-${tool}-${version}`), async () => {
     if (cached()) return { path: target, downloaded: false }; // downloaded while we waited
-    await download(tool, version, source, target, root, options);
+    const activity = options.activity?.(`downloading ${tool} ${version} (HashiCorp release)`);
+    try {
+      await download(tool, version, source, target, root, options);
+    } catch (error) {
+      activity?.fail();
+      throw error;
+    }
+    activity?.done("verified and cached");
     return { path: target, downloaded: true };
   });
 }

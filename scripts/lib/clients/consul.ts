@@ -1,5 +1,5 @@
 /** A small typed Consul HTTP API client: what the bootstrap stages use. */
-import { ApiError, type ClientOptions, HttpApi } from "./http.ts";
+import { ApiError, type ClientOptions, HttpApi, isNotFound, unlessMissing } from "./http.ts";
 
 export interface ConsulMember {
   Name: string;
@@ -90,13 +90,11 @@ export class ConsulClient {
     return this.api.get<ConsulAclToken>("/v1/acl/token/self");
   }
 
-  async policyByName(name: string): Promise<ConsulAclPolicy | undefined> {
-    try {
-      return await this.api.get<ConsulAclPolicy>(`/v1/acl/policy/name/${encodeURIComponent(name)}`);
-    } catch (error) {
-      if (error instanceof ApiError && (error.status === 404 || /not found/i.test(error.apiMessage))) return undefined;
-      throw error;
-    }
+  policyByName(name: string): Promise<ConsulAclPolicy | undefined> {
+    return unlessMissing(
+      this.api.get<ConsulAclPolicy>(`/v1/acl/policy/name/${encodeURIComponent(name)}`),
+      (e) => isNotFound(e) || /not found/i.test(e.apiMessage),
+    );
   }
 
   /** Create or update a policy by name; returns whether anything changed. */
@@ -114,12 +112,7 @@ export class ConsulClient {
 
   async tokenBySecret(secretId: string): Promise<ConsulAclToken | undefined> {
     const client = new ConsulClient({ ...this.api.options, token: secretId });
-    try {
-      return await client.selfToken();
-    } catch (error) {
-      if (error instanceof ApiError && (error.status === 403 || error.status === 404)) return undefined;
-      throw error;
-    }
+    return unlessMissing(client.selfToken(), (e) => e.status === 403 || isNotFound(e));
   }
 
   /** Create a token with a SecretID we chose (idempotent: an existing token is left alone). */
@@ -134,13 +127,8 @@ export class ConsulClient {
     return { token: await this.api.put<ConsulAclToken>("/v1/acl/token", token), created: true };
   }
 
-  async authMethod(name: string): Promise<ConsulAuthMethod | undefined> {
-    try {
-      return await this.api.get<ConsulAuthMethod>(`/v1/acl/auth-method/${encodeURIComponent(name)}`);
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return undefined;
-      throw error;
-    }
+  authMethod(name: string): Promise<ConsulAuthMethod | undefined> {
+    return unlessMissing(this.api.get<ConsulAuthMethod>(`/v1/acl/auth-method/${encodeURIComponent(name)}`));
   }
 
   /** Create or update an auth method; returns whether anything changed. */
@@ -176,12 +164,7 @@ export class ConsulClient {
 
   /** Create a role with these policies unless a role of that name exists. */
   async ensureRole(name: string, description: string, policies: string[]): Promise<boolean> {
-    try {
-      await this.api.get(`/v1/acl/role/name/${encodeURIComponent(name)}`);
-      return false;
-    } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) throw error;
-    }
+    if (await unlessMissing(this.api.get<unknown>(`/v1/acl/role/name/${encodeURIComponent(name)}`))) return false;
     await this.api.put("/v1/acl/role", { Name: name, Description: description, Policies: policies.map((Name) => ({ Name })) });
     return true;
   }

@@ -44,6 +44,25 @@ export class ApiError extends OperationError {
   }
 }
 
+/** An API error that says the thing asked for does not exist. */
+export const isNotFound = (error: ApiError) => error.status === 404;
+
+/**
+ * The call's answer, or undefined when the API says what was asked for does not
+ * exist (a 404 unless `missing` says otherwise); every other error is thrown.
+ */
+export async function unlessMissing<T>(
+  call: Promise<T>,
+  missing: (error: ApiError) => boolean = isNotFound,
+): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (error) {
+    if (error instanceof ApiError && missing(error)) return undefined;
+    throw error;
+  }
+}
+
 function hintFor(product: Product, status: number | undefined, message: string, address: string): string | undefined {
   if (status === 403 || status === 401)
     return `Check the ${product} token: it is missing, expired or lacks a policy for this path.`;

@@ -1,5 +1,5 @@
 /** A small typed Nomad HTTP API client. */
-import { ApiError, type ClientOptions, HttpApi } from "./http.ts";
+import { ApiError, type ClientOptions, HttpApi, unlessMissing } from "./http.ts";
 
 export interface NomadAclToken {
   AccessorID: string;
@@ -110,12 +110,10 @@ export class NomadClient {
   }
 
   async upsertPolicy(name: string, description: string, rules: string): Promise<boolean> {
-    try {
-      const existing = await this.api.get<{ Rules: string; Description: string }>(`/v1/acl/policy/${encodeURIComponent(name)}`);
-      if (existing.Rules === rules && existing.Description === description) return false;
-    } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) throw error;
-    }
+    const existing = await unlessMissing(
+      this.api.get<{ Rules: string; Description: string }>(`/v1/acl/policy/${encodeURIComponent(name)}`),
+    );
+    if (existing?.Rules === rules && existing.Description === description) return false;
     await this.api.post(`/v1/acl/policy/${encodeURIComponent(name)}`, { Name: name, Description: description, Rules: rules });
     return true;
   }
@@ -152,13 +150,8 @@ export class NomadClient {
   }
 
   /** A Nomad variable, or undefined when the path holds none. */
-  async variable(namespace: string, path: string): Promise<NomadVariable | undefined> {
-    try {
-      return await this.api.get<NomadVariable>(`/v1/var/${path}`, { namespace });
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return undefined;
-      throw error;
-    }
+  variable(namespace: string, path: string): Promise<NomadVariable | undefined> {
+    return unlessMissing(this.api.get<NomadVariable>(`/v1/var/${path}`, { namespace }));
   }
 
   /** Write a variable unless it already holds exactly these items; returns whether it changed. */
@@ -206,13 +199,8 @@ export class NomadClient {
   }
 
   /** The job, or undefined when it does not exist. */
-  async job(jobId: string, namespace?: string): Promise<NomadJob | undefined> {
-    try {
-      return await this.api.get<NomadJob>(`/v1/job/${id(jobId)}`, ns(namespace));
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return undefined;
-      throw error;
-    }
+  job(jobId: string, namespace?: string): Promise<NomadJob | undefined> {
+    return unlessMissing(this.api.get<NomadJob>(`/v1/job/${id(jobId)}`, ns(namespace)));
   }
 
   evaluation(evalId: string, namespace?: string): Promise<NomadEvaluation> {

@@ -2,6 +2,7 @@
  * The cluster config (`cluster.yaml`). Strict objects everywhere: an unknown
  * field is an error, so a misspelt option never silently falls back to a default.
  */
+import { defaultProvider, providerTypes } from "../providers/registry.ts";
 import { z } from "zod";
 import {
   defaultReleasesUrl,
@@ -66,7 +67,7 @@ const staticProvider = z.strictObject({
 
 const provider = z
   .strictObject({
-    type: z.enum(["local", "vagrant", "digitalocean", "static"]).default("local"),
+    type: z.enum(providerTypes).default(defaultProvider),
     local: localProvider.default(localProvider.parse({})),
     vagrant: vagrantProvider.default(vagrantProvider.parse({})),
     digitalocean: digitalOceanProvider.default(digitalOceanProvider.parse({})),
@@ -248,7 +249,7 @@ export const clusterConfigSchema = z.strictObject({
 });
 
 export type ClusterConfig = z.output<typeof clusterConfigSchema>;
-export type ProviderType = ClusterConfig["provider"]["type"];
+export type { ProviderType } from "../providers/registry.ts";
 export type RuntimeProfile = "docker" | "exec";
 
 /** The job runtime profile: explicit, else exec on local nodes (no Docker engine) and docker elsewhere. */

@@ -9,10 +9,10 @@ import { existsSync } from "node:fs";
 import { clusterContext } from "../cli/cluster-context.ts";
 import type { Reporter } from "../cli/output.ts";
 import { NomadClient } from "../clients/nomad.ts";
+import { openNomad } from "../cluster/access.ts";
 import { InputError, OperationError } from "../errors.ts";
 import { loadInventory } from "../inventory/load.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
-import { nomadThroughTunnel } from "../stages/nomad.ts";
 import { openClusterRun } from "../stages/run-context.ts";
 import { ciTokenSecret, isTenantNamespace, tenantNamespaces } from "../security/tenancy.ts";
 
@@ -75,12 +75,12 @@ export async function nomadFromClusterState(
         hint: "Run 'npm run bootstrap' (its nomad stage creates the CI token).",
       });
     }
-    const { nomad, tunnel } = await nomadThroughTunnel(run, server, token);
+    const connection = await openNomad(run, server, { token });
     return {
-      nomad,
+      nomad: connection.client,
       via: `cluster '${context.config.name}' (server ${server.name}, SSH tunnel, ${tokenSecret})`,
       close: async () => {
-        await tunnel.close();
+        await connection.close();
         run.close();
       },
     };

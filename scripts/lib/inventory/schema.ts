@@ -3,6 +3,7 @@
  * and every later stage. Stages only ever see this, so any provider — or a
  * hand-written file for existing hosts — drives the same pipeline.
  */
+import { providerTypes } from "../providers/registry.ts";
 import { z } from "zod";
 import { isIpv4 } from "../util/net.ts";
 
@@ -46,7 +47,7 @@ export const inventoryHostSchema = z
 export const inventorySchema = z
   .strictObject({
     cluster: z.string().min(1),
-    provider: z.enum(["local", "vagrant", "digitalocean", "static"]).default("static"),
+    provider: z.enum(providerTypes).default("static"),
     hosts: z.array(inventoryHostSchema).min(1),
   })
   .superRefine((inventory, ctx) => {

@@ -2,16 +2,13 @@
  * Existing hosts from a hand-written inventory. `up` creates nothing: it checks
  * that every host answers over SSH and names each one that does not.
  */
-import { join } from "node:path";
-import { existsSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import { InputError } from "../errors.ts";
 import { loadInventory } from "../inventory/load.ts";
+import { localLeftovers, saveInventory } from "./local-state.ts";
 import type { Inventory } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { KnownHosts } from "../remote/known-hosts.ts";
 import { RemoteHost, sshTarget } from "../remote/ssh.ts";
-import { writeInventory } from "../inventory/load.ts";
 import type { Provider, ProviderContext } from "./types.ts";
 
 async function inventoryOf(context: ProviderContext): Promise<Inventory> {
@@ -53,11 +50,7 @@ export const staticProvider: Provider = {
   async up(context) {
     const inventory = await inventoryOf(context);
     const step = context.reporter.step(`checking SSH on ${inventory.hosts.length} hosts`);
-    const outcomes = await checkReachable(
-      inventory,
-      new KnownHosts(join(context.state.root, "known_hosts.json")),
-      context.config.concurrency,
-    );
+    const outcomes = await checkReachable(inventory, new KnownHosts(context.state.knownHosts), context.config.concurrency);
     try {
       requireAllSucceeded("Reaching the inventory's hosts", outcomes);
     } catch (error) {
@@ -65,18 +58,13 @@ export const staticProvider: Provider = {
       throw error;
     }
     step.done("all hosts answer");
-    await writeInventory(context.state.inventoryCopy, inventory);
+    await saveInventory(context, inventory, { published: false });
     return inventory;
   },
 
   async status(context) {
     const inventory = await inventoryOf(context);
-    const outcomes = await checkReachable(
-      inventory,
-      new KnownHosts(join(context.state.root, "known_hosts.json")),
-      context.config.concurrency,
-      0,
-    );
+    const outcomes = await checkReachable(inventory, new KnownHosts(context.state.knownHosts), context.config.concurrency, 0);
     return {
       provider: "static",
       nodes: inventory.hosts.map((host, i) => ({
@@ -90,9 +78,9 @@ export const staticProvider: Provider = {
   },
 
   async down(context, options) {
-    // existing hosts are never touched; only our local state goes
-    if (!existsSync(context.state.root)) return [];
-    if (!options.dryRun && !options.keepState) await rm(context.state.root, { recursive: true, force: true });
-    return options.keepState ? [] : [`state ${context.state.root}`];
+    // existing hosts are never touched, nor the inventory file they came from; only our local state goes
+    const leftovers = localLeftovers(context, { ...options, published: false });
+    if (!options.dryRun) await leftovers.remove();
+    return leftovers.items;
   },
 };

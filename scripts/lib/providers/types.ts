@@ -14,6 +14,12 @@ export interface ProviderContext {
   reporter: Reporter;
   /** --yes: confirmations (e.g. creating billed cloud resources) are answered up front */
   yes?: boolean;
+  /**
+   * Asks the operator a yes/no question (the CLI asks on its terminal). Providers
+   * call it through `confirmWith`, never a terminal themselves; without it, only
+   * `yes` confirms.
+   */
+  confirm?: (question: string) => Promise<boolean>;
 }
 
 export interface NodeStatus {

@@ -16,6 +16,17 @@ import { OperationError } from "../errors.ts";
 import { HostUnreachableError, RemoteCommandError } from "./errors.ts";
 import { fingerprint, type KnownHosts } from "./known-hosts.ts";
 import { shellJoin, shellQuote } from "./quote.ts";
+import {
+  type DirectorySpec,
+  mkdirCommand,
+  type Remote,
+  type RunOptions,
+  type RunResult,
+  type ServiceHandle,
+  systemdService,
+  type UploadOptions,
+  type UploadOutcome,
+} from "./remote.ts";
 
 export interface SshTarget {
   name: string;
@@ -43,28 +54,7 @@ export interface ConnectOptions {
   expectedHostKey?: string;
 }
 
-export interface RunOptions {
-  timeoutMs?: number;
-  stdin?: string;
-  /** return the result instead of throwing on a non-zero exit */
-  allowFailure?: boolean;
-  /** streamed output, one line at a time */
-  onLine?: (line: string, stream: "stdout" | "stderr") => void;
-}
-
-export interface RunResult {
-  stdout: string;
-  stderr: string;
-  code: number | null;
-}
-
-export interface UploadOptions {
-  mode: number;
-  owner?: string;
-  group?: string;
-}
-
-export type UploadOutcome = "uploaded" | "unchanged" | "metadata-fixed";
+export type { RunOptions, RunResult, UploadOptions, UploadOutcome } from "./remote.ts";
 
 const localHashes = new Map<string, Promise<string>>();
 
@@ -84,7 +74,7 @@ async function fileSha256(path: string): Promise<string> {
   return hash;
 }
 
-export class RemoteHost {
+export class RemoteHost implements Remote {
   private ssh = new NodeSSH();
   private connected = false;
 
@@ -232,8 +222,17 @@ export class RemoteHost {
     return this.run(this.sudo ? `${this.sudo}sh -c ${shellQuote(command)}` : command, options);
   }
 
-  async mkdir(path: string, mode = 0o755, owner = "root", group = "root"): Promise<void> {
-    await this.runAsRoot(`install -d -m ${mode.toString(8)} -o ${shellQuote(owner)} -g ${shellQuote(group)} ${shellQuote(path)}`);
+  async mkdir(dirs: DirectorySpec | DirectorySpec[]): Promise<void> {
+    const list = Array.isArray(dirs) ? dirs : [dirs];
+    if (list.length) await this.runAsRoot(mkdirCommand(list));
+  }
+
+  service(unit: string): ServiceHandle {
+    return systemdService(this, unit);
+  }
+
+  async reloadUnits(): Promise<void> {
+    await this.runAsRoot("systemctl daemon-reload");
   }
 
   /** Upload text content; see uploadFile. */

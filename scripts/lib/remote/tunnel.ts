@@ -4,7 +4,7 @@
  * provider, so no API port ever has to be reachable from the operator's machine.
  */
 import { createServer, type Socket } from "node:net";
-import type { RemoteHost } from "./ssh.ts";
+import type { Remote } from "./remote.ts";
 
 export interface Tunnel {
   port: number;
@@ -12,7 +12,7 @@ export interface Tunnel {
   close(): Promise<void>;
 }
 
-export async function openTunnel(remote: RemoteHost, host: string, port: number): Promise<Tunnel> {
+export async function openTunnel(remote: Pick<Remote, "forwardOut">, host: string, port: number): Promise<Tunnel> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);

@@ -7,16 +7,23 @@ import { readFile } from "node:fs/promises";
 import { OperationError } from "../errors.ts";
 import type { InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
-import type { RemoteHost } from "../remote/ssh.ts";
+import { sh } from "../remote/command.ts";
+import type { Remote } from "../remote/remote.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
-import { tlsFiles } from "./vault.ts";
+import type { Stage } from "./stage.ts";
 
 const layout = nodeLayout();
 
-export async function certificatesStage(run: ClusterRun): Promise<string> {
-  const rootCa = await readFile(tlsFiles(run).rootCa, "utf8");
+export const certificatesStage: Stage = {
+  name: "certificates",
+  description: "the root CA and consul-template on every node, which issues and renews the agents' certificates",
+  run: runCertificates,
+};
+
+async function runCertificates(run: ClusterRun): Promise<string> {
+  const rootCa = await readFile(run.state.tlsFiles.rootCa, "utf8");
   const outcomes = await onEachHost(
     run.inventory.hosts,
     async (host) => {
@@ -53,9 +60,9 @@ export async function certificatesStage(run: ClusterRun): Promise<string> {
   return changes ? `renewal agent configured on ${run.inventory.hosts.length} nodes, certificates issued` : "no changes";
 }
 
-async function waitForCertificates(remote: RemoteHost, host: InventoryHost): Promise<void> {
+async function waitForCertificates(remote: Remote, host: InventoryHost): Promise<void> {
   const files = [layout.consul.certFile, layout.consul.keyFile, layout.nomad.certFile, layout.nomad.keyFile];
-  const check = files.map((f) => `test -s ${f}`).join(" && ");
+  const check = files.map((f) => sh`test -s ${f}`).join(" && ");
   const wait = await remote.runAsRoot(`for i in $(seq 1 120); do ${check} && exit 0; sleep 0.5; done; exit 1`, {
     allowFailure: true,
     timeoutMs: 90_000,

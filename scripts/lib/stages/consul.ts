@@ -3,16 +3,14 @@
  * bootstrapped with a secret generated locally (a re-run knows it), then every
  * agent gets its own token, and Nomad gets the token it registers services with.
  */
-import { ConsulClient } from "../clients/consul.ts";
 import { ApiError } from "../clients/http.ts";
+import { withConsul } from "../cluster/access.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
-import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
-import { openTunnel } from "../remote/tunnel.ts";
-import { nodeLayout, ports } from "../render/layout.ts";
-import { ensureService, filesUnder, installFiles } from "./install.ts";
+import { nodeLayout } from "../render/layout.ts";
+import { installAgents } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
-import { tlsFiles } from "./vault.ts";
+import type { Stage } from "./stage.ts";
 
 const layout = nodeLayout();
 
@@ -22,87 +20,79 @@ export const consulPolicies = {
   nomadAgent: `agent_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "write"\n}\n`,
 };
 
-/** A Consul client for a server node's HTTPS API, through an SSH tunnel, authenticated with the operator certificate. */
-export async function consulThroughTunnel(run: ClusterRun, host: InventoryHost, token?: string) {
-  const files = tlsFiles(run);
-  const tunnel = await openTunnel(run.remote(host), "127.0.0.1", ports.consulHttps);
-  const consul = new ConsulClient({
-    address: `https://${tunnel.address}`,
-    caFile: files.rootCa,
-    certFile: files.operatorCert,
-    keyFile: files.operatorKey,
-    token,
+export const consulStage: Stage = {
+  name: "consul",
+  description: "Consul agents with gossip encryption, mTLS and default-deny ACLs, one token per agent",
+  run: runConsul,
+};
+
+/** Consul's files and service on these hosts; returns how many agents were started or restarted. */
+export function installConsulAgents(run: Pick<ClusterRun, "remote" | "plans" | "config">, hosts: InventoryHost[]) {
+  return installAgents(run, hosts, {
+    service: "consul",
+    what: "installing Consul",
+    paths: [layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn],
+    unitFile: layout.consul.unit,
+    notTheAgents: [layout.resolvedDropIn],
+    async afterInstall(remote, changed) {
+      if (changed.includes(layout.resolvedDropIn))
+        await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
+    },
   });
-  return { consul, tunnel };
 }
 
-export async function consulStage(run: ClusterRun): Promise<string> {
+async function runConsul(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const servers = hostsWithRole(run.inventory, "server");
   const install = async (hosts: InventoryHost[]) => {
-    const outcomes = await onEachHost(
-      hosts,
-      async (host) => {
-        const remote = run.remote(host);
-        const plan = run.plans.get(host.name);
-        const changed = await installFiles(
-          remote,
-          filesUnder(plan?.files ?? [], layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn),
-        );
-        const consulChanged = changed.some((f) => f !== layout.resolvedDropIn);
-        if (changed.includes(layout.resolvedDropIn))
-          await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
-        return ensureService(remote, "consul", { changed: consulChanged, unitFileChanged: changed.includes(layout.consul.unit) });
-      },
-      { concurrency: run.config.concurrency },
-    );
-    const results = requireAllSucceeded("installing Consul", outcomes);
-    const started = results.filter((r) => r !== "unchanged").length;
+    const started = await installConsulAgents(run, hosts);
     if (started) summary.push(`${started} agents started or restarted`);
   };
   await install(servers);
 
   const bootstrapSecret = (await run.secrets.ensure("consul-bootstrap-token", "uuid")).value;
-  const { consul, tunnel } = await consulThroughTunnel(run, servers[0] as InventoryHost, bootstrapSecret);
-  try {
-    await consul.waitForLeader(120_000);
-    // a freshly elected leader initialises its ACL system asynchronously: 500s until then
-    const bootstrapped = await retryWhile(
-      () => consul.bootstrapAcl(bootstrapSecret),
-      (e) => e instanceof ApiError && e.status === 500,
-      {
-        timeoutMs: 60_000,
-      },
-    );
-    if (bootstrapped) summary.push("ACLs bootstrapped");
-    else await consul.selfToken(); // already bootstrapped: our secret must still be the management token
-    for (const host of run.inventory.hosts) {
-      const policy = await consul.upsertPolicy({
-        Name: `agent-${host.name}`,
-        Description: `Consul agent on ${host.name}`,
-        Rules: consulPolicies.agent(host.name),
+  await withConsul(
+    run,
+    servers[0] as InventoryHost,
+    async (consul) => {
+      await consul.waitForLeader(120_000);
+      // a freshly elected leader initialises its ACL system asynchronously: 500s until then
+      const bootstrapped = await retryWhile(
+        () => consul.bootstrapAcl(bootstrapSecret),
+        (e) => e instanceof ApiError && e.status === 500,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      if (bootstrapped) summary.push("ACLs bootstrapped");
+      else await consul.selfToken(); // already bootstrapped: our secret must still be the management token
+      for (const host of run.inventory.hosts) {
+        const policy = await consul.upsertPolicy({
+          Name: `agent-${host.name}`,
+          Description: `Consul agent on ${host.name}`,
+          Rules: consulPolicies.agent(host.name),
+        });
+        const token = await consul.ensureToken({
+          SecretID: run.renderSecrets.consulAgentTokens[host.name] as string,
+          Description: `agent token for ${host.name}`,
+          Policies: [{ Name: policy.policy.Name }],
+        });
+        if (token.created) summary.push(`agent token for ${host.name}`);
+      }
+      const nomadPolicy = await consul.upsertPolicy({
+        Name: "nomad-agent",
+        Description: "Nomad agents",
+        Rules: consulPolicies.nomadAgent,
       });
-      const token = await consul.ensureToken({
-        SecretID: run.renderSecrets.consulAgentTokens[host.name] as string,
-        Description: `agent token for ${host.name}`,
-        Policies: [{ Name: policy.policy.Name }],
+      const nomadToken = await consul.ensureToken({
+        SecretID: run.renderSecrets.nomadConsulToken,
+        Description: "Nomad agents",
+        Policies: [{ Name: nomadPolicy.policy.Name }],
       });
-      if (token.created) summary.push(`agent token for ${host.name}`);
-    }
-    const nomadPolicy = await consul.upsertPolicy({
-      Name: "nomad-agent",
-      Description: "Nomad agents",
-      Rules: consulPolicies.nomadAgent,
-    });
-    const nomadToken = await consul.ensureToken({
-      SecretID: run.renderSecrets.nomadConsulToken,
-      Description: "Nomad agents",
-      Policies: [{ Name: nomadPolicy.policy.Name }],
-    });
-    if (nomadToken.created) summary.push("Nomad's Consul token");
-  } finally {
-    await tunnel.close();
-  }
+      if (nomadToken.created) summary.push("Nomad's Consul token");
+    },
+    { token: bootstrapSecret },
+  );
   await install(run.inventory.hosts.filter((h) => !h.roles.includes("server")));
   return summary.length ? summary.join(", ") : "no changes";
 }

@@ -8,14 +8,14 @@ import { ciTokenSecret, tenantNamespaces } from "../security/tenancy.ts";
 import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { memberStatus } from "../clients/consul.ts";
+import { withConsul, withNomad, withVault } from "../cluster/access.ts";
+import { platformNamespace } from "../cluster/nomad-acl.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost } from "../remote/fanout.ts";
+import { sh } from "../remote/command.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { durationSeconds } from "../util/duration.ts";
-import { consulThroughTunnel } from "./consul.ts";
-import { nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
-import { tlsFiles, vaultThroughTunnel } from "./vault.ts";
 import { encryptedRootTokenSecret, rootTokenSecret } from "./vault-unseal.ts";
 
 export interface ClusterHealth {
@@ -60,55 +60,54 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
   const nomadToken = await run.secrets.read("nomad-bootstrap-token");
 
   try {
-    await firstWorking(servers, async (host) => {
-      const { consul, tunnel } = await consulThroughTunnel(run, host, consulToken);
-      try {
-        health.consul.leader = (await consul.leader()) || undefined;
-        health.consul.peers = (await consul.peers()).length;
-        health.consul.members = (await consul.members()).map((m) => ({
-          name: m.Name,
-          address: m.Addr,
-          status: memberStatus[m.Status] ?? String(m.Status),
-        }));
-      } finally {
-        await tunnel.close();
-      }
-    });
+    await firstWorking(servers, (host) =>
+      withConsul(
+        run,
+        host,
+        async (consul) => {
+          health.consul.leader = (await consul.leader()) || undefined;
+          health.consul.peers = (await consul.peers()).length;
+          health.consul.members = (await consul.members()).map((m) => ({
+            name: m.Name,
+            address: m.Addr,
+            status: memberStatus[m.Status] ?? String(m.Status),
+          }));
+        },
+        { token: consulToken },
+      ),
+    );
   } catch (error) {
     health.consul.error = (error as Error).message;
   }
   try {
-    await firstWorking(servers, async (host) => {
-      const { nomad, tunnel } = await nomadThroughTunnel(run, host, nomadToken);
-      try {
-        health.nomad.leader = (await nomad.leader()) || undefined;
-        health.nomad.peers = (await nomad.peers()).length;
-        health.nomad.nodes = (await nomad.nodes()).map((n) => ({ name: n.Name, address: n.Address, status: n.Status }));
-        health.nomad.jobs = (await nomad.jobs(platformNamespace)).map((job) => {
-          const groups = Object.values(job.JobSummary?.Summary ?? {});
-          return {
-            id: job.ID,
-            status: job.Stop ? "stopped" : job.Status,
-            running: groups.reduce((sum, g) => sum + g.Running, 0),
-            failed: groups.reduce((sum, g) => sum + g.Failed, 0),
-          };
-        });
-      } finally {
-        await tunnel.close();
-      }
-    });
+    await firstWorking(servers, (host) =>
+      withNomad(
+        run,
+        host,
+        async (nomad) => {
+          health.nomad.leader = (await nomad.leader()) || undefined;
+          health.nomad.peers = (await nomad.peers()).length;
+          health.nomad.nodes = (await nomad.nodes()).map((n) => ({ name: n.Name, address: n.Address, status: n.Status }));
+          health.nomad.jobs = (await nomad.jobs(platformNamespace)).map((job) => {
+            const groups = Object.values(job.JobSummary?.Summary ?? {});
+            return {
+              id: job.ID,
+              status: job.Stop ? "stopped" : job.Status,
+              running: groups.reduce((sum, g) => sum + g.Running, 0),
+              failed: groups.reduce((sum, g) => sum + g.Failed, 0),
+            };
+          });
+        },
+        { token: nomadToken },
+      ),
+    );
   } catch (error) {
     health.nomad.error = (error as Error).message;
   }
   for (const host of hostsWithRole(run.inventory, "vault")) {
     try {
-      const { vault, tunnel } = await vaultThroughTunnel(run, host);
-      try {
-        const status = await vault.sealStatus();
-        health.vault.push({ host: host.name, initialized: status.initialized, sealed: status.sealed, version: status.version });
-      } finally {
-        await tunnel.close();
-      }
+      const status = await withVault(run, host, (vault) => vault.sealStatus());
+      health.vault.push({ host: host.name, initialized: status.initialized, sealed: status.sealed, version: status.version });
     } catch (error) {
       health.vault.push({ host: host.name, error: (error as Error).message });
     }
@@ -124,7 +123,7 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
       const results: ClusterHealth["certificates"] = [];
       for (const file of files) {
         try {
-          const pem = (await run.remote(host).runAsRoot(`cat ${file}`, { timeoutMs: 10_000 })).stdout;
+          const pem = (await run.remote(host).runAsRoot(sh`cat ${file}`, { timeoutMs: 10_000 })).stdout;
           const leaf = new X509Certificate(pem);
           const expires = new Date(leaf.validTo);
           results.push({
@@ -187,7 +186,7 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
 
 /** Where the operator's credentials are: paths only, never the values. */
 export function credentialPaths(run: Pick<ClusterRun, "state" | "secrets">) {
-  const files = tlsFiles(run);
+  const files = run.state.tlsFiles;
   return {
     caCertificate: files.rootCa,
     operatorCertificate: files.operatorCert,

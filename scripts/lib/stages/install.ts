@@ -2,11 +2,13 @@
  * Installing files and services on a node without needless restarts: a unit is
  * restarted only when one of its files changed, and started when it is not running.
  */
-import type { RemoteHost } from "../remote/ssh.ts";
-import type { PlannedFile } from "../render/plan.ts";
+import type { Remote } from "../remote/remote.ts";
+import type { InventoryHost } from "../inventory/schema.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import type { HostPlan, PlannedFile } from "../render/plan.ts";
 
 /** Upload planned files; returns the paths whose content or metadata changed. */
-export async function installFiles(remote: RemoteHost, files: PlannedFile[]): Promise<string[]> {
+export async function installFiles(remote: Remote, files: PlannedFile[]): Promise<string[]> {
   const changed: string[] = [];
   for (const file of files) {
     const outcome = await remote.uploadContent(file.content, file.path, {
@@ -28,31 +30,60 @@ export type ServiceOutcome = "started" | "restarted" | "unchanged";
  * reloaded, when `reload` is set and the binary is the same).
  */
 export async function ensureService(
-  remote: RemoteHost,
+  remote: Remote,
   unit: string,
   options: { changed: boolean; unitFileChanged: boolean; reload?: boolean },
 ): Promise<ServiceOutcome> {
-  if (options.unitFileChanged) await remote.runAsRoot("systemctl daemon-reload");
-  // the running binary: uploads replace files atomically, so an upgraded binary shows as "(deleted)"
-  const probe = await remote.runAsRoot(
-    `systemctl is-active ${unit}; readlink /proc/$(systemctl show -p MainPID --value ${unit})/exe || true`,
-    { allowFailure: true },
-  );
-  const [state, exe = ""] = probe.stdout.trim().split("\n");
-  const active = state === "active";
+  if (options.unitFileChanged) await remote.reloadUnits();
+  const service = remote.service(unit);
+  const { active, binaryReplaced } = await service.status();
   if (!active) {
-    await remote.runAsRoot(`systemctl enable --now ${unit}`, { timeoutMs: 120_000 });
+    await service.enable({ now: true });
     return "started";
   }
-  await remote.runAsRoot(`systemctl enable ${unit}`, { allowFailure: true });
-  const binaryReplaced = exe.endsWith(" (deleted)");
+  await service.enable();
   if (!options.changed && !binaryReplaced) return "unchanged";
-  const action = options.reload && !binaryReplaced ? "reload" : "restart";
-  await remote.runAsRoot(`systemctl ${action} ${unit}`, { timeoutMs: 120_000 });
+  if (options.reload && !binaryReplaced) await service.reload();
+  else await service.restart();
   return "restarted";
 }
 
 /** Files of a plan under a directory prefix (e.g. everything for Consul). */
 export function filesUnder(files: PlannedFile[], ...prefixes: string[]): PlannedFile[] {
   return files.filter((f) => prefixes.some((p) => f.path.startsWith(p)));
+}
+
+export interface AgentInstall {
+  /** the systemd unit, e.g. consul */
+  service: string;
+  /** what the failure message says it was doing, e.g. "installing Consul" */
+  what: string;
+  /** the plan's files under these prefixes are the agent's */
+  paths: string[];
+  unitFile: string;
+  /** files installed with the agent that do not restart it; `afterInstall` handles them */
+  notTheAgents?: string[];
+  afterInstall?(remote: Remote, changed: string[]): Promise<void>;
+}
+
+/** An agent's files and service on these hosts; returns how many agents were started or restarted. */
+export async function installAgents(
+  run: { remote(host: InventoryHost): Remote; plans: Map<string, HostPlan>; config: { concurrency: number } },
+  hosts: InventoryHost[],
+  agent: AgentInstall,
+): Promise<number> {
+  const outcomes = await onEachHost(
+    hosts,
+    async (host) => {
+      const remote = run.remote(host);
+      const changed = await installFiles(remote, filesUnder(run.plans.get(host.name)?.files ?? [], ...agent.paths));
+      await agent.afterInstall?.(remote, changed);
+      return ensureService(remote, agent.service, {
+        changed: changed.some((f) => !agent.notTheAgents?.includes(f)),
+        unitFileChanged: changed.includes(agent.unitFile),
+      });
+    },
+    { concurrency: run.config.concurrency },
+  );
+  return requireAllSucceeded(agent.what, outcomes).filter((o) => o !== "unchanged").length;
 }

@@ -3,7 +3,6 @@
  * interrupt simply starts again from the top and passes quickly over finished
  * stages; the records in stages.json say what completed when and how long it took.
  */
-import { join } from "node:path";
 import { tryLock } from "../binaries/lock.ts";
 import type { Inventory } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
@@ -14,42 +13,36 @@ import { nomadStage } from "./nomad.ts";
 import { platformStage } from "./platform.ts";
 import { prepareStage } from "./prepare.ts";
 import { openClusterRun, type ClusterRun } from "./run-context.ts";
+import { executeStages, selectStages, type StageRecords } from "./runner.ts";
+import type { Stage } from "./stage.ts";
 import { vaultStage } from "./vault.ts";
 import { verifyStage } from "./verify.ts";
 import { workloadIdentityStage } from "./workload-identity.ts";
 
-export interface Stage {
-  name: string;
-  run(run: ClusterRun): Promise<string>;
-}
+export type { Stage } from "./stage.ts";
+export { StageError, type StageRecord, type StageRecords } from "./runner.ts";
 
-export const stages: Stage[] = [
-  { name: "prepare", run: prepareStage },
-  { name: "vault", run: vaultStage },
-  { name: "certificates", run: certificatesStage },
-  { name: "consul", run: consulStage },
-  { name: "nomad", run: nomadStage },
-  { name: "workload-identity", run: workloadIdentityStage },
-  { name: "platform", run: platformStage },
-  { name: "verify", run: verifyStage },
+export const stages: Stage<ClusterRun>[] = [
+  prepareStage,
+  vaultStage,
+  certificatesStage,
+  consulStage,
+  nomadStage,
+  workloadIdentityStage,
+  platformStage,
+  verifyStage,
 ];
 
-export interface StageRecord {
-  completedAt: string;
-  seconds: number;
-  summary: string;
+/** The stage names, in the order they run (for `--stages` help and validation). */
+export const stageNames = stages.map((s) => s.name);
+
+export async function readStageRecords(context: Pick<ProviderContext, "state">): Promise<StageRecords> {
+  return JSON.parse((await readFileIfExists(context.state.stages)) ?? "{}") as StageRecords;
 }
 
-export async function readStageRecords(context: Pick<ProviderContext, "state">): Promise<Record<string, StageRecord>> {
-  return JSON.parse((await readFileIfExists(context.state.stages)) ?? "{}") as Record<string, StageRecord>;
-}
-
-export async function runStages(
-  context: ProviderContext,
-  inventory: Inventory,
-  only?: string[],
-): Promise<Record<string, StageRecord>> {
-  const release = await tryLock(join(context.state.root, "bootstrap.lock"), `A bootstrap of cluster '${context.config.name}'`);
+export async function runStages(context: ProviderContext, inventory: Inventory, only?: string[]): Promise<StageRecords> {
+  const selected = selectStages(stages, only);
+  const release = await tryLock(context.state.lock, `A bootstrap of cluster '${context.config.name}'`);
   let run: ClusterRun;
   try {
     run = await openClusterRun(context, inventory);
@@ -57,26 +50,14 @@ export async function runStages(
     await release();
     throw error;
   }
-  const records = await readStageRecords(context);
   try {
-    for (const stage of stages) {
-      if (only && !only.includes(stage.name)) continue;
-      const step = context.reporter.step(stage.name);
-      const started = Date.now();
-      try {
-        const summary = await stage.run(run);
-        const seconds = Math.round((Date.now() - started) / 100) / 10;
-        records[stage.name] = { completedAt: new Date().toISOString(), seconds, summary };
-        await writeFileAtomic(context.state.stages, `${JSON.stringify(records, null, 2)}\n`, 0o600);
-        step.done(summary);
-      } catch (error) {
-        step.fail();
-        throw error;
-      }
-    }
+    return await executeStages(run, selected, {
+      reporter: context.reporter,
+      records: await readStageRecords(context),
+      save: (records) => writeFileAtomic(context.state.stages, `${JSON.stringify(records, null, 2)}\n`, 0o600),
+    });
   } finally {
     run.close();
     await release();
   }
-  return records;
 }

@@ -5,23 +5,45 @@
  * variables (rules, dashboards, secrets) are in place. A re-run with nothing
  * changed plans every job, finds no difference and registers nothing.
  */
+import { posix } from "node:path";
 import { runtimeProfile } from "../config/schema.ts";
 import { deployJobs, type JobDeployResult } from "../deploy/deploy.ts";
 import { buildExporterBundle } from "../build/exporter-bundle.ts";
+import { withNomad } from "../cluster/access.ts";
+import { ensureClientToken, platformNamespace } from "../cluster/nomad-acl.ts";
 import { minimalPolicy } from "../energy/acl.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { platformJobs, platformVariables } from "../platform/jobs.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
-import { shellQuote } from "../remote/quote.ts";
-import { ensureClientToken, nomadThroughTunnel, platformNamespace } from "./nomad.ts";
+import { sh } from "../remote/command.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 
-export async function platformStage(run: ClusterRun): Promise<string> {
+export const platformStage: Stage = {
+  name: "platform",
+  description: "the platform jobs (Prometheus, Alertmanager, Fabio, Grafana, GitLab Runner, energy exporter)",
+  shouldRun: platformHasWork,
+  run: runPlatform,
+};
+
+/** Skips the stage when no job is enabled, or when there is no Nomad client for the jobs to run on. */
+function platformHasWork(run: ClusterRun): true | string {
+  const { jobs } = run.config;
+  const enabled = [jobs.prometheus, jobs.alertmanager, jobs.fabio, jobs.grafana, jobs.gitlabRunner, jobs.energyExporter];
+  if (!enabled.some((j) => j.enabled)) return "no platform jobs enabled";
+  if (!hostsWithRole(run.inventory, "client").length) {
+    run.reporter.warn("The topology has no Nomad clients: the platform jobs have nowhere to run and are not deployed.");
+    return "no Nomad clients: platform jobs not deployed";
+  }
+  return true;
+}
+
+async function runPlatform(run: ClusterRun): Promise<string> {
   const { config, inventory } = run;
   const clients = hostsWithRole(inventory, "client");
   const clientHas = async (path: string) => {
-    const outcomes = await onEachHost(clients, (host) => run.remote(host).run(`test -x ${shellQuote(path)}`), {
+    const outcomes = await onEachHost(clients, (host) => run.remote(host).run(sh`test -x ${path}`), {
       concurrency: config.concurrency,
     });
     return outcomes.every((o) => !o.error);
@@ -30,10 +52,6 @@ export async function platformStage(run: ClusterRun): Promise<string> {
   for (const job of jobs.filter((j) => j.skipped)) run.reporter.warn(`${job.name} is not deployed: ${job.skipped}`);
   const deployable = jobs.filter((j) => !j.skipped);
   if (!deployable.length) return "no platform jobs enabled";
-  if (!clients.length) {
-    run.reporter.warn("The topology has no Nomad clients: the platform jobs have nowhere to run and are not deployed.");
-    return "no Nomad clients: platform jobs not deployed";
-  }
 
   const variables = await platformVariables(config, inventory, run.secrets, jobs);
   const changed: string[] = [];
@@ -44,50 +62,51 @@ export async function platformStage(run: ClusterRun): Promise<string> {
   }
   const token = await run.secrets.read("nomad-bootstrap-token");
   const server = hostsWithRole(inventory, "server")[0] as InventoryHost;
-  const { nomad, tunnel } = await nomadThroughTunnel(run, server, token);
-  let results: JobDeployResult[];
-  try {
-    if (exporter) {
-      // the exporter names tasks through the local agent: a token that may only read jobs
-      if (await nomad.upsertPolicy("energy-exporter", "Energy exporter: read allocations", minimalPolicy))
-        changed.push("energy-exporter policy");
-      const exporterToken = await ensureClientToken(run, nomad, "nomad-energy-exporter-token", "energy-exporter", [
-        "energy-exporter",
-      ]);
-      variables["nomad/jobs/energy-exporter"] = { token: exporterToken.token };
-    }
-    for (const [path, items] of Object.entries(variables)) {
-      if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
-    }
-    const runtime = runtimeProfile(config);
-    const others = deployable.filter((j) => j !== exporter);
-    const common = { timeoutMs: 300_000, concurrency: 6 };
-    // the exporter takes variables the other jobs do not declare: its own request, in parallel
-    const [platform, energy] = await Promise.all([
-      others.length
-        ? deployJobs(nomad, { ...common, files: others.map((j) => j.file), variables: { runtime } }, run.reporter)
-        : [],
-      exporter
-        ? deployJobs(
-            nomad,
-            {
-              ...common,
-              files: [exporter.file],
-              variables: {
-                runtime,
-                region: config.region,
-                carbon_region: config.jobs.energyExporter.carbonRegion,
-                pue: String(config.jobs.energyExporter.pue),
+  const results: JobDeployResult[] = await withNomad(
+    run,
+    server,
+    async (nomad) => {
+      if (exporter) {
+        // the exporter names tasks through the local agent: a token that may only read jobs
+        if (await nomad.upsertPolicy("energy-exporter", "Energy exporter: read allocations", minimalPolicy))
+          changed.push("energy-exporter policy");
+        const exporterToken = await ensureClientToken(run, nomad, "nomad-energy-exporter-token", "energy-exporter", [
+          "energy-exporter",
+        ]);
+        variables["nomad/jobs/energy-exporter"] = { token: exporterToken.token };
+      }
+      for (const [path, items] of Object.entries(variables)) {
+        if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
+      }
+      const runtime = runtimeProfile(config);
+      const others = deployable.filter((j) => j !== exporter);
+      const common = { timeoutMs: 300_000, concurrency: 6 };
+      // the exporter takes variables the other jobs do not declare: its own request, in parallel
+      const [platform, energy] = await Promise.all([
+        others.length
+          ? deployJobs(nomad, { ...common, files: others.map((j) => j.file), variables: { runtime } }, run.reporter)
+          : [],
+        exporter
+          ? deployJobs(
+              nomad,
+              {
+                ...common,
+                files: [exporter.file],
+                variables: {
+                  runtime,
+                  region: config.region,
+                  carbon_region: config.jobs.energyExporter.carbonRegion,
+                  pue: String(config.jobs.energyExporter.pue),
+                },
               },
-            },
-            run.reporter,
-          )
-        : [],
-    ]);
-    results = [...platform, ...energy];
-  } finally {
-    await tunnel.close();
-  }
+              run.reporter,
+            )
+          : [],
+      ]);
+      return [...platform, ...energy];
+    },
+    { token },
+  );
   const failed = results.filter((r) => r.outcome === "failed");
   if (failed.length) {
     throw new OperationError(`${failed.length} platform job${failed.length > 1 ? "s" : ""} did not become healthy.`, {
@@ -114,7 +133,7 @@ async function shipExporterBundle(run: ClusterRun, clients: InventoryHost[]): Pr
     clients,
     async (host) => {
       const remote = run.remote(host);
-      await remote.runAsRoot(`install -d -m 0755 ${shellQuote(exporterBundlePath.replace(/\/[^/]+$/, ""))}`);
+      await remote.mkdir({ path: posix.dirname(exporterBundlePath), mode: 0o755 });
       return remote.uploadFile(bundle.file, exporterBundlePath, { mode: 0o644 });
     },
     { concurrency: run.config.concurrency },

@@ -5,21 +5,32 @@
  * installs), `download` from HashiCorp's releases, signature and checksum verified, and
  * `auto` (the default) the releases when the release server answers (binaries/source.ts).
  */
+import { posix } from "node:path";
 import { binaryPath, ensureBinary } from "../binaries/build.ts";
 import { type ToolSpec, tools } from "../binaries/catalog.ts";
 import { ensureReleaseBinary, releaseSource } from "../binaries/releases.ts";
 import { binarySourcePlan } from "../binaries/source.ts";
 import { runtimeProfile } from "../config/schema.ts";
 import type { ClusterConfig } from "../config/schema.ts";
+import type { StartActivity } from "../cli/output.ts";
 import { OperationError } from "../errors.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
-import { shellQuote } from "../remote/quote.ts";
-import { nodeLayout } from "../render/layout.ts";
+import { sh } from "../remote/command.ts";
+import type { DirectorySpec } from "../remote/remote.ts";
+import { type NodeLayout, nodeLayout } from "../render/layout.ts";
+import type { InventoryHost } from "../inventory/schema.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 
 const users = ["consul", "nomad", "vault"];
 
-export async function prepareStage(run: ClusterRun): Promise<string> {
+export const prepareStage: Stage = {
+  name: "prepare",
+  description: "OS facts, service users, directories and the binaries on every node",
+  run: runPrepare,
+};
+
+async function runPrepare(run: ClusterRun): Promise<string> {
   const { config } = run;
   const versioned = {
     consul: { ...tools.consul, version: config.versions.consul },
@@ -29,8 +40,8 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
   };
   // the exec profile has no image registry: Fabio's binary is installed on the clients
   const fabioOnClients = runtimeProfile(config) === "exec" && config.jobs.fabio.enabled;
-  const log = (line: string) => run.reporter.debug(line);
-  const local = await localBinaries(config, versioned, fabioOnClients, log, (line) => run.reporter.info(line));
+  const progress = { log: (line: string) => run.reporter.debug(line), activity: (title: string) => run.reporter.activity(title) };
+  const local = await localBinaries(config, versioned, fabioOnClients, progress, (line) => run.reporter.info(line));
   const layout = nodeLayout();
   const outcomes = await onEachHost(
     run.inventory.hosts,
@@ -43,33 +54,15 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
         throw new OperationError(`${host.name}: unsupported platform '${facts[0]}'; the binaries are built for Linux x86_64.`);
       }
       if (!facts[2]) throw new OperationError(`${host.name}: systemd is required (no systemctl found).`);
-      const dirs = [
-        `install -d -m 0750 -o consul -g consul ${layout.consul.dataDir}`,
-        `install -d -m 0755 ${layout.consul.configDir}`,
-        `install -d -m 0750 -o root -g consul ${layout.consul.tlsDir}`,
-        `install -d -m 0755 ${layout.nomad.configDir}`,
-        `install -d -m 0750 -o root -g nomad ${layout.nomad.tlsDir}`,
-        host.roles.includes("server")
-          ? `install -d -m 0750 -o nomad -g nomad ${layout.nomad.dataDir}`
-          : `install -d -m 0711 ${layout.nomad.dataDir}`,
-        // owned by the users the jobs run as: nobody (Prometheus) and the Grafana image's uid
-        `install -d -m 0750 -o 65534 -g 65534 ${layout.nomad.hostVolumesDir}/prometheus`,
-        `install -d -m 0750 -o 472 -g 472 ${layout.nomad.hostVolumesDir}/grafana`,
-        `install -d -m 0750 ${layout.consulTemplate.configDir} ${layout.consulTemplate.templatesDir}`,
-        ...(host.roles.includes("vault")
-          ? [
-              `install -d -m 0755 ${layout.vault.configDir}`,
-              `install -d -m 0750 -o root -g vault ${layout.vault.tlsDir}`,
-              `install -d -m 0700 -o vault -g vault ${layout.vault.dataDir}`,
-              `install -d -m 0750 -o vault -g vault $(dirname ${layout.vault.auditLog})`,
-            ]
-          : []),
-      ];
-      const createUsers = users.map(
-        (u) =>
-          `id -u ${u} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${u}`,
+      await remote.runAsRoot(
+        users
+          .map(
+            (u) =>
+              sh`id -u ${u} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${u}`,
+          )
+          .join(" && "),
       );
-      await remote.runAsRoot([...createUsers, ...dirs].join(" && "));
+      await remote.mkdir(nodeDirectories(host, layout));
       const binaries: (keyof typeof versioned | "fabio")[] = [
         "consul",
         "nomad",
@@ -83,7 +76,7 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
         if (outcome !== "unchanged") uploaded++;
       }
       const versions = await remote.run(
-        binaries.map((b) => `${shellQuote(`${layout.binDir}/${b}`)} ${b === "fabio" ? "-v" : "version"} | head -1`).join("; "),
+        binaries.map((b) => sh`${`${layout.binDir}/${b}`} ${b === "fabio" ? "-v" : "version"} | head -1`).join("; "),
       );
       return { uploaded, versions: versions.stdout.trim().split("\n") };
     },
@@ -92,6 +85,33 @@ export async function prepareStage(run: ClusterRun): Promise<string> {
   const results = requireAllSucceeded("prepare", outcomes);
   const uploaded = results.reduce((sum, r) => sum + r.uploaded, 0);
   return uploaded ? `${uploaded} binaries uploaded` : "binaries up to date";
+}
+
+/** The directories every node needs, with the modes and owners the agents expect. */
+export function nodeDirectories(host: InventoryHost, layout: NodeLayout): DirectorySpec[] {
+  return [
+    { path: layout.consul.dataDir, mode: 0o750, owner: "consul" },
+    { path: layout.consul.configDir, mode: 0o755 },
+    { path: layout.consul.tlsDir, mode: 0o750, group: "consul" },
+    { path: layout.nomad.configDir, mode: 0o755 },
+    { path: layout.nomad.tlsDir, mode: 0o750, group: "nomad" },
+    host.roles.includes("server")
+      ? { path: layout.nomad.dataDir, mode: 0o750, owner: "nomad" }
+      : { path: layout.nomad.dataDir, mode: 0o711 },
+    // owned by the users the jobs run as: nobody (Prometheus) and the Grafana image's uid
+    { path: `${layout.nomad.hostVolumesDir}/prometheus`, mode: 0o750, owner: 65534 },
+    { path: `${layout.nomad.hostVolumesDir}/grafana`, mode: 0o750, owner: 472 },
+    { path: layout.consulTemplate.configDir, mode: 0o750 },
+    { path: layout.consulTemplate.templatesDir, mode: 0o750 },
+    ...(host.roles.includes("vault")
+      ? [
+          { path: layout.vault.configDir, mode: 0o755 },
+          { path: layout.vault.tlsDir, mode: 0o750, group: "vault" },
+          { path: layout.vault.dataDir, mode: 0o700, owner: "vault" },
+          { path: posix.dirname(layout.vault.auditLog), mode: 0o750, owner: "vault" },
+        ]
+      : []),
+  ];
 }
 
 type BinaryName = "consul" | "nomad" | "vault" | "consul-template";
@@ -104,7 +124,7 @@ async function localBinaries(
   config: ClusterConfig,
   versioned: Record<BinaryName, ToolSpec>,
   withFabio: boolean,
-  log: (line: string) => void,
+  progress: { log: (line: string) => void; activity: StartActivity },
   say: (line: string) => void,
 ): Promise<Record<BinaryName | "fabio", string>> {
   const paths = {} as Record<BinaryName | "fabio", string>;
@@ -114,14 +134,14 @@ async function localBinaries(
   for (const [name, spec] of Object.entries(versioned) as [BinaryName, ToolSpec][]) {
     if (plan.sources[name] === "release") {
       // a failed verification throws: it is never a reason to build instead
-      paths[name] = (await ensureReleaseBinary(name, spec.version, source, { log })).path;
+      paths[name] = (await ensureReleaseBinary(name, spec.version, source, progress)).path;
     } else {
-      await ensureBinary(spec, { log });
+      await ensureBinary(spec, progress);
       paths[name] = binaryPath(spec);
     }
   }
   if (withFabio) {
-    await ensureBinary(tools.fabio, { log });
+    await ensureBinary(tools.fabio, progress);
     paths.fabio = binaryPath(tools.fabio);
   }
   return paths;

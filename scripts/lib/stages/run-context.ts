@@ -2,11 +2,11 @@
  * Everything the cluster stages share for one run: the inventory, an SSH
  * connection per host, the secret store and the rendered file plan.
  */
-import { join } from "node:path";
 import type { Inventory, InventoryHost } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { KnownHosts } from "../remote/known-hosts.ts";
+import type { Remote } from "../remote/remote.ts";
 import { RemoteHost, sshTarget } from "../remote/ssh.ts";
 import { type HostPlan, planCluster } from "../render/plan.ts";
 import { ensureRenderSecrets, type RenderSecrets, SecretStore } from "../state/secrets.ts";
@@ -17,7 +17,7 @@ export interface ClusterRun extends ProviderContext {
   secrets: SecretStore;
   renderSecrets: RenderSecrets;
   plans: Map<string, HostPlan>;
-  remote(host: InventoryHost | string): RemoteHost;
+  remote(host: InventoryHost | string): Remote;
   close(): void;
 }
 
@@ -31,7 +31,7 @@ export async function openClusterRun(
     secrets,
     inventory.hosts.map((h) => h.name),
   );
-  const knownHosts = new KnownHosts(join(context.state.root, "known_hosts.json"));
+  const knownHosts = new KnownHosts(context.state.knownHosts);
   const remotes = new Map(inventory.hosts.map((h) => [h.name, new RemoteHost(sshTarget(h))]));
   const connected = await onEachHost(
     [...remotes.values()],

@@ -14,16 +14,18 @@ import { $ } from "zx";
 import { binaryPath } from "../binaries/build.ts";
 import { tools } from "../binaries/catalog.ts";
 import { ApiError } from "../clients/http.ts";
-import { VaultClient } from "../clients/vault.ts";
+import type { VaultClient } from "../clients/vault.ts";
+import { withVault } from "../cluster/access.ts";
 import { readVaultPgpKeys } from "../config/pgp-keys.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
-import { openTunnel, type Tunnel } from "../remote/tunnel.ts";
-import { nodeLayout, ports } from "../render/layout.ts";
+import { sh } from "../remote/command.ts";
+import { nodeLayout } from "../render/layout.ts";
 import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 import { initialiseVault, initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "./vault-unseal.ts";
 import {
   ensureIntermediate,
@@ -34,27 +36,6 @@ import {
   renewalPolicies,
   renewalPoliciesFor,
 } from "./vault-pki.ts";
-
-export const tlsFiles = (run: Pick<ClusterRun, "state">) => ({
-  rootCa: join(run.state.tls, "ca.pem"),
-  bootstrapCa: join(run.state.tls, "bootstrap-ca.pem"),
-  trustBundle: join(run.state.tls, "vault-trust.pem"),
-  operatorCert: join(run.state.tls, "operator.pem"),
-  operatorKey: join(run.state.tls, "operator-key.pem"),
-});
-
-/** A Vault client for a vault host, through an SSH tunnel to its loopback listener. */
-export async function vaultThroughTunnel(
-  run: ClusterRun,
-  host: InventoryHost,
-  token?: string,
-): Promise<{ vault: VaultClient; tunnel: Tunnel }> {
-  const files = tlsFiles(run);
-  const bundle = [files.rootCa, files.bootstrapCa].filter(existsSync);
-  await writeFileAtomic(files.trustBundle, (await Promise.all(bundle.map((f) => readFile(f, "utf8")))).join("\n"), 0o644);
-  const tunnel = await openTunnel(run.remote(host), "127.0.0.1", ports.vaultApi);
-  return { vault: new VaultClient({ address: `https://${tunnel.address}`, caFile: files.trustBundle, token }), tunnel };
-}
 
 /**
  * A throwaway CA and one server certificate per Vault host, made with the cached
@@ -88,17 +69,23 @@ async function bootstrapCertificates(
   }
 }
 
-export async function vaultStage(run: ClusterRun): Promise<string> {
+export const vaultStage: Stage = {
+  name: "vault",
+  description: "Vault installed, initialised once, unsealed, its PKI and the renewal tokens",
+  run: runVault,
+};
+
+async function runVault(run: ClusterRun): Promise<string> {
   const layout = nodeLayout();
   const vaultHosts = hostsWithRole(run.inventory, "vault");
   const leader = vaultHosts[0] as InventoryHost;
-  const files = tlsFiles(run);
+  const files = run.state.tlsFiles;
   await mkdir(run.state.tls, { recursive: true, mode: 0o700 });
   const summary: string[] = [];
 
   const withoutCert: InventoryHost[] = [];
   for (const host of vaultHosts) {
-    const probe = await run.remote(host).runAsRoot(`test -s ${layout.vault.certFile}`, { allowFailure: true });
+    const probe = await run.remote(host).runAsRoot(sh`test -s ${layout.vault.certFile}`, { allowFailure: true });
     if (probe.code !== 0) withoutCert.push(host);
   }
   if (withoutCert.length) {
@@ -124,9 +111,8 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
     if (outcome !== "unchanged") summary.push(`vault ${outcome} on ${host.name}`);
   }
 
-  let { vault, tunnel } = await vaultThroughTunnel(run, leader);
-  try {
-    let health = await vault.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable" });
+  const rootToken = await withVault(run, leader, async (vault) => {
+    const health = await vault.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable" });
     let init = await readInitRecord(run.secrets);
     if (!health.initialized) {
       if (init) {
@@ -161,9 +147,8 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
     const record = init;
     // the leader first; raft followers join it through retry_join and are unsealed once they have
     for (const host of vaultHosts) {
-      const target = host === leader ? { vault, tunnel } : await vaultThroughTunnel(run, host);
-      try {
-        const status = await target.vault.sealStatus();
+      const unseal = async (target: VaultClient) => {
+        const status = await target.sealStatus();
         if (status.sealed) {
           // decrypted (PGP) only for a sealed Vault and only in memory; shares entered by hand count
           // (a follower that has not joined yet reports t = 0: it needs the threshold)
@@ -172,15 +157,14 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
             what: `Vault on ${host.name}`,
             needed: status.t > 0 ? status.t - status.progress : undefined,
           });
-          await unsealWith(target.vault, keys);
+          await unsealWith(target, keys);
           summary.push(`unsealed ${host.name}`);
         }
-        if (host === leader) {
-          health = await vault.waitUntil((h) => !h.sealed && !h.standby, { timeoutMs: 60_000, what: "unsealed and active" });
-        }
-      } finally {
-        if (host !== leader) await target.tunnel.close();
-      }
+      };
+      if (host === leader) {
+        await unseal(vault);
+        await vault.waitUntil((h) => !h.sealed && !h.standby, { timeoutMs: 60_000, what: "unsealed and active" });
+      } else await withVault(run, host, unseal);
     }
     const rootToken = await vaultRootToken(run.secrets);
     const root = vault.withToken(rootToken);
@@ -198,7 +182,7 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
     // Vault's own certificate from its PKI, replacing the bootstrap one
     for (const host of vaultHosts) {
       const remote = run.remote(host);
-      const current = (await remote.runAsRoot(`cat ${layout.vault.caFile}`)).stdout.trim();
+      const current = (await remote.runAsRoot(sh`cat ${layout.vault.caFile}`)).stdout.trim();
       if (current === rootCa.pem.trim()) continue;
       const issued = await root.issueCertificate(`${pki.intermediates.vault}/issue/server`, {
         common_name: "vault.service.consul",
@@ -209,22 +193,26 @@ export async function vaultStage(run: ClusterRun): Promise<string> {
       await remote.uploadContent(issued.private_key, layout.vault.keyFile, { mode: 0o600, owner: "vault", group: "vault" });
       await remote.uploadContent(`${issued.certificate}\n${issued.issuing_ca}\n`, layout.vault.certFile, { mode: 0o644 });
       await remote.uploadContent(`${rootCa.pem.trim()}\n`, layout.vault.caFile, { mode: 0o644 });
-      await remote.runAsRoot("systemctl reload vault");
+      await remote.service("vault").reload();
       summary.push(`PKI certificate on ${host.name}`);
     }
-    // from here on only the cluster root is trusted
-    await tunnel.close();
-    await rm(files.bootstrapCa, { force: true });
-    ({ vault, tunnel } = await vaultThroughTunnel(run, leader, rootToken));
-    await vault.waitUntil((h) => !h.sealed, { timeoutMs: 30_000, what: "serving its PKI certificate" });
+    return rootToken;
+  });
+  // from here on only the cluster root is trusted
+  await rm(files.bootstrapCa, { force: true });
+  await withVault(
+    run,
+    leader,
+    async (vault) => {
+      await vault.waitUntil((h) => !h.sealed, { timeoutMs: 30_000, what: "serving its PKI certificate" });
 
-    await ensureOperatorCertificate(run, vault);
-    let minted = 0;
-    for (const host of run.inventory.hosts) if (await ensureRenewalToken(run, vault, host)) minted++;
-    if (minted) summary.push(`${minted} renewal tokens`);
-  } finally {
-    await tunnel.close();
-  }
+      await ensureOperatorCertificate(run, vault);
+      let minted = 0;
+      for (const host of run.inventory.hosts) if (await ensureRenewalToken(run, vault, host)) minted++;
+      if (minted) summary.push(`${minted} renewal tokens`);
+    },
+    { token: rootToken },
+  );
   return summary.length ? summary.join(", ") : "no changes";
 }
 
@@ -236,7 +224,7 @@ async function ensureAudit(vault: VaultClient, path: string): Promise<void> {
 
 /** The operator's client certificate for the Consul and Nomad APIs (mTLS), kept 0600 in the state. */
 async function ensureOperatorCertificate(run: ClusterRun, vault: VaultClient): Promise<void> {
-  const files = tlsFiles(run);
+  const files = run.state.tlsFiles;
   if (existsSync(files.operatorCert) && existsSync(files.operatorKey)) {
     const pem = await readFile(files.operatorCert, "utf8");
     const { X509Certificate } = await import("node:crypto");

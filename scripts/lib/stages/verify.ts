@@ -2,8 +2,15 @@
 import { OperationError } from "../errors.ts";
 import { clusterHealth } from "./health.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 
-export async function verifyStage(run: ClusterRun): Promise<string> {
+export const verifyStage: Stage = {
+  name: "verify",
+  description: "the health summary; any problem fails the run",
+  run: runVerify,
+};
+
+async function runVerify(run: ClusterRun): Promise<string> {
   const health = await clusterHealth(run);
   if (health.problems.length) {
     throw new OperationError(

@@ -8,12 +8,11 @@
  */
 import { createPublicKey, type JsonWebKey } from "node:crypto";
 import type { ConsulBindingRule } from "../clients/consul.ts";
+import { withConsul, withNomad, withVault } from "../cluster/access.ts";
 import { ApiError } from "../clients/http.ts";
 import type { VaultClient } from "../clients/vault.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
-import { consulThroughTunnel } from "./consul.ts";
-import { nomadThroughTunnel } from "./nomad.ts";
 import {
   platformNamespace,
   platformServices,
@@ -22,10 +21,10 @@ import {
   tenantServicePrefix,
 } from "../security/tenancy.ts";
 import type { ClusterRun } from "./run-context.ts";
+import type { Stage } from "./stage.ts";
 import { pki } from "../render/pki.ts";
 import { retryWhile } from "../util/retry.ts";
 import { platformPkiRole } from "./vault-pki.ts";
-import { vaultThroughTunnel } from "./vault.ts";
 import { vaultRootToken } from "./vault-unseal.ts";
 
 export const authMethodName = "nomad-workloads";
@@ -161,12 +160,16 @@ async function removeEntitiesKeyedByJob(vault: VaultClient, accessor: string): P
   return stale.length;
 }
 
-export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
+export const workloadIdentityStage: Stage = {
+  name: "workload-identity",
+  description: "Nomad workload identities trusted by Consul and Vault",
+  run: runWorkloadIdentity,
+};
+
+async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const server = hostsWithRole(run.inventory, "server")[0] as InventoryHost;
-  const { nomad, tunnel } = await nomadThroughTunnel(run, server);
-  let keys: string[];
-  try {
+  const keys = await withNomad(run, server, async (nomad) => {
     // a new leader creates its first signing key a moment after election: an empty set is "not yet"
     const jwks = await retryWhile(
       async () => {
@@ -182,101 +185,101 @@ export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
         hint: "Check the Nomad servers' logs for keyring errors (journalctl -u nomad on a server).",
       });
     });
-    keys = jwks.keys.map((jwk) =>
+    return jwks.keys.map((jwk) =>
       createPublicKey({ key: jwk, format: "jwk" }).export({ type: "spki", format: "pem" }).toString().trim(),
     );
-  } finally {
-    await tunnel.close();
-  }
+  });
 
   const consulToken = await run.secrets.read("consul-bootstrap-token");
-  const consulSide = await consulThroughTunnel(run, server, consulToken);
-  try {
-    const { consul } = consulSide;
-    const changed = await consul.upsertAuthMethod({
-      Name: authMethodName,
-      Type: "jwt",
-      DisplayName: "Nomad workload identities",
-      Description: "JWTs signed by Nomad for services and tasks",
-      Config: {
-        JWTValidationPubKeys: keys,
-        JWTSupportedAlgs: ["RS256"],
-        BoundAudiences: ["consul.io"],
-        ClaimMappings: claimMappings,
-      },
-    });
-    if (changed) summary.push("Consul auth method");
-    await consul.upsertPolicy({ Name: "nomad-tasks", Description: "Nomad tasks: discovery", Rules: tasksPolicy });
-    if (await consul.ensureRole("nomad-tasks", "Nomad tasks", ["nomad-tasks"])) summary.push("Consul nomad-tasks role");
-    await consul.upsertPolicy({
-      Name: "platform-observer",
-      Description: "Platform Prometheus: discovery and agent reads",
-      Rules: observerPolicy,
-    });
-    if (await consul.ensureRole("platform-observer", "Platform Prometheus", ["platform-observer"]))
-      summary.push("Consul platform-observer role");
-    await consul.upsertPolicy({
-      Name: "platform-router",
-      Description: "Platform Fabio: the platform's services",
-      Rules: routerPolicy(),
-    });
-    if (await consul.ensureRole("platform-router", "Platform Fabio", ["platform-router"]))
-      summary.push("Consul platform-router role");
-    for (const ns of tenantNamespaces) {
-      const role = tenantTasksRole(ns);
-      await consul.upsertPolicy({ Name: role, Description: `${ns} tasks: ${ns} services`, Rules: tenantTasksPolicy(ns) });
-      if (await consul.ensureRole(role, `${ns} tasks`, [role])) summary.push(`Consul ${role} role`);
-    }
-    if (await consul.syncBindingRules(authMethodName, consulBindingRules)) summary.push("Consul binding rules");
-  } finally {
-    await consulSide.tunnel.close();
-  }
+  await withConsul(
+    run,
+    server,
+    async (consul) => {
+      const changed = await consul.upsertAuthMethod({
+        Name: authMethodName,
+        Type: "jwt",
+        DisplayName: "Nomad workload identities",
+        Description: "JWTs signed by Nomad for services and tasks",
+        Config: {
+          JWTValidationPubKeys: keys,
+          JWTSupportedAlgs: ["RS256"],
+          BoundAudiences: ["consul.io"],
+          ClaimMappings: claimMappings,
+        },
+      });
+      if (changed) summary.push("Consul auth method");
+      await consul.upsertPolicy({ Name: "nomad-tasks", Description: "Nomad tasks: discovery", Rules: tasksPolicy });
+      if (await consul.ensureRole("nomad-tasks", "Nomad tasks", ["nomad-tasks"])) summary.push("Consul nomad-tasks role");
+      await consul.upsertPolicy({
+        Name: "platform-observer",
+        Description: "Platform Prometheus: discovery and agent reads",
+        Rules: observerPolicy,
+      });
+      if (await consul.ensureRole("platform-observer", "Platform Prometheus", ["platform-observer"]))
+        summary.push("Consul platform-observer role");
+      await consul.upsertPolicy({
+        Name: "platform-router",
+        Description: "Platform Fabio: the platform's services",
+        Rules: routerPolicy(),
+      });
+      if (await consul.ensureRole("platform-router", "Platform Fabio", ["platform-router"]))
+        summary.push("Consul platform-router role");
+      for (const ns of tenantNamespaces) {
+        const role = tenantTasksRole(ns);
+        await consul.upsertPolicy({ Name: role, Description: `${ns} tasks: ${ns} services`, Rules: tenantTasksPolicy(ns) });
+        if (await consul.ensureRole(role, `${ns} tasks`, [role])) summary.push(`Consul ${role} role`);
+      }
+      if (await consul.syncBindingRules(authMethodName, consulBindingRules)) summary.push("Consul binding rules");
+    },
+    { token: consulToken },
+  );
 
   const rootToken = await vaultRootToken(run.secrets);
-  const vaultSide = await vaultThroughTunnel(run, hostsWithRole(run.inventory, "vault")[0] as InventoryHost, rootToken);
-  try {
-    const { vault } = vaultSide;
-    if (await vault.ensureMount(kvMount, "kv", {}, { version: "2" })) summary.push("Vault KV secret/");
-    const auth = await vault.ensureAuth(vaultJwtPath, "jwt");
-    if (auth.created) summary.push("Vault JWT auth");
-    const config = { jwt_validation_pubkeys: keys, jwt_supported_algs: ["RS256"], default_role: vaultRole };
-    const current = await vault
-      .read<{ jwt_validation_pubkeys?: string[]; default_role?: string }>(`auth/${vaultJwtPath}/config`)
-      .catch(() => undefined);
-    const sameKeys = JSON.stringify(current?.data.jwt_validation_pubkeys?.map((k) => k.trim())) === JSON.stringify(keys);
-    if (!sameKeys || current?.data.default_role !== vaultRole) {
-      await vault.write(`auth/${vaultJwtPath}/config`, config);
-      summary.push("Vault JWT keys");
-    }
-    await vault.putPolicy("nomad-workloads", vaultWorkloadPolicy(auth.accessor));
-    await vault.write(`auth/${vaultJwtPath}/role/${vaultRole}`, {
-      role_type: "jwt",
-      bound_audiences: ["vault.io"],
-      // one entity per namespace, job, group and task (Nomad's subject), so the
-      // policy's namespace/job templating can never take another namespace's values
-      user_claim: "sub",
-      claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
-      token_type: "service",
-      token_policies: ["nomad-workloads"],
-      token_period: "30m",
-      token_explicit_max_ttl: 0,
-    });
-    const stale = await removeEntitiesKeyedByJob(vault, auth.accessor);
-    if (stale) summary.push(`removed ${stale} Vault entities keyed by job only`);
-    await vault.putPolicy("platform", vaultPlatformPolicy());
-    await vault.write(`auth/${vaultJwtPath}/role/${platformVaultRole}`, {
-      role_type: "jwt",
-      bound_audiences: ["vault.io"],
-      bound_claims: { nomad_namespace: platformNamespace, nomad_job_id: platformVaultJobs },
-      user_claim: "sub",
-      claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
-      token_type: "service",
-      token_policies: ["platform"],
-      token_period: "30m",
-      token_explicit_max_ttl: 0,
-    });
-  } finally {
-    await vaultSide.tunnel.close();
-  }
+  await withVault(
+    run,
+    hostsWithRole(run.inventory, "vault")[0] as InventoryHost,
+    async (vault) => {
+      if (await vault.ensureMount(kvMount, "kv", {}, { version: "2" })) summary.push("Vault KV secret/");
+      const auth = await vault.ensureAuth(vaultJwtPath, "jwt");
+      if (auth.created) summary.push("Vault JWT auth");
+      const config = { jwt_validation_pubkeys: keys, jwt_supported_algs: ["RS256"], default_role: vaultRole };
+      const current = await vault
+        .read<{ jwt_validation_pubkeys?: string[]; default_role?: string }>(`auth/${vaultJwtPath}/config`)
+        .catch(() => undefined);
+      const sameKeys = JSON.stringify(current?.data.jwt_validation_pubkeys?.map((k) => k.trim())) === JSON.stringify(keys);
+      if (!sameKeys || current?.data.default_role !== vaultRole) {
+        await vault.write(`auth/${vaultJwtPath}/config`, config);
+        summary.push("Vault JWT keys");
+      }
+      await vault.putPolicy("nomad-workloads", vaultWorkloadPolicy(auth.accessor));
+      await vault.write(`auth/${vaultJwtPath}/role/${vaultRole}`, {
+        role_type: "jwt",
+        bound_audiences: ["vault.io"],
+        // one entity per namespace, job, group and task (Nomad's subject), so the
+        // policy's namespace/job templating can never take another namespace's values
+        user_claim: "sub",
+        claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
+        token_type: "service",
+        token_policies: ["nomad-workloads"],
+        token_period: "30m",
+        token_explicit_max_ttl: 0,
+      });
+      const stale = await removeEntitiesKeyedByJob(vault, auth.accessor);
+      if (stale) summary.push(`removed ${stale} Vault entities keyed by job only`);
+      await vault.putPolicy("platform", vaultPlatformPolicy());
+      await vault.write(`auth/${vaultJwtPath}/role/${platformVaultRole}`, {
+        role_type: "jwt",
+        bound_audiences: ["vault.io"],
+        bound_claims: { nomad_namespace: platformNamespace, nomad_job_id: platformVaultJobs },
+        user_claim: "sub",
+        claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
+        token_type: "service",
+        token_policies: ["platform"],
+        token_period: "30m",
+        token_explicit_max_ttl: 0,
+      });
+    },
+    { token: rootToken },
+  );
   return summary.length ? summary.join(", ") : "no changes";
 }

@@ -8,6 +8,20 @@ export interface StatePaths {
   inventoryCopy: string;
   stages: string;
   tls: string;
+  /** held while a bootstrap runs against the cluster */
+  lock: string;
+  /** SSH host keys learnt on first contact (trust on first use) */
+  knownHosts: string;
+  /** the local copies of the cluster's CA, Vault's trust bundle and the operator's client certificate */
+  tlsFiles: TlsFiles;
+}
+
+export interface TlsFiles {
+  rootCa: string;
+  bootstrapCa: string;
+  trustBundle: string;
+  operatorCert: string;
+  operatorKey: string;
 }
 
 export function statePaths(
@@ -19,11 +33,21 @@ export function statePaths(
   if (!clusterNamePattern.test(cluster))
     throw new Error(`bug: statePaths called with an unchecked cluster name ${JSON.stringify(cluster)}`);
   const root = resolve(base, cluster);
+  const tls = resolve(root, "tls");
   return {
     root,
     secrets: resolve(root, "secrets"),
     inventoryCopy: resolve(root, "inventory.yaml"),
     stages: resolve(root, "stages.json"),
-    tls: resolve(root, "tls"),
+    tls,
+    lock: resolve(root, "bootstrap.lock"),
+    knownHosts: resolve(root, "known_hosts.json"),
+    tlsFiles: {
+      rootCa: resolve(tls, "ca.pem"),
+      bootstrapCa: resolve(tls, "bootstrap-ca.pem"),
+      trustBundle: resolve(tls, "vault-trust.pem"),
+      operatorCert: resolve(tls, "operator.pem"),
+      operatorKey: resolve(tls, "operator-key.pem"),
+    },
   };
 }

@@ -308,7 +308,7 @@ async function runPrepare(
   const saved = { ...process.env };
   try {
     Object.assign(process.env, env);
-    const summary = await prepareStage(run);
+    const summary = await prepareStage.run(run);
     return { summary, uploads, said: reporter.messages.filter((m) => m.kind === "info").map((m) => m.text) };
   } finally {
     process.env = saved;

@@ -19,7 +19,7 @@ import { summarizePlan } from "../../../scripts/lib/deploy/plan-summary.ts";
 import { loadVariables, renderVariables } from "../../../scripts/lib/deploy/variables.ts";
 import { registerJob } from "../../../scripts/lib/deploy/register.ts";
 import { InputError, OperationError } from "../../../scripts/lib/errors.ts";
-import { ciDeployPolicy } from "../../../scripts/lib/stages/nomad.ts";
+import { ciDeployPolicy } from "../../../scripts/lib/cluster/nomad-acl.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
 import { type NomadDev, startNomadDev } from "../../helpers/nomad-dev.ts";
 

@@ -25,7 +25,7 @@ import { minimalPolicy } from "../../../scripts/lib/energy/acl.ts";
 import { parseExporterConfig } from "../../../scripts/lib/energy/config.ts";
 import { deployJobs } from "../../../scripts/lib/deploy/deploy.ts";
 import { jobFile } from "../../../scripts/lib/platform/jobs.ts";
-import { clusterNamespaces, platformNamespace } from "../../../scripts/lib/stages/nomad.ts";
+import { clusterNamespaces, platformNamespace } from "../../../scripts/lib/cluster/nomad-acl.ts";
 import { type EnergyNomadDev, purgeJob, runRawExecJob, startEnergyNomadDev } from "../../helpers/energy-nomad.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
 

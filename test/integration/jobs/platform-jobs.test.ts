@@ -16,7 +16,7 @@ import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
 import { deployJobs } from "../../../scripts/lib/deploy/deploy.ts";
 import type { InputError } from "../../../scripts/lib/errors.ts";
 import { jobFile, type PlatformJobName, platformJobs, platformVariables } from "../../../scripts/lib/platform/jobs.ts";
-import { clusterNamespaces, platformNamespace } from "../../../scripts/lib/stages/nomad.ts";
+import { clusterNamespaces, platformNamespace } from "../../../scripts/lib/cluster/nomad-acl.ts";
 import { statePaths } from "../../../scripts/lib/state/paths.ts";
 import { SecretStore } from "../../../scripts/lib/state/secrets.ts";
 import { loopbackInventory, makeConfig, tempDir } from "../../helpers/fixtures.ts";

@@ -15,7 +15,7 @@ import { InputError } from "../../../scripts/lib/errors.ts";
 import { inventoryPath, loadInventory } from "../../../scripts/lib/inventory/load.ts";
 import type { Inventory } from "../../../scripts/lib/inventory/schema.ts";
 import { localProvider } from "../../../scripts/lib/providers/local/provider.ts";
-import { localNames } from "../../../scripts/lib/providers/local/names.ts";
+import { type LocalNames, localNamesFor } from "../../../scripts/lib/providers/local/names.ts";
 import { staticProvider } from "../../../scripts/lib/providers/static.ts";
 import type { ProviderContext } from "../../../scripts/lib/providers/types.ts";
 import { HostsFailedError, HostUnreachableError, RemoteCommandError } from "../../../scripts/lib/remote/errors.ts";
@@ -30,6 +30,8 @@ let dir: Awaited<ReturnType<typeof tempDir>>;
 let context: ProviderContext;
 let inventory: Inventory;
 let hosts: RemoteHost[];
+/** this state dir's host-side names (its cluster id is in them) */
+let names: LocalNames;
 /** PIDs seen inside the nodes before teardown: none may survive it */
 const containerProcesses: number[] = [];
 
@@ -45,10 +47,10 @@ function contextFor(overrides: Record<string, unknown> = {}): ProviderContext {
 
 /** Everything of this cluster still present on the machine. */
 async function leftovers(): Promise<string[]> {
-  const names = localNames(cluster);
   const found: string[] = [];
   const netns = (await $({ quiet: true })`ip netns list`).stdout;
-  if (netns.includes(`hs-${cluster}-`)) found.push(`netns: ${netns.trim()}`);
+  for (const node of ["server-1", "client-1", "client-2"])
+    if (netns.includes(names.netns(node))) found.push(`netns ${names.netns(node)}`);
   const links = (await $({ quiet: true })`ip -o link show`).stdout;
   if (links.includes(names.bridge)) found.push("bridge");
   for (const node of ["server-1", "client-1", "client-2"]) if (links.includes(names.hostVeth(node))) found.push(`veth ${node}`);
@@ -64,6 +66,7 @@ beforeAll(async () => {
   process.env.HASHISTACK_INVENTORY_DIR = join(dir.path, "inventories");
   context = contextFor();
   inventory = await localProvider.up(context);
+  names = (await localNamesFor(context)) as LocalNames;
   hosts = inventory.hosts.map((h) => new RemoteHost(sshTarget(h)));
   await Promise.all(hosts.map((h) => h.connect({ waitMs: 10_000 })));
 }, 600_000);
@@ -206,7 +209,7 @@ describe("a node that dies", () => {
     await new Promise((r) => setTimeout(r, 500));
     expect((await localProvider.status(context)).nodes.find((n) => n.name === "client-2")?.state).toBe("unknown");
     // then the container dies too, as a crashed machine would
-    const pids = (await $({ quiet: true })`ip netns pids hs-${cluster}-client-2`).stdout.trim().split(/\s+/).map(Number);
+    const pids = (await $({ quiet: true })`ip netns pids ${names.netns("client-2")}`).stdout.trim().split(/\s+/).map(Number);
     for (const p of pids) process.kill(p, "SIGKILL");
     const error = await running.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HostUnreachableError);
@@ -217,13 +220,28 @@ describe("a node that dies", () => {
 });
 
 describe("teardown", () => {
+  it("another state dir with a cluster of the same name sees and removes nothing of this one", async () => {
+    const other = await tempDir("local-other");
+    process.env.HASHISTACK_INVENTORY_DIR = join(other.path, "inventories");
+    try {
+      const stranger = { ...contextFor(), state: statePaths(cluster, join(other.path, "state")) };
+      expect(await localProvider.down(stranger, { dryRun: true, keepState: false })).toEqual([]);
+      expect(await localProvider.down(stranger, { dryRun: false, keepState: false })).toEqual([]);
+      expect((await localProvider.status(stranger)).resources).toEqual([]);
+      expect((await localProvider.status(context)).nodes.every((n) => n.state === "running" || n.name === "client-2")).toBe(true);
+    } finally {
+      process.env.HASHISTACK_INVENTORY_DIR = join(dir.path, "inventories");
+      await other.remove();
+    }
+  });
+
   it("lists what it would remove, removes it, and leaves nothing behind", async () => {
     const wouldRemove = await localProvider.down(context, { dryRun: true, keepState: false });
-    expect(wouldRemove).toContain(`bridge ${localNames(cluster).bridge}`);
-    expect(wouldRemove).toContain(`netns hs-${cluster}-client-2`);
+    expect(wouldRemove).toContain(`bridge ${names.bridge}`);
+    expect(wouldRemove).toContain(`netns ${names.netns("client-2")}`);
     for (const host of hosts) host.dispose();
     for (const node of ["server-1", "client-1", "client-2"]) {
-      const out = (await $({ quiet: true, nothrow: true })`ip netns pids hs-${cluster}-${node}`).stdout.trim();
+      const out = (await $({ quiet: true, nothrow: true })`ip netns pids ${names.netns(node)}`).stdout.trim();
       containerProcesses.push(...out.split(/\s+/).filter(Boolean).map(Number));
     }
     expect(containerProcesses.length).toBeGreaterThan(10);

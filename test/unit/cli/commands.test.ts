@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -25,7 +27,7 @@ describe("command line", () => {
       expect(result.stdout, name).toContain("--debug");
       expect(result.stdout, name).toContain("4 not implemented yet");
     }
-  });
+  }, 60_000); // seven tsx start-ups at once: slow on a loaded 2-core machine
 
   it("something not built yet says so and exits 4, never pretending success", () => {
     // (every command exists now; what remains unbuilt — e.g. PGP-wrapped unseal keys — reports through this path)
@@ -48,9 +50,13 @@ describe("command line", () => {
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toContain(`Job file or directory ${join(dir, "nope.nomad.hcl")} does not exist.`);
     await writeFile(join(dir, "app.nomad.hcl"), 'job "app" {}\n');
-    const unbootstrapped = await run("deploy", ["--config", "cluster.example.yaml", join(dir, "app.nomad.hcl")], env);
+    const unbootstrapped = await run(
+      "deploy",
+      ["--config", "cluster.example.yaml", "--cluster", "unit-cli", join(dir, "app.nomad.hcl")],
+      env,
+    );
     expect(unbootstrapped.exitCode).toBe(3);
-    expect(unbootstrapped.stderr).toContain("NOMAD_ADDR is not set and cluster 'demo' has not been bootstrapped.");
+    expect(unbootstrapped.stderr).toContain("NOMAD_ADDR is not set and cluster 'unit-cli' has not been bootstrapped.");
   });
 
   it("an unknown flag is a usage error (exit 2) with a pointer to --help", async () => {
@@ -60,10 +66,31 @@ describe("command line", () => {
     expect(result.stderr).toContain("hint: Run 'npm run render -- --help' for the options.");
   });
 
+  it("bootstrap --stages with an unknown name exits 2 listing the stages, before provisioning anything", async () => {
+    const dir = await scratch.make("stages");
+    const env = { HASHISTACK_STATE_DIR: join(dir, "state"), HASHISTACK_INVENTORY_DIR: join(dir, "inv") };
+    const result = await run(
+      "bootstrap",
+      ["--config", "cluster.example.yaml", "--cluster", "unit-cli", "--stages", "prepare,consol"],
+      env,
+    );
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("Unknown stage 'consol' in --stages.");
+    expect(result.stderr).toContain(
+      "hint: The stages, in the order they run: prepare, vault, certificates, consul, nomad, workload-identity, platform, verify.",
+    );
+    expect(existsSync(join(dir, "state"))).toBe(false);
+    expect((await run("bootstrap", ["--help"])).stdout).toMatch(/--stages LIST +run only these stages .*: prepare, vault, /);
+  }, 60_000);
+
   it("render writes every host's files with secrets at 0600, and a second run keeps the same secrets", async () => {
     const dir = await scratch.make("render");
     const env = { HASHISTACK_STATE_DIR: join(dir, "state") };
-    const first = await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out"), "--output", "json"], env);
+    const first = await run(
+      "render",
+      ["--config", "cluster.example.yaml", "--cluster", "unit-cli", "--out", join(dir, "out"), "--output", "json"],
+      env,
+    );
     expect(first.exitCode, first.stderr).toBe(0);
     const report = JSON.parse(first.stdout) as { files: { host: string; path: string; mode: number; secret: boolean }[] };
     expect(new Set(report.files.map((f) => f.host))).toEqual(
@@ -71,16 +98,20 @@ describe("command line", () => {
     );
     const consul = join(dir, "out", "server-2", "etc", "consul.d", "consul.hcl");
     expect((await stat(consul)).mode & 0o777).toBe(0o600);
-    expect((await stat(join(dir, "state", "demo", "secrets", "consul-gossip-key"))).mode & 0o777).toBe(0o600);
-    expect((await stat(join(dir, "state", "demo", "secrets"))).mode & 0o777).toBe(0o700);
+    expect((await stat(join(dir, "state", "unit-cli", "secrets", "consul-gossip-key"))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, "state", "unit-cli", "secrets"))).mode & 0o777).toBe(0o700);
     const before = await readFile(consul, "utf8");
 
-    const second = await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out")], env);
+    const second = await run(
+      "render",
+      ["--config", "cluster.example.yaml", "--cluster", "unit-cli", "--out", join(dir, "out")],
+      env,
+    );
     expect(second.exitCode).toBe(0);
     expect(second.stdout).not.toContain("generated a new secret");
     expect(await readFile(consul, "utf8")).toBe(before);
     // the gossip key is in the file, never on the terminal
-    const key = (await readFile(join(dir, "state", "demo", "secrets", "consul-gossip-key"), "utf8")).trim();
+    const key = (await readFile(join(dir, "state", "unit-cli", "secrets", "consul-gossip-key"), "utf8")).trim();
     expect(before).toContain(key);
     expect(first.stdout + first.stderr + second.stdout + second.stderr).not.toContain(key);
   });
@@ -88,10 +119,17 @@ describe("command line", () => {
   it("refuses a secret file that others can read", async () => {
     const dir = await scratch.make("render");
     const env = { HASHISTACK_STATE_DIR: join(dir, "state") };
-    expect((await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out")], env)).exitCode).toBe(0);
-    const keyFile = join(dir, "state", "demo", "secrets", "nomad-gossip-key");
+    expect(
+      (await run("render", ["--config", "cluster.example.yaml", "--cluster", "unit-cli", "--out", join(dir, "out")], env))
+        .exitCode,
+    ).toBe(0);
+    const keyFile = join(dir, "state", "unit-cli", "secrets", "nomad-gossip-key");
     await $`chmod 644 ${keyFile}`;
-    const result = await run("render", ["--config", "cluster.example.yaml", "--out", join(dir, "out")], env);
+    const result = await run(
+      "render",
+      ["--config", "cluster.example.yaml", "--cluster", "unit-cli", "--out", join(dir, "out")],
+      env,
+    );
     expect(result.exitCode).toBe(3);
     expect(result.stderr).toContain(`Secret file ${keyFile} is readable by other users (mode 644).`);
   });
@@ -106,27 +144,34 @@ describe("command line", () => {
     expect(result.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack without --debug
   });
 
-  it("teardown lists with --dry-run, and without a terminal only --yes confirms", async () => {
+  it("teardown lists with --dry-run (not the state with --keep-state), and without a terminal only --yes confirms", async () => {
     const dir = await scratch.make("teardown");
     const env = { HASHISTACK_STATE_DIR: join(dir, "state"), HASHISTACK_INVENTORY_DIR: join(dir, "inv") };
-    await $`mkdir -p ${join(dir, "state", "demo", "secrets")}`;
-    const local = ["--config", "cluster.example.yaml"];
+    // a name no real cluster has, and a state dir of its own: teardown meets nothing it did not make
+    const name = `unit-td-${randomBytes(3).toString("hex")}`;
+    const config = join(dir, "cluster.yaml");
+    await writeFile(config, `name: ${name}\nprovider:\n  type: local\n  local:\n    cidr: 10.74.0.0/24\n`);
+    await $`mkdir -p ${join(dir, "state", name, "secrets")}`;
+    const local = ["--config", config];
     const listed = await run("teardown", [...local, "--dry-run", "--output", "json"], env);
-    expect(JSON.parse(listed.stdout)).toEqual({ wouldRemove: [`state ${join(dir, "state", "demo")}`] });
+    expect(JSON.parse(listed.stdout)).toEqual({ wouldRemove: [`state ${join(dir, "state", name)}`] });
+    const kept = await run("teardown", [...local, "--dry-run", "--keep-state"], env);
+    expect(kept.stdout).toContain(`nothing to remove for cluster '${name}'`);
     const refused = await run("teardown", local, env);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toContain("Confirmation needed, but there is no terminal to ask on.");
     expect(refused.stderr).toContain("hint: Pass --yes to confirm.");
     const removed = await run("teardown", [...local, "--yes"], env);
     expect(removed.exitCode, removed.stderr).toBe(0);
-    expect((await run("teardown", [...local, "--dry-run"], env)).stdout).toContain("nothing to remove for cluster 'demo'");
-  });
+    expect(existsSync(join(dir, "state", name))).toBe(false);
+    expect((await run("teardown", [...local, "--dry-run"], env)).stdout).toContain(`nothing to remove for cluster '${name}'`);
+  }, 90_000); // six command runs
 
   it("env explains that the cluster must be bootstrapped first", async () => {
     const dir = await scratch.make("env");
-    const result = await run("env", ["--config", "cluster.example.yaml"], { HASHISTACK_STATE_DIR: dir });
+    const result = await run("env", ["--config", "cluster.example.yaml", "--cluster", "unit-cli"], { HASHISTACK_STATE_DIR: dir });
     expect(result.exitCode).toBe(3);
-    expect(result.stderr).toContain("Cluster 'demo' has not been bootstrapped.");
+    expect(result.stderr).toContain("Cluster 'unit-cli' has not been bootstrapped.");
     expect(result.stderr).toContain("hint: Run 'npm run bootstrap' first.");
   });
 });

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { checkClusterName } from "../../../scripts/lib/config/load.ts";
 import { InputError } from "../../../scripts/lib/errors.ts";
 import { platformServices, taskIsolation, tenantNamespaces } from "../../../scripts/lib/security/tenancy.ts";
-import { ciDeployPolicy, clusterNamespaces } from "../../../scripts/lib/stages/nomad.ts";
+import { ciDeployPolicy, clusterNamespaces } from "../../../scripts/lib/cluster/nomad-acl.ts";
 import { consulBindingRules, routerPolicy, tenantTasksPolicy } from "../../../scripts/lib/stages/workload-identity.ts";
 import { statePaths } from "../../../scripts/lib/state/paths.ts";
 

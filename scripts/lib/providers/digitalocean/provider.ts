@@ -4,12 +4,10 @@
  * re-run at any point (after a timeout, an interrupt or a success) and creates
  * only what is missing. `down` deletes everything of the cluster (teardown.ts).
  */
-import { existsSync } from "node:fs";
-import { rm } from "node:fs/promises";
-import { confirm } from "../../cli/confirm.ts";
+import { confirmWith } from "../confirm.ts";
+import { localLeftovers, saveInventory } from "../local-state.ts";
 import type { ClusterConfig } from "../../config/schema.ts";
 import { InputError, OperationError } from "../../errors.ts";
-import { inventoryPath, writeInventory } from "../../inventory/load.ts";
 import { clusterSshKeyPath, ensureClusterSshKey } from "../../state/ssh-key.ts";
 import type { DownOptions, NodeStatus, Provider, ProviderContext } from "../types.ts";
 import { DoApiError, DoClient } from "./client.ts";
@@ -94,18 +92,6 @@ async function attachVolume(
 }
 
 /** Local files of the cluster (inventory, state); strings for the listing, paths for removal. */
-function localLeftovers(context: ProviderContext, options: DownOptions): string[] & { paths: string[] } {
-  const file = inventoryPath(context.config.name);
-  const paths = [
-    ...(existsSync(file) ? [file] : []),
-    ...(!options.keepState && existsSync(context.state.root) ? [context.state.root] : []),
-  ];
-  return Object.assign(
-    paths.map((p) => (p === file ? `inventory ${p}` : `state ${p}`)),
-    { paths },
-  );
-}
-
 export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming> = {}): Provider {
   const timing = { ...defaultTiming, ...overrides };
 
@@ -155,7 +141,9 @@ export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming
       const toCreate = [
         ...(found.key ? [] : [`SSH key ${names.sshKey} (${fingerprint})`]),
         ...(found.vpc ? [] : [`VPC ${names.vpc} ${options.vpcIpRange} in ${options.region}`]),
-        ...(found.firewall ? [] : [`cloud firewall ${names.firewall} (SSH and UIs from ${(options.allowedCidrs ?? []).join(", ")})`]),
+        ...(found.firewall
+          ? []
+          : [`cloud firewall ${names.firewall} (SSH and UIs from ${(options.allowedCidrs ?? []).join(", ")})`]),
         ...plan.missing.map(
           (d) =>
             `droplet ${d.body.name} ${d.body.size} ${d.body.image} [${d.body.tags.join(", ")}] $${(prices.get(d.body.size) ?? 0).toFixed(2)}/month`,
@@ -169,7 +157,7 @@ export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming
         for (const item of toCreate) reporter.info(`will create ${item}`);
         const cost = monthlyCost(plan.missing, (slug) => prices.get(slug) ?? 0);
         reporter.info(`droplets to create cost $${cost.toFixed(2)}/month (DigitalOcean sizes API, price_monthly)`);
-        if (!(await confirm(`Create these ${toCreate.length} DigitalOcean resources?`, context.yes ?? false))) {
+        if (!(await confirmWith(context, `Create these ${toCreate.length} DigitalOcean resources?`))) {
           throw new OperationError("Nothing was created: the DigitalOcean resources were not confirmed.", {
             hint: "Answer 'y', or pass --yes to confirm without a prompt.",
           });
@@ -227,9 +215,7 @@ export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming
       if (urns.length) await api.post(`/v2/projects/${project.id}/resources`, { resources: urns });
 
       const inventory = dropletInventory(config, clusterSshKeyPath(context.state), desired, droplets);
-      const file = inventoryPath(config.name);
-      await writeInventory(file, inventory);
-      await writeInventory(context.state.inventoryCopy, inventory);
+      const file = await saveInventory(context, inventory);
       reporter.info(`inventory written to ${file} (${api.requests} API requests)`);
       return inventory;
     },
@@ -252,11 +238,11 @@ export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming
       await checkToken(api);
       const found = await discover(api, context.config);
       const local = localLeftovers(context, options);
-      if (options.dryRun) return [...describeFound(context.config, found), ...local];
+      if (options.dryRun) return [...describeFound(context.config, found), ...local.items];
 
       const removed = await deleteCluster(api, context.config, found, timing);
-      for (const path of local.paths) await rm(path, { recursive: true, force: true });
-      return [...removed, ...local];
+      await local.remove();
+      return [...removed, ...local.items];
     },
   };
 }

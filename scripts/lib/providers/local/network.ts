@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { InputError } from "../../errors.ts";
 import { cidrsOverlap, parseCidr } from "../../util/net.ts";
 import { hostRun } from "./host-command.ts";
-import { localNames } from "./names.ts";
+import type { LocalNames } from "./names.ts";
 
 interface RouteEntry {
   dst: string;
@@ -42,8 +42,8 @@ export async function checkCidrIsFree(cidrText: string, bridge: string): Promise
   }
 }
 
-export async function ensureBridge(cluster: string, gatewayCidr: string): Promise<string> {
-  const { bridge } = localNames(cluster);
+export async function ensureBridge(names: LocalNames, gatewayCidr: string): Promise<string> {
+  const { bridge } = names;
   if (!(await linkExists(bridge))) await hostRun(["ip", "link", "add", bridge, "type", "bridge"]);
   const addresses = (await hostRun(["ip", "-4", "-o", "addr", "show", "dev", bridge])).stdout;
   if (!addresses.includes(` ${gatewayCidr} `)) await hostRun(["ip", "addr", "add", gatewayCidr, "dev", bridge]);
@@ -51,8 +51,7 @@ export async function ensureBridge(cluster: string, gatewayCidr: string): Promis
   return bridge;
 }
 
-export async function ensureNodeNetwork(cluster: string, node: string, addressCidr: string, gateway: string): Promise<string> {
-  const names = localNames(cluster);
+export async function ensureNodeNetwork(names: LocalNames, node: string, addressCidr: string, gateway: string): Promise<string> {
   const netns = names.netns(node);
   const hostVeth = names.hostVeth(node);
   const peer = names.peerVeth(node);
@@ -72,8 +71,7 @@ export async function ensureNodeNetwork(cluster: string, node: string, addressCi
   return netns;
 }
 
-export async function removeNodeNetwork(cluster: string, node: string): Promise<string[]> {
-  const names = localNames(cluster);
+export async function removeNodeNetwork(names: LocalNames, node: string): Promise<string[]> {
   const removed: string[] = [];
   if (await linkExists(names.hostVeth(node))) {
     await hostRun(["ip", "link", "del", names.hostVeth(node)]);
@@ -86,8 +84,8 @@ export async function removeNodeNetwork(cluster: string, node: string): Promise<
   return removed;
 }
 
-export async function removeBridge(cluster: string): Promise<string[]> {
-  const { bridge } = localNames(cluster);
+export async function removeBridge(names: LocalNames): Promise<string[]> {
+  const { bridge } = names;
   if (!(await linkExists(bridge))) return [];
   await hostRun(["ip", "link", "del", bridge]);
   return [`bridge ${bridge}`];

@@ -4,9 +4,9 @@
  * and sshd, each in its own network namespace on a host bridge.
  */
 import { existsSync } from "node:fs";
-import { readdir, rm } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { inventoryPath, writeInventory } from "../../inventory/load.ts";
+import { localLeftovers, saveInventory } from "../local-state.ts";
 import type { Inventory, InventoryHost } from "../../inventory/schema.ts";
 import { HostUnreachableError } from "../../remote/errors.ts";
 import { onEachHost, requireAllSucceeded } from "../../remote/fanout.ts";
@@ -18,7 +18,7 @@ import { gatewayAddress, plannedInventory } from "../../topology.ts";
 import { parseCidr } from "../../util/net.ts";
 import type { DownOptions, NodeStatus, Provider, ProviderContext, ProviderStatus } from "../types.ts";
 import { ensureImage } from "./image.ts";
-import { localNames } from "./names.ts";
+import { type LocalNames, localIdentity, localNames, localNamesFor } from "./names.ts";
 import {
   checkCidrIsFree,
   ensureBridge,
@@ -38,7 +38,7 @@ function nodesDir(context: ProviderContext): string {
 }
 
 export function knownHostsFor(context: Pick<ProviderContext, "state">): KnownHosts {
-  return new KnownHosts(join(context.state.root, "known_hosts.json"));
+  return new KnownHosts(context.state.knownHosts);
 }
 
 /** The planned inventory; only `up` creates the key pair, so status and down never write state. */
@@ -59,7 +59,8 @@ export const localProvider: Provider = {
       if (installed.length) reporter.success(`installed ${installed.join(", ")}`);
     }
     await checkLocalRequirements();
-    const names = localNames(config.name);
+    // this state dir's cluster id is in every host-side name: another checkout's `demo` is not ours
+    const names = localNames(config.name, (await localIdentity(context.state, { create: true })) as string);
     const cidr = config.provider.local.cidr;
     await checkCidrIsFree(cidr, names.bridge);
     const imageStep = reporter.step("node image");
@@ -70,7 +71,7 @@ export const localProvider: Provider = {
     const { publicKey } = await ensureClusterSshKey(context.state, `hashistack-${config.name}`);
     const prefix = parseCidr(cidr)?.prefix ?? 24;
     const gateway = gatewayAddress(cidr);
-    await ensureBridge(config.name, `${gateway}/${prefix}`);
+    await ensureBridge(names, `${gateway}/${prefix}`);
 
     const bootStep = reporter.step(`starting ${inventory.hosts.length} nodes`);
     const knownHosts = knownHostsFor(context);
@@ -78,7 +79,7 @@ export const localProvider: Provider = {
       inventory.hosts,
       async (host) => {
         const paths = node.nodePaths(nodesDir(context), host.name);
-        const netns = await ensureNodeNetwork(config.name, host.name, `${host.privateIp}/${prefix}`, gateway);
+        const netns = await ensureNodeNetwork(names, host.name, `${host.privateIp}/${prefix}`, gateway);
         await node.ensureOverlay(paths, image.root);
         const { hostKeyFingerprint } = await node.ensureIdentity(paths, host.name, publicKey);
         await knownHosts.pin(`${host.privateIp}:22`, hostKeyFingerprint);
@@ -98,21 +99,19 @@ export const localProvider: Provider = {
     requireAllSucceeded("Waiting for SSH", ready);
     sshStep.done(`${inventory.hosts.length} nodes answer`);
 
-    const file = inventoryPath(config.name);
-    await writeInventory(file, inventory);
-    await writeInventory(context.state.inventoryCopy, inventory);
+    const file = await saveInventory(context, inventory);
     reporter.info(`inventory written to ${file}`);
     return inventory;
   },
 
   async status(context) {
     const inventory = await plan(context);
-    const names = localNames(context.config.name);
+    const names = await localNamesFor(context);
     const nodes: NodeStatus[] = [];
     for (const host of inventory.hosts) {
       const paths = node.nodePaths(nodesDir(context), host.name);
       const pid = await node.runningPid(paths);
-      const orphaned = !pid && (await node.containerPids(names.netns(host.name))).length > 0;
+      const orphaned = !pid && !!names && (await node.containerPids(names.netns(host.name))).length > 0;
       nodes.push({
         name: host.name,
         address: host.privateIp,
@@ -124,7 +123,7 @@ export const localProvider: Provider = {
             : undefined,
       });
     }
-    const resources = (await linkExists(names.bridge)) ? [`bridge ${names.bridge}`] : [];
+    const resources = names && (await linkExists(names.bridge)) ? [`bridge ${names.bridge}`] : [];
     return { provider: "local", nodes, resources } satisfies ProviderStatus;
   },
 
@@ -134,7 +133,11 @@ export const localProvider: Provider = {
     // also nodes from an older topology that are still on disk
     const onDisk = existsSync(nodesDir(context)) ? await readdir(nodesDir(context)) : [];
     const hostNames = [...new Set([...planned, ...onDisk])];
-    if (options.dryRun) return describeExisting(context, hostNames);
+    const names = await localNamesFor(context);
+    // no identity and no nodes in this state: nothing on this machine is ours, whatever its name
+    if (!names) return options.dryRun ? localLeftovers(context, options).items : removeLeftovers(context, options);
+    if (options.dryRun)
+      return [...(await describeExisting(context, names, hostNames)), ...localLeftovers(context, options).items];
 
     const removed: string[] = [];
     const outcomes = await onEachHost(
@@ -143,33 +146,29 @@ export const localProvider: Provider = {
         const paths = node.nodePaths(nodesDir(context), name);
         const done: string[] = [];
         const pid = await node.runningPid(paths);
-        if (await node.stop(paths, localNames(config.name).netns(name)))
+        if (await node.stop(paths, names.netns(name)))
           done.push(`node ${name}${pid ? ` (pid ${pid})` : " (container without nspawn)"}`);
         done.push(...(await node.removeTaskCgroups(paths)));
         done.push(...(await node.removeNodeFiles(paths)));
-        done.push(...(await removeNodeNetwork(config.name, name)));
+        done.push(...(await removeNodeNetwork(names, name)));
         return done;
       },
       { concurrency: config.concurrency },
     );
     for (const outcome of outcomes) removed.push(...(outcome.value ?? []));
     requireAllSucceeded("Removing local nodes", outcomes);
-    removed.push(...(await removeBridge(config.name)));
-    const file = inventoryPath(config.name);
-    if (existsSync(file)) {
-      await rm(file);
-      removed.push(`inventory ${file}`);
-    }
-    if (!options.keepState && existsSync(context.state.root)) {
-      await rm(context.state.root, { recursive: true, force: true });
-      removed.push(`state ${context.state.root}`);
-    }
-    return removed;
+    removed.push(...(await removeBridge(names)));
+    return [...removed, ...(await removeLeftovers(context, options))];
   },
 };
 
-async function describeExisting(context: ProviderContext, hostNames: string[]): Promise<string[]> {
-  const names = localNames(context.config.name);
+async function removeLeftovers(context: ProviderContext, options: DownOptions): Promise<string[]> {
+  const leftovers = localLeftovers(context, options);
+  await leftovers.remove();
+  return leftovers.items;
+}
+
+async function describeExisting(context: ProviderContext, names: LocalNames, hostNames: string[]): Promise<string[]> {
   const found: string[] = [];
   for (const name of hostNames) {
     const paths = node.nodePaths(nodesDir(context), name);
@@ -182,9 +181,6 @@ async function describeExisting(context: ProviderContext, hostNames: string[]): 
     if (netnsExists(names.netns(name))) found.push(`netns ${names.netns(name)}`);
   }
   if (await linkExists(names.bridge)) found.push(`bridge ${names.bridge}`);
-  const file = inventoryPath(context.config.name);
-  if (existsSync(file)) found.push(`inventory ${file}`);
-  if (existsSync(context.state.root)) found.push(`state ${context.state.root}`);
   return found;
 }
 

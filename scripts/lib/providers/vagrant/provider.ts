@@ -10,7 +10,7 @@ import { rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { $, type ProcessOutput } from "zx";
 import { InputError, OperationError } from "../../errors.ts";
-import { inventoryPath, writeInventory } from "../../inventory/load.ts";
+import { localLeftovers, saveInventory } from "../local-state.ts";
 import type { Inventory } from "../../inventory/schema.ts";
 import { parseIpv4 } from "../../util/net.ts";
 import type { DownOptions, NodeStatus, Provider } from "../types.ts";
@@ -181,9 +181,7 @@ export function createVagrantProvider(run: Runner = runVagrant, options: { netwo
           };
         }),
       };
-      const file = inventoryPath(config.name);
-      await writeInventory(file, inventory);
-      await writeInventory(context.state.inventoryCopy, inventory);
+      const file = await saveInventory(context, inventory);
       reporter.info(`inventory written to ${file}`);
       return inventory;
     },
@@ -238,13 +236,11 @@ export function createVagrantProvider(run: Runner = runVagrant, options: { netwo
         }
         found.push(`generated files ${dirname(files.topology)}`);
       }
-      const file = inventoryPath(context.config.name);
-      if (existsSync(file)) found.push(`inventory ${file}`);
-      if (!options.keepState && existsSync(context.state.root)) found.push(`state ${context.state.root}`);
+      const leftovers = localLeftovers(context, options);
+      found.push(...leftovers.items);
       if (options.dryRun) return found;
       await rm(dirname(files.topology), { recursive: true, force: true });
-      await rm(file, { force: true });
-      if (!options.keepState) await rm(context.state.root, { recursive: true, force: true });
+      await leftovers.remove();
       return found;
     },
   };

@@ -1,0 +1,126 @@
+/**
+ * prepare, consul and nomad against fake nodes (test/helpers/fake-remote.ts):
+ * what each puts on a node, and that a second run with nothing changed restarts
+ * nothing, while a changed file restarts only its agent.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { binaryPath } from "../../../scripts/lib/binaries/build.ts";
+import { tools } from "../../../scripts/lib/binaries/catalog.ts";
+import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
+import { nodeLayout } from "../../../scripts/lib/render/layout.ts";
+import { planCluster } from "../../../scripts/lib/render/plan.ts";
+import { installConsulAgents } from "../../../scripts/lib/stages/consul.ts";
+import { installNomadAgents } from "../../../scripts/lib/stages/nomad.ts";
+import { nodeDirectories, prepareStage } from "../../../scripts/lib/stages/prepare.ts";
+import type { ClusterRun } from "../../../scripts/lib/stages/run-context.ts";
+import { fakeRemotes } from "../../helpers/fake-remote.ts";
+import { fixedSecrets, loopbackInventory, makeConfig, scratchDirs } from "../../helpers/fixtures.ts";
+
+const scratch = scratchDirs();
+const layout = nodeLayout();
+const config = makeConfig({ name: "unit-stages", install: { method: "upload" } });
+const inventory = loopbackInventory([
+  { name: "server-1", roles: ["server", "vault"], ip: "127.0.0.1" },
+  { name: "client-1", roles: ["client"], ip: "127.0.0.2" },
+]);
+const [server, client] = inventory.hosts as [(typeof inventory.hosts)[0], (typeof inventory.hosts)[0]];
+
+function fakeRun() {
+  const fakes = fakeRemotes(["server-1", "client-1"]);
+  for (const fake of fakes.remotes.values()) {
+    fake.respond = (command) =>
+      command.startsWith("uname") ? { stdout: "Linux x86_64\ndebian 12\n/usr/bin/systemctl\n" } : undefined;
+  }
+  const plans = new Map(planCluster(config, inventory, fixedSecrets(["server-1", "client-1"])).map((p) => [p.host.name, p]));
+  const run = { config, inventory, plans, reporter: createRecordingReporter(), remote: fakes.remote } as unknown as ClusterRun;
+  return { run, server: fakes.remote("server-1"), client: fakes.remote("client-1") };
+}
+
+let savedCache: string | undefined;
+beforeAll(async () => {
+  // binaries from a cache of stand-ins: prepare uploads whatever the cache holds
+  const cache = await scratch.make("stage-cache");
+  savedCache = process.env.HASHISTACK_CACHE;
+  process.env.HASHISTACK_CACHE = cache;
+  const specs = [
+    { ...tools.consul, version: config.versions.consul },
+    { ...tools.nomad, version: config.versions.nomad },
+    { ...tools.vault, version: config.versions.vault },
+    { ...tools["consul-template"], version: config.versions.consulTemplate },
+    tools.fabio,
+  ];
+  for (const spec of specs) {
+    const path = binaryPath(spec, cache);
+    await mkdir(join(path, ".."), { recursive: true });
+    await writeFile(path, `#!/bin/sh\necho ${spec.name}\n`, { mode: 0o755 });
+  }
+});
+afterAll(async () => {
+  if (savedCache === undefined) delete process.env.HASHISTACK_CACHE;
+  else process.env.HASHISTACK_CACHE = savedCache;
+  await scratch.removeAll();
+});
+
+describe("prepare on fake nodes", () => {
+  it("makes the service users and directories (Vault's only where Vault runs), uploads the binaries once", async () => {
+    const { run, server: s, client: c } = fakeRun();
+    expect(await prepareStage.run(run)).toBe("8 binaries uploaded");
+    expect(s.dirs.get(layout.vault.dataDir)).toEqual({ path: layout.vault.dataDir, mode: 0o700, owner: "vault" });
+    expect(c.dirs.has(layout.vault.dataDir)).toBe(false);
+    expect(s.dirs.get(layout.nomad.dataDir)).toMatchObject({ mode: 0o750, owner: "nomad" });
+    expect(c.dirs.get(layout.nomad.dataDir)).toEqual({ path: layout.nomad.dataDir, mode: 0o711 });
+    expect(c.dirs.get(`${layout.nomad.hostVolumesDir}/grafana`)).toMatchObject({ owner: 472, mode: 0o750 });
+    expect([...s.files.keys()].sort()).toEqual(
+      ["consul", "consul-template", "nomad", "vault"].map((b) => `${layout.binDir}/${b}`).sort(),
+    );
+    expect(c.files.has(`${layout.binDir}/fabio`)).toBe(true); // the exec profile runs Fabio from the clients
+    expect(s.log.find((l) => l.includes("useradd"))).toContain("useradd --system");
+    expect(await prepareStage.run(run)).toBe("binaries up to date");
+  });
+
+  it("directory specs carry every path the agents need, with owners the agents run as", () => {
+    const dirs = nodeDirectories(server, layout);
+    expect(dirs.map((d) => d.path)).toContain(layout.consul.tlsDir);
+    expect(dirs.find((d) => d.path === layout.consul.tlsDir)).toMatchObject({ mode: 0o750, group: "consul" });
+    expect(nodeDirectories(client, layout).some((d) => d.path.startsWith(layout.vault.configDir))).toBe(false);
+  });
+});
+
+describe("consul and nomad agents on fake nodes", () => {
+  it("start once, then a second run restarts nothing; a changed config restarts only that agent", async () => {
+    const { run, server: s, client: c } = fakeRun();
+    expect(await installConsulAgents(run, inventory.hosts)).toBe(2);
+    expect(await installNomadAgents(run, inventory.hosts)).toBe(2);
+    const first = s.takeLog();
+    // the unit file is new: systemd re-reads units before the first start
+    expect(first.indexOf("daemon-reload")).toBeLessThan(first.indexOf("start consul"));
+    expect(first).toContain("start nomad");
+    expect(s.files.get(layout.consul.unit)?.mode).toBe(0o644);
+    c.takeLog();
+
+    expect(await installConsulAgents(run, inventory.hosts)).toBe(0);
+    expect(await installNomadAgents(run, inventory.hosts)).toBe(0);
+    expect(s.takeLog().filter((l) => /^(start|restart|reload|upload|daemon-reload)/.test(l))).toEqual([]);
+
+    // a config change on the client: Consul there restarts, nothing else does
+    const plan = run.plans.get("client-1");
+    const file = plan?.files.find((f) => f.path.startsWith(layout.consul.configDir) && f.path.endsWith(".hcl"));
+    if (!plan || !file) throw new Error("no Consul config in the client's plan");
+    file.content = `${file.content}\n# changed\n`;
+    c.takeLog();
+    expect(await installConsulAgents(run, inventory.hosts)).toBe(1);
+    expect(await installNomadAgents(run, inventory.hosts)).toBe(0);
+    expect(c.takeLog().filter((l) => /^(start|restart|reload|daemon-reload)/.test(l))).toEqual(["restart consul"]);
+  });
+
+  it("a replaced binary restarts its running agent even when no config changed", async () => {
+    const { run, server: s } = fakeRun();
+    await installNomadAgents(run, [server]);
+    await s.uploadContent("new nomad build", `${layout.binDir}/nomad`, { mode: 0o755 });
+    s.takeLog();
+    expect(await installNomadAgents(run, [server])).toBe(1);
+    expect(s.takeLog()).toContain("restart nomad");
+  });
+});
