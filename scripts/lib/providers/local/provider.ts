@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { runtimeProfile } from "../../config/schema.ts";
 import { inventoryPath, writeInventory } from "../../inventory/load.ts";
 import type { Inventory, InventoryHost } from "../../inventory/schema.ts";
 import { HostUnreachableError } from "../../remote/errors.ts";
@@ -72,6 +73,8 @@ export const localProvider: Provider = {
     const gateway = gatewayAddress(cidr);
     await ensureBridge(config.name, `${gateway}/${prefix}`);
 
+    // Docker Engine runs inside the clients of a docker-profile cluster (installed by prepare)
+    const dockerInside = runtimeProfile(config) === "docker";
     const bootStep = reporter.step(`starting ${inventory.hosts.length} nodes`);
     const knownHosts = knownHostsFor(context);
     const booted = await onEachHost(
@@ -82,7 +85,9 @@ export const localProvider: Provider = {
         await node.ensureOverlay(paths, image.root);
         const { hostKeyFingerprint } = await node.ensureIdentity(paths, host.name, publicKey);
         await knownHosts.pin(`${host.privateIp}:22`, hostKeyFingerprint);
-        await node.boot(paths, names.machine(host.name), netns);
+        await node.boot(paths, names.machine(host.name), netns, {
+          docker: dockerInside && host.roles.includes("client"),
+        });
         return hostKeyFingerprint;
       },
       // network and mount setup is quick; keep the host's tools from racing each other too hard
@@ -146,6 +151,7 @@ export const localProvider: Provider = {
         if (await node.stop(paths, localNames(config.name).netns(name)))
           done.push(`node ${name}${pid ? ` (pid ${pid})` : " (container without nspawn)"}`);
         done.push(...(await node.removeTaskCgroups(paths)));
+        done.push(...(await node.removeDockerCgroups(paths)));
         done.push(...(await node.removeNodeFiles(paths)));
         done.push(...(await removeNodeNetwork(config.name, name)));
         return done;
