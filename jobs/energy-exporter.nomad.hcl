@@ -6,7 +6,8 @@
 #   exec   — the bundled dist/energy-exporter.mjs run by Debian's `nodejs` with raw_exec.
 #            raw_exec, not exec: the exporter needs the host's /proc, /sys and cgroup
 #            tree and root (energy_uj is root-only), as node-exporter does.
-#   docker — the image built from exporter/Containerfile, host trees mounted read-only.
+#   docker — the image built from exporter/Containerfile (or by `bootstrap` with
+#            jobs.registry.build), host trees as read-only host volumes.
 #
 # Secrets: the exporter's Nomad token is read from the Nomad Variable
 # nomad/jobs/energy-exporter (key `token`, namespace platform), which this job's
@@ -121,6 +122,19 @@ job "energy-exporter" {
       }
     }
 
+    # docker: the host trees come as read-only Nomad host volumes of the docker
+    # clients (the docker plugin mounts no host paths itself); using them needs a
+    # host_volume grant that only the platform namespace's jobs have
+    dynamic "volume" {
+      for_each = var.runtime == "docker" ? ["host-sys", "host-proc", "nomad-tls"] : []
+      labels   = [volume.value]
+      content {
+        type      = "host"
+        source    = volume.value
+        read_only = true
+      }
+    }
+
     dynamic "task" {
       for_each = var.runtime == "exec" ? ["exporter"] : []
       labels   = ["exporter"]
@@ -165,12 +179,22 @@ job "energy-exporter" {
           image        = var.image
           network_mode = "host"
           args         = ["--config", "/local/energy.yaml"]
-          # read-only host trees; the exporter reads them under /host
-          volumes = [
-            "/sys:/host/sys:ro",
-            "/proc:/host/proc:ro",
-            "${var.nomad_tls_dir}:/nomad-tls:ro",
-          ]
+        }
+        # read-only host trees; the exporter reads them under /host
+        volume_mount {
+          volume      = "host-sys"
+          destination = "/host/sys"
+          read_only   = true
+        }
+        volume_mount {
+          volume      = "host-proc"
+          destination = "/host/proc"
+          read_only   = true
+        }
+        volume_mount {
+          volume      = "nomad-tls"
+          destination = "/nomad-tls"
+          read_only   = true
         }
         env {
           HASHISTACK_ENERGY_LISTEN        = "${NOMAD_IP_metrics}:${NOMAD_PORT_metrics}"

@@ -56,7 +56,8 @@ export async function debsForNode(
   return ensureDebs(wanted, log);
 }
 
-async function ensureDebs(wanted: { name: string; version: string }[], log: (line: string) => void): Promise<DebFile[]> {
+/** The named package versions as .deb files in the cache, downloaded once. */
+export async function ensureDebs(wanted: { name: string; version: string }[], log: (line: string) => void): Promise<DebFile[]> {
   const dir = debCacheDir();
   await mkdir(dir, { recursive: true });
   const find = async (p: { name: string; version: string }) => {

@@ -10,6 +10,7 @@ import type { ProviderContext } from "../providers/types.ts";
 import { readFileIfExists, writeFileAtomic } from "../util/fs.ts";
 import { certificatesStage } from "./certificates.ts";
 import { consulStage } from "./consul.ts";
+import { imagesStage } from "./images.ts";
 import { nomadStage } from "./nomad.ts";
 import { platformStage } from "./platform.ts";
 import { prepareStage } from "./prepare.ts";
@@ -30,6 +31,7 @@ export const stages: Stage[] = [
   { name: "consul", run: consulStage },
   { name: "nomad", run: nomadStage },
   { name: "workload-identity", run: workloadIdentityStage },
+  { name: "images", run: imagesStage },
   { name: "platform", run: platformStage },
   { name: "verify", run: verifyStage },
 ];

@@ -11,9 +11,11 @@ import { buildExporterBundle } from "../build/exporter-bundle.ts";
 import { minimalPolicy } from "../energy/acl.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
+import { imageVariables } from "../images/references.ts";
 import { platformJobs, platformVariables } from "../platform/jobs.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { shellQuote } from "../remote/quote.ts";
+import { readBuiltImages } from "./images.ts";
 import { ensureClientToken, nomadThroughTunnel, platformNamespace } from "./nomad.ts";
 import type { ClusterRun } from "./run-context.ts";
 
@@ -60,31 +62,30 @@ export async function platformStage(run: ClusterRun): Promise<string> {
       if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
     }
     const runtime = runtimeProfile(config);
-    const others = deployable.filter((j) => j !== exporter);
-    const common = { timeoutMs: 300_000, concurrency: 6 };
-    // the exporter takes variables the other jobs do not declare: its own request, in parallel
-    const [platform, energy] = await Promise.all([
-      others.length
-        ? deployJobs(nomad, { ...common, files: others.map((j) => j.file), variables: { runtime } }, run.reporter)
-        : [],
-      exporter
-        ? deployJobs(
-            nomad,
-            {
-              ...common,
-              files: [exporter.file],
-              variables: {
-                runtime,
-                region: config.region,
-                carbon_region: config.jobs.energyExporter.carbonRegion,
-                pue: String(config.jobs.energyExporter.pue),
-              },
-            },
-            run.reporter,
+    const images =
+      runtime === "docker"
+        ? await imageVariables(
+            config,
+            deployable.map((j) => j.name),
+            await readBuiltImages(run.state),
           )
-        : [],
-    ]);
-    results = [...platform, ...energy];
+        : {};
+    const common = { timeoutMs: 300_000, concurrency: 6 };
+    // the jobs declare different variables (the exporter's own, an image per job): one request per job, in parallel
+    const perJob = await Promise.all(
+      deployable.map((job) => {
+        const variables: Record<string, string> = { runtime, ...(images[job.name] ? { image: images[job.name] as string } : {}) };
+        if (job === exporter) {
+          Object.assign(variables, {
+            region: config.region,
+            carbon_region: config.jobs.energyExporter.carbonRegion,
+            pue: String(config.jobs.energyExporter.pue),
+          });
+        }
+        return deployJobs(nomad, { ...common, files: [job.file], variables }, run.reporter);
+      }),
+    );
+    results = perJob.flat();
   } finally {
     await tunnel.close();
   }

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { runtimeProfile } from "../../config/schema.ts";
+import { servingPid, stopServing } from "../../images/registry-server.ts";
 import { inventoryPath, writeInventory } from "../../inventory/load.ts";
 import type { Inventory, InventoryHost } from "../../inventory/schema.ts";
 import { HostUnreachableError } from "../../remote/errors.ts";
@@ -160,6 +161,8 @@ export const localProvider: Provider = {
     );
     for (const outcome of outcomes) removed.push(...(outcome.value ?? []));
     requireAllSucceeded("Removing local nodes", outcomes);
+    // the image registry this machine served to the nodes (jobs.registry.build)
+    removed.push(...(await stopServing(context.state)));
     removed.push(...(await removeBridge(config.name)));
     const file = inventoryPath(config.name);
     if (existsSync(file)) {
@@ -188,6 +191,8 @@ async function describeExisting(context: ProviderContext, hostNames: string[]): 
     if (netnsExists(names.netns(name))) found.push(`netns ${names.netns(name)}`);
   }
   if (await linkExists(names.bridge)) found.push(`bridge ${names.bridge}`);
+  const registryPid = await servingPid(context.state);
+  if (registryPid) found.push(`image registry (pid ${registryPid})`);
   const file = inventoryPath(context.config.name);
   if (existsSync(file)) found.push(`inventory ${file}`);
   if (existsSync(context.state.root)) found.push(`state ${context.state.root}`);
