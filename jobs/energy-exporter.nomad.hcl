@@ -126,7 +126,7 @@ job "energy-exporter" {
     # clients (the docker plugin mounts no host paths itself); using them needs a
     # host_volume grant that only the platform namespace's jobs have
     dynamic "volume" {
-      for_each = var.runtime == "docker" ? ["host-sys", "host-proc", "nomad-tls"] : []
+      for_each = var.runtime == "docker" ? ["host-sys", "host-proc"] : []
       labels   = [volume.value]
       content {
         type      = "host"
@@ -191,10 +191,29 @@ job "energy-exporter" {
           destination = "/host/proc"
           read_only   = true
         }
-        volume_mount {
-          volume      = "nomad-tls"
-          destination = "/nomad-tls"
-          read_only   = true
+        # its own client certificate from Vault's PKI (workload identity, role
+        # platform): the container never sees the agent's key
+        vault {
+          role        = "platform"
+          change_mode = "noop"
+        }
+        template {
+          destination = "secrets/tls/bundle.pem"
+          perms       = "0400"
+          # certificate, issuer and key in one file: pkiCert re-reads it to decide on renewal
+          data        = <<-EOT
+            {{- with pkiCert "pki-nomad/issue/platform" (printf "common_name=platform.%s.nomad" (env "NOMAD_REGION")) "ttl=24h" -}}
+            {{ .Cert }}{{ .CA }}{{ .Key }}
+            {{- end }}
+          EOT
+          change_mode = "restart" # the exporter reads its certificate at start
+        }
+        template {
+          destination = "secrets/tls/ca.pem"
+          data        = <<-EOT
+            {{- with secret "pki-root/cert/ca" }}{{ .Data.certificate }}{{ end }}
+          EOT
+          change_mode = "restart"
         }
         env {
           HASHISTACK_ENERGY_LISTEN        = "${NOMAD_IP_metrics}:${NOMAD_PORT_metrics}"
@@ -204,9 +223,9 @@ job "energy-exporter" {
           HASHISTACK_ENERGY_HOST_PROCFS   = "/host/proc"
           HASHISTACK_ENERGY_HOST_CGROUP   = "/host/sys/fs/cgroup"
           NOMAD_ADDR                      = "https://${attr.unique.network.ip-address}:4646"
-          NOMAD_CACERT                    = "/nomad-tls/ca.pem"
-          NOMAD_CLIENT_CERT               = "/nomad-tls/agent.pem"
-          NOMAD_CLIENT_KEY                = "/nomad-tls/agent-key.pem"
+          NOMAD_CACERT                    = "/secrets/tls/ca.pem"
+          NOMAD_CLIENT_CERT               = "/secrets/tls/bundle.pem"
+          NOMAD_CLIENT_KEY                = "/secrets/tls/bundle.pem"
           NOMAD_TLS_SERVER_NAME           = "client.${var.region}.nomad"
         }
         template {

@@ -80,10 +80,15 @@ export function aptInstallCommand(version: string): string {
   ].join(" && ");
 }
 
-/** Install from .deb files already on the node: nothing is downloaded (air-gapped, local nodes). */
+/**
+ * Install from .deb files already on the node; nothing is downloaded (air-gapped,
+ * local nodes). dpkg, not apt: the files are exactly what apt's simulation
+ * against this node's status said is missing, and apt refuses local files on a
+ * node without package lists ("Pathname to install is not absolute").
+ */
 export function debInstallCommand(files: string[]): string {
   if (!files.length) throw new Error("debInstallCommand needs files");
-  return `${aptEnv} apt-get install -y -qq --no-install-recommends --no-download ${shellJoin(files.map((f) => `${nodeDebDir}/${f}`))}`;
+  return `${aptEnv} dpkg --install --force-confold ${shellJoin(files.map((f) => `${nodeDebDir}/${f}`))}`;
 }
 
 /** The installed docker.io version, empty when it is not installed. */

@@ -31,11 +31,18 @@ const claimMappings = {
   nomad_service: "nomad_service",
 };
 
-/** Platform jobs that get Vault tokens through the `platform` JWT role (and agent:read in Consul). */
-export const platformVaultJobs = ["prometheus", "fabio"];
+/** Platform jobs that read Consul's catalog and agent metrics (agent:read in Consul). */
+const platformConsulObserverJobs = ["prometheus", "fabio"];
+
+/**
+ * Platform jobs that get Vault tokens through the `platform` JWT role: the
+ * observers, and the energy exporter in docker, whose client certificate for the
+ * local Nomad agent comes from Vault's PKI instead of the agent's own key.
+ */
+export const platformVaultJobs = [...platformConsulObserverJobs, "energy-exporter"];
 
 function platformObserverJobs(): string[] {
-  return platformVaultJobs.map((job) => `value.nomad_job_id == "${job}"`);
+  return platformConsulObserverJobs.map((job) => `value.nomad_job_id == "${job}"`);
 }
 
 export const consulBindingRules: ConsulBindingRule[] = [

@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { driverProblems } from "../../../scripts/lib/stages/health.ts";
 
+type Nodes = Parameters<typeof driverProblems>[0];
+
 const healthy = { Detected: true, Healthy: true, HealthDescription: "Healthy" };
 
 describe("docker driver health in status and verify", () => {
   it("names a docker-profile client whose docker driver is unhealthy or missing, with Nomad's description", () => {
-    const nodes = [
+    const nodes: Nodes = [
       { name: "client-1", status: "ready", drivers: { docker: healthy } },
       {
         name: "client-2",

@@ -30,6 +30,7 @@ import {
   removeBridge,
   removeNodeNetwork,
 } from "./network.ts";
+import { hostRun } from "./host-command.ts";
 import * as node from "./node.ts";
 import { localProviderPackages, checkLocalRequirements } from "./requirements.ts";
 
@@ -86,9 +87,10 @@ export const localProvider: Provider = {
         await node.ensureOverlay(paths, image.root);
         const { hostKeyFingerprint } = await node.ensureIdentity(paths, host.name, publicKey);
         await knownHosts.pin(`${host.privateIp}:22`, hostKeyFingerprint);
-        await node.boot(paths, names.machine(host.name), netns, {
-          docker: dockerInside && host.roles.includes("client"),
-        });
+        const docker = dockerInside && host.roles.includes("client");
+        // the node sees /proc/sys read-only; dockerd needs forwarding on in the node's own namespace
+        if (docker) await hostRun(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        await node.boot(paths, names.machine(host.name), netns, { docker });
         return hostKeyFingerprint;
       },
       // network and mount setup is quick; keep the host's tools from racing each other too hard
