@@ -261,6 +261,8 @@ export async function removeDockerCgroups(paths: NodePaths, cgroupRoot = "/sys/f
         () => undefined,
       );
     }
+    // the parent too once empty (another node's containers keep it busy)
+    if (removed) await rmdir(dockerDir).catch(() => undefined);
   }
   return removed ? [`${removed} Docker container cgroups`] : [];
 }
