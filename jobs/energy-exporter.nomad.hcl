@@ -12,7 +12,7 @@
 # Secrets: the exporter's Nomad token is read from the Nomad Variable
 # nomad/jobs/energy-exporter (key `token`, namespace platform), which this job's
 # workload identity may read; without it tasks are exported without job names.
-# Its policy (README, "Energy exporter"): namespace "*" { capabilities = ["read-job"] }.
+# Its policy (docs/energy.md): namespace "*" { capabilities = ["read-job"] }.
 
 variable "runtime" {
   type        = string
@@ -60,7 +60,7 @@ variable "nomad_tls_dir" {
 variable "carbon_region" {
   type        = string
   default     = "FR"
-  description = "a region of the exporter's static intensity table (README), e.g. FR, DE, GB, US, WORLD"
+  description = "a region of the exporter's static intensity table (docs/energy.md), e.g. FR, DE, GB, US, WORLD"
 }
 
 variable "pue" {
@@ -75,7 +75,7 @@ variable "interval" {
 }
 
 locals {
-  # the exporter's config file (README, "Energy and CO2 exporter"); env vars below set the rest
+  # the exporter's config file (docs/energy.md); env vars below set the rest
   config = <<-EOT
     interval: ${var.interval}
     carbon:

@@ -102,7 +102,6 @@ job "prometheus" {
             "--storage.tsdb.retention.time=${var.retention}",
             "--web.listen-address=0.0.0.0:9090",
             "--web.external-url=http://$${NOMAD_ADDR_http}/prometheus",
-            "--web.enable-lifecycle",
           ]
         }
       }
@@ -116,7 +115,6 @@ job "prometheus" {
             "--storage.tsdb.retention.time=${var.retention}",
             "--web.listen-address=$${NOMAD_ADDR_http}",
             "--web.external-url=http://$${NOMAD_ADDR_http}/prometheus",
-            "--web.enable-lifecycle",
           ]
         }
       }

@@ -29,7 +29,8 @@ await runCommand<DeployFlags>({
   options: {
     namespace: {
       type: "string",
-      description: "namespace for jobs that name none (default: NOMAD_NAMESPACE, else default)",
+      description:
+        "namespace for jobs that name none (default: NOMAD_NAMESPACE, else default; from the cluster state: the environment whose CI token is used, dev by default)",
       valueName: "NS",
     },
     var: {
@@ -62,7 +63,8 @@ await runCommand<DeployFlags>({
     const variables = parseVarFlags(flags.var ?? []);
     // bad paths are input errors before any connection is made
     const files = await discoverJobFiles(positionals);
-    const connection = nomadFromEnv() ?? (await nomadFromClusterState(flags, reporter));
+    const namespace = flags.namespace ?? (process.env.NOMAD_NAMESPACE || undefined);
+    const connection = nomadFromEnv() ?? (await nomadFromClusterState({ ...flags, namespace }, reporter));
     reporter.debug(`Nomad via ${connection.via}`);
     // Nomad carries on with whatever was registered; say so rather than leave a silent 130
     process.once("SIGINT", () => {
@@ -74,7 +76,7 @@ await runCommand<DeployFlags>({
         connection.nomad,
         {
           files,
-          namespace: flags.namespace ?? (process.env.NOMAD_NAMESPACE || undefined),
+          namespace,
           variables,
           varFiles: flags.varFile ?? [],
           dryRun: flags.dryRun,

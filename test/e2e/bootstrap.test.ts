@@ -115,7 +115,7 @@ describe("a bootstrapped 5-node cluster", () => {
   });
 
   it("lets the CI token plan in dev but not in default", async () => {
-    const token = await secret("nomad-ci-token");
+    const token = await secret("nomad-ci-token-dev");
     const job = (namespace: string) =>
       JSON.stringify({
         Job: {

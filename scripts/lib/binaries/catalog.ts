@@ -1,6 +1,6 @@
 /**
  * HashiCorp (and friends) binaries built from the Go module proxy for tests and
- * air-gapped installs. Pinned versions; see README "Binaries" for why Nomad is
+ * air-gapped installs. Pinned versions; see docs/binaries.md for why Nomad is
  * the newest 1.x rather than 2.x.
  */
 import { defaultVersions } from "../config/schema.ts";

@@ -152,7 +152,7 @@ async function download(
     if (!check.ok) {
       throw new OperationError(`The signature of ${files.sums.url} is not valid: ${check.reason}.`, {
         hint: check.unknownKey
-          ? "Do not use this release. If HashiCorp has rotated its release key, check the fingerprint on https://www.hashicorp.com/security and set install.signingKeyFingerprint to it (README: 'Where the pinned fingerprint comes from'); otherwise check the mirror."
+          ? "Do not use this release. If HashiCorp has rotated its release key, check the fingerprint on https://www.hashicorp.com/security and set install.signingKeyFingerprint to it (docs/binaries.md: 'Where the pinned fingerprint comes from'); otherwise check the mirror."
           : "Do not use this release. If you use a mirror, check that it serves HashiCorp's files unaltered (install.releasesUrl / HASHISTACK_RELEASES_URL).",
       });
     }

@@ -126,6 +126,28 @@ export class NomadClient {
     return this.api.post<NomadAclToken>("/v1/acl/token", token);
   }
 
+  /** Revoke a token by its accessor; true when it existed. */
+  async deleteToken(accessorId: string): Promise<boolean> {
+    return this.deleteIfExists(`/v1/acl/token/${encodeURIComponent(accessorId)}`);
+  }
+
+  /** Delete an ACL policy; true when it existed. */
+  async deletePolicy(name: string): Promise<boolean> {
+    return this.deleteIfExists(`/v1/acl/policy/${encodeURIComponent(name)}`);
+  }
+
+  /** Nomad answers a DELETE of something absent with 200, so look first: re-runs must report no change. */
+  private async deleteIfExists(path: string): Promise<boolean> {
+    try {
+      await this.api.get(path);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return false;
+      throw error;
+    }
+    await this.api.delete(path);
+    return true;
+  }
+
   /** Jobs of a namespace with their per-group allocation counts. */
   jobs(namespace: string): Promise<NomadJobListStub[]> {
     return this.api.get<NomadJobListStub[]>("/v1/jobs", { namespace });

@@ -2,7 +2,8 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { loadYamlFile } from "../util/validated-yaml.ts";
 import { readVaultPgpKeys, resolvePgpKeyPaths } from "./pgp-keys.ts";
-import { type ClusterConfig, clusterConfigSchema } from "./schema.ts";
+import { InputError } from "../errors.ts";
+import { type ClusterConfig, clusterConfigSchema, clusterNamePattern, clusterNameRule } from "./schema.ts";
 
 export const defaultConfigFiles = ["cluster.yaml", "cluster.example.yaml"];
 
@@ -24,9 +25,19 @@ export async function loadClusterConfig(options: { file?: string; cluster?: stri
     "Cluster config",
     "Copy cluster.example.yaml to cluster.yaml and edit it; every field is documented there.",
   );
-  if (options.cluster) config.name = options.cluster;
+  if (options.cluster !== undefined) config.name = checkClusterName(options.cluster, "--cluster");
   // key files are read and checked with gpg now; the vault stage reads them again at init
   resolvePgpKeyPaths(config, file);
   await readVaultPgpKeys(config, file);
   return { file, config };
+}
+
+/** A cluster name from outside the config file (a flag), checked like the file's `name`. */
+export function checkClusterName(value: string, source: string): string {
+  if (!clusterNamePattern.test(value)) {
+    throw new InputError(`${source} ${JSON.stringify(value)} is not a valid cluster name.`, {
+      hint: `Use ${clusterNameRule} (a DNS label), e.g. --cluster demo.`,
+    });
+  }
+  return value;
 }

@@ -12,12 +12,11 @@ import {
 import { durationSeconds, isDuration } from "../util/duration.ts";
 import { cidrSize, parseCidr } from "../util/net.ts";
 
-const name = z
-  .string()
-  .regex(
-    /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/,
-    "expected lower-case letters, digits and '-', 2–32 characters, starting with a letter",
-  );
+/** A cluster name is a DNS label: it names paths, resources, tags and generated files' headers. */
+export const clusterNamePattern = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
+export const clusterNameRule =
+  "lower-case letters, digits and '-', 2–32 characters, starting with a letter and not ending with '-'";
+const name = z.string().regex(clusterNamePattern, `expected ${clusterNameRule}`);
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, "expected an IPv4 CIDR such as 10.99.0.0/24");
 const duration = z.string().refine(isDuration, "expected a duration such as 72h, 30m or 8760h");
 const httpUrl = z
@@ -75,7 +74,8 @@ const digitalOceanProvider = z.strictObject({
   clientSize: z.string().default("s-1vcpu-1gb"),
   volumeSizeGb: z.number().int().min(0).default(1),
   project: z.string().optional(),
-  allowedCidrs: z.array(cidr).min(1).default(["0.0.0.0/0"]),
+  /** who may reach SSH and the UIs; required with this provider (no silent 0.0.0.0/0) */
+  allowedCidrs: z.array(cidr).min(1).optional(),
 });
 
 const staticProvider = z.strictObject({
@@ -93,6 +93,11 @@ const provider = z
   .refine((p) => p.type !== "static" || p.static !== undefined, {
     message: "provider.type is static but provider.static.inventory is not set",
     path: ["static"],
+  })
+  .refine((p) => p.type !== "digitalocean" || p.digitalocean.allowedCidrs !== undefined, {
+    message:
+      'provider.digitalocean.allowedCidrs is required: the address ranges that may reach SSH and the UIs, e.g. ["203.0.113.7/32"] for your own address (["0.0.0.0/0"] opens them to the whole internet)',
+    path: ["digitalocean", "allowedCidrs"],
   });
 
 const topology = z

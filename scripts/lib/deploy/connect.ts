@@ -1,8 +1,9 @@
 /**
  * Where `deploy` finds Nomad: the standard NOMAD_* variables (CI), else the
  * cluster state (`--cluster`/`--config`) through an SSH tunnel to a server with
- * the `nomad-ci-token` — the least-privileged token bootstrap creates (submit and
- * read jobs in the dev and prod namespaces only).
+ * the CI token of one environment (`nomad-ci-token-dev` or `-prod`) — the
+ * least-privileged tokens bootstrap creates (submit and read jobs in that one
+ * namespace). The environment is the namespace asked for, `dev` by default.
  */
 import { existsSync } from "node:fs";
 import { clusterContext } from "../cli/cluster-context.ts";
@@ -13,6 +14,7 @@ import { loadInventory } from "../inventory/load.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { nomadThroughTunnel } from "../stages/nomad.ts";
 import { openClusterRun } from "../stages/run-context.ts";
+import { ciTokenSecret, isTenantNamespace, tenantNamespaces } from "../security/tenancy.ts";
 
 export interface NomadConnection {
   nomad: NomadClient;
@@ -44,9 +46,19 @@ export function nomadFromEnv(env: NodeJS.ProcessEnv = process.env): NomadConnect
 }
 
 export async function nomadFromClusterState(
-  flags: { config?: string; cluster?: string },
+  flags: { config?: string; cluster?: string; namespace?: string },
   reporter: Reporter,
 ): Promise<NomadConnection> {
+  const environment = flags.namespace ?? "dev";
+  if (!isTenantNamespace(environment)) {
+    throw new InputError(
+      `Deploying from the cluster state uses the CI token of one environment (${tenantNamespaces.join(" or ")}), not namespace '${environment}'.`,
+      {
+        hint: "Pass --namespace dev or --namespace prod; for other namespaces set NOMAD_ADDR and NOMAD_TOKEN (e.g. from 'npm run env -- --with-tokens').",
+      },
+    );
+  }
+  const tokenSecret = ciTokenSecret(environment);
   const context = await clusterContext(flags, reporter);
   if (!existsSync(context.state.inventoryCopy)) {
     throw new OperationError(`NOMAD_ADDR is not set and cluster '${context.config.name}' has not been bootstrapped.`, {
@@ -57,16 +69,16 @@ export async function nomadFromClusterState(
   const server = hostsWithRole(inventory, "server")[0] as InventoryHost;
   const run = await openClusterRun(context, inventory, { tolerateUnreachable: false });
   try {
-    const token = await run.secrets.read("nomad-ci-token");
+    const token = await run.secrets.read(tokenSecret);
     if (!token) {
-      throw new OperationError(`No nomad-ci-token in the state of cluster '${context.config.name}'.`, {
+      throw new OperationError(`No ${tokenSecret} in the state of cluster '${context.config.name}'.`, {
         hint: "Run 'npm run bootstrap' (its nomad stage creates the CI token).",
       });
     }
     const { nomad, tunnel } = await nomadThroughTunnel(run, server, token);
     return {
       nomad,
-      via: `cluster '${context.config.name}' (server ${server.name}, SSH tunnel, nomad-ci-token)`,
+      via: `cluster '${context.config.name}' (server ${server.name}, SSH tunnel, ${tokenSecret})`,
       close: async () => {
         await tunnel.close();
         run.close();

@@ -99,14 +99,14 @@ export const exporterConfigSchema = z
 
 export type ExporterConfig = z.output<typeof exporterConfigSchema>;
 
-const fileHint = "See the exporter section of the README for the fields and their meaning.";
+const fileHint = "See docs/energy.md for the fields and their meaning.";
 
 export function parseExporterConfig(text: string, file: string): ExporterConfig {
   try {
     return parseYamlText(text, file, exporterConfigSchema, "Exporter config", fileHint);
   } catch (error) {
     if (error instanceof InputError) {
-      const details = error.details.map((d) => d.replace("listed in cluster.example.yaml", "listed in the README"));
+      const details = error.details.map((d) => d.replace("listed in cluster.example.yaml", "listed in docs/energy.md"));
       throw new InputError(error.message, { details, hint: error.hint });
     }
     throw error;

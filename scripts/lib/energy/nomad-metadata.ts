@@ -5,7 +5,7 @@
  * once per `minRefreshMs`, so an allocation the token cannot see does not
  * make us hammer the agent.
  *
- * ACL (see README): namespace "*" { capabilities = ["read-job"] }, plus
+ * ACL (see docs/energy.md): namespace "*" { capabilities = ["read-job"] }, plus
  * agent { policy = "read" } when the node ID is not given in the config.
  */
 import type { HttpApi } from "../clients/http.ts";

@@ -3,6 +3,7 @@
  * mode and owner. `render` writes this plan to disk for reading; the install
  * stages upload exactly the same plan.
  */
+import { taskIsolation } from "../security/tenancy.ts";
 import { join } from "node:path";
 import { type ClusterConfig, runtimeProfile } from "../config/schema.ts";
 import { hostsWithRole, type Inventory, type InventoryHost } from "../inventory/schema.ts";
@@ -68,6 +69,7 @@ export function planCluster(
       layout,
       ports,
       runtime: runtimeProfile(config),
+      taskIsolation,
       serverCount: servers.length,
       consulRetryJoin: servers.map((s) => s.privateIp),
       nomadServerIps: servers.map((s) => s.privateIp),

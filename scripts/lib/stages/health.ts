@@ -4,6 +4,7 @@
  * certificate expiry. Every section is gathered independently, so one broken
  * part is reported next to the healthy ones instead of hiding them.
  */
+import { ciTokenSecret, tenantNamespaces } from "../security/tenancy.ts";
 import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { memberStatus } from "../clients/consul.ts";
@@ -222,7 +223,7 @@ export function credentialPaths(run: Pick<ClusterRun, "state" | "secrets">) {
     operatorKey: files.operatorKey,
     consulManagementToken: run.secrets.fileFor("consul-bootstrap-token"),
     nomadManagementToken: run.secrets.fileFor("nomad-bootstrap-token"),
-    nomadCiToken: run.secrets.fileFor("nomad-ci-token"),
+    nomadCiTokens: Object.fromEntries(tenantNamespaces.map((ns) => [ns, run.secrets.fileFor(ciTokenSecret(ns))])),
     // PGP-encrypted when vault.rootTokenPgpKey was set at init
     vaultRootToken: existsSync(run.secrets.fileFor(encryptedRootTokenSecret))
       ? run.secrets.fileFor(encryptedRootTokenSecret)

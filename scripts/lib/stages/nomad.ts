@@ -1,11 +1,21 @@
 /**
  * nomad: servers and clients with mTLS (HTTP and RPC), gossip encryption and
  * ACLs; the management token comes from a locally generated bootstrap secret;
- * namespaces dev and prod; and a CI token that may only submit and read jobs there.
+ * namespaces dev and prod, each with its own CI token that may only submit and read
+ * jobs there.
  */
 import { ApiError } from "../clients/http.ts";
 import { NomadClient, type NomadNamespace } from "../clients/nomad.ts";
+import { type RuntimeProfile, runtimeProfile } from "../config/schema.ts";
 import { OperationError } from "../errors.ts";
+import {
+  ciPolicyName,
+  ciTokenSecret,
+  platformNamespace,
+  type TenantNamespace,
+  tenantNamespaces,
+  tenantTaskDrivers,
+} from "../security/tenancy.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
@@ -17,28 +27,36 @@ import { tlsFiles } from "./vault.ts";
 
 const layout = nodeLayout();
 
-export const ciNamespaces = ["dev", "prod"];
-export const platformNamespace = "platform";
+export { platformNamespace };
 
 /**
- * raw_exec has no isolation; the exec profile runs the platform jobs with it, so
- * it is allowed only in the platform namespace, which the CI token cannot reach.
+ * Tenant namespaces may use only the isolating drivers of the cluster's profile
+ * (exec; docker where Docker is installed). raw_exec has no isolation; the exec
+ * profile runs the platform jobs with it, so only the platform namespace, which no
+ * CI token reaches, may use it. `default` belongs to the operators.
  */
-export function clusterNamespaces(): NomadNamespace[] {
-  const noRawExec = { DisabledTaskDrivers: ["raw_exec"] };
+export function clusterNamespaces(runtime: RuntimeProfile): NomadNamespace[] {
   return [
-    { Name: "default", Description: "Default shared namespace", Capabilities: noRawExec },
-    ...ciNamespaces.map((name) => ({ Name: name, Description: `${name} workloads (seed 003)`, Capabilities: noRawExec })),
+    { Name: "default", Description: "Default shared namespace", Capabilities: { DisabledTaskDrivers: ["raw_exec"] } },
+    ...tenantNamespaces.map((name) => ({
+      Name: name,
+      Description: `${name} workloads (seed 003)`,
+      Capabilities: { EnabledTaskDrivers: tenantTaskDrivers(runtime) },
+    })),
     { Name: platformNamespace, Description: "Platform jobs managed by hashistack bootstrap" },
   ];
 }
 
-export const ciDeployPolicy = ciNamespaces
-  .map(
-    (ns) =>
-      `namespace "${ns}" {\n  capabilities = ["submit-job", "read-job", "list-jobs", "parse-job", "read-logs", "read-fs", "dispatch-job"]\n}\n`,
-  )
-  .join("");
+/**
+ * One environment's CI token: submit and read jobs, logs and files in its own
+ * namespace. No host volumes, no alloc-exec, no variables, nothing elsewhere.
+ */
+export function ciDeployPolicy(namespace: TenantNamespace): string {
+  return `namespace "${namespace}" {\n  capabilities = ["submit-job", "read-job", "list-jobs", "parse-job", "read-logs", "read-fs", "dispatch-job"]\n}\n`;
+}
+
+/** The token and policy of releases before one CI token per environment: both namespaces at once. */
+const legacyCiToken = { secret: "nomad-ci-token", policy: "ci-deploy" };
 
 /**
  * A client token kept in the state: reused while Nomad still accepts it, created
@@ -120,17 +138,38 @@ export async function nomadStage(run: ClusterRun): Promise<string> {
     );
     if (bootstrapped) summary.push("ACLs bootstrapped");
     else await nomad.selfToken();
-    for (const namespace of clusterNamespaces()) {
+    for (const namespace of clusterNamespaces(runtimeProfile(run.config))) {
       if (await nomad.upsertNamespace(namespace)) summary.push(`namespace ${namespace.Name}`);
     }
-    if (await nomad.upsertPolicy("ci-deploy", "CI deploys: submit and read jobs in dev and prod", ciDeployPolicy))
-      summary.push("ci-deploy policy");
-    if ((await ensureClientToken(run, nomad, "nomad-ci-token", "ci-deploy", ["ci-deploy"])).created) summary.push("CI token");
+    for (const namespace of tenantNamespaces) {
+      const policy = ciPolicyName(namespace);
+      if (await nomad.upsertPolicy(policy, `CI deploys: submit and read jobs in ${namespace}`, ciDeployPolicy(namespace)))
+        summary.push(`${policy} policy`);
+      if ((await ensureClientToken(run, nomad, ciTokenSecret(namespace), policy, [policy])).created)
+        summary.push(`CI token for ${namespace}`);
+    }
+    if (await revokeLegacyCiToken(run, nomad)) summary.push("revoked the old two-namespace CI token");
     if (clients.length) await waitForClients(run, nomad, clients);
   } finally {
     await tunnel.close();
   }
   return summary.length ? summary.join(", ") : "no changes";
+}
+
+/**
+ * Clusters bootstrapped before one token per environment hold a token for both
+ * namespaces: revoke it and its policy, and drop it from the state.
+ */
+async function revokeLegacyCiToken(run: ClusterRun, nomad: NomadClient): Promise<boolean> {
+  let changed = false;
+  const secret = await run.secrets.read(legacyCiToken.secret);
+  if (secret) {
+    const token = await new NomadClient({ ...nomad.api.options, token: secret }).selfToken().catch(() => undefined);
+    if (token) changed = (await nomad.deleteToken(token.AccessorID)) || changed;
+    await run.secrets.remove(legacyCiToken.secret);
+    changed = true;
+  }
+  return (await nomad.deletePolicy(legacyCiToken.policy)) || changed;
 }
 
 /** Wait for every client to be ready; if some never are, name them with the tail of their Nomad log. */

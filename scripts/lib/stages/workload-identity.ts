@@ -8,10 +8,19 @@
  */
 import { createPublicKey, type JsonWebKey } from "node:crypto";
 import type { ConsulBindingRule } from "../clients/consul.ts";
+import { ApiError } from "../clients/http.ts";
+import type { VaultClient } from "../clients/vault.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { consulThroughTunnel } from "./consul.ts";
-import { nomadThroughTunnel, platformNamespace } from "./nomad.ts";
+import { nomadThroughTunnel } from "./nomad.ts";
+import {
+  platformNamespace,
+  platformServices,
+  type TenantNamespace,
+  tenantNamespaces,
+  tenantServicePrefix,
+} from "../security/tenancy.ts";
 import type { ClusterRun } from "./run-context.ts";
 import { pki } from "../render/pki.ts";
 import { retryWhile } from "../util/retry.ts";
@@ -31,44 +40,84 @@ const claimMappings = {
   nomad_service: "nomad_service",
 };
 
-/** Platform jobs that read Consul's catalog and agent metrics (agent:read in Consul). */
-const platformConsulObserverJobs = ["prometheus", "fabio"];
+/**
+ * Platform jobs that get Vault tokens through the `platform` JWT role; the
+ * energy exporter in docker takes its client certificate for the local Nomad
+ * agent from Vault's PKI instead of the agent's own key.
+ */
+export const platformVaultJobs = ["prometheus", "fabio", "energy-exporter"];
+
+const inPlatform = `value.nomad_namespace == "${platformNamespace}"`;
+const platformJob = (job: string) => `${inPlatform} and value.nomad_job_id == "${job}"`;
 
 /**
- * Platform jobs that get Vault tokens through the `platform` JWT role: the
- * observers, and the energy exporter in docker, whose client certificate for the
- * local Nomad agent comes from Vault's PKI instead of the agent's own key.
+ * Who may register which Consul service, and which role a task's token gets. The
+ * service name is what Consul's ACLs enforce (tags are free-form), so:
+ * - the platform namespace registers its services under their own names;
+ * - a tenant namespace registers only names with its prefix (`dev-web`): a login
+ *   for any other name matches no rule and Nomad refuses to start the task;
+ * - tenant tasks read only their own namespace's services.
+ * `default` belongs to the operators (management token) and keeps plain names.
  */
-export const platformVaultJobs = [...platformConsulObserverJobs, "energy-exporter"];
-
-function platformObserverJobs(): string[] {
-  return platformConsulObserverJobs.map((job) => `value.nomad_job_id == "${job}"`);
-}
-
 export const consulBindingRules: ConsulBindingRule[] = [
   {
-    Description: "Nomad services register themselves under their own name",
+    Description: "Platform and default-namespace services register under their own name",
     BindType: "service",
     BindName: "${value.nomad_service}",
-    Selector: '"nomad_service" in value',
+    Selector: `"nomad_service" in value and (${inPlatform} or value.nomad_namespace == "default")`,
   },
+  ...tenantNamespaces.map((ns) => ({
+    Description: `${ns} services register only names starting with ${tenantServicePrefix(ns)}`,
+    BindType: "service" as const,
+    BindName: "${value.nomad_service}",
+    Selector: `"nomad_service" in value and value.nomad_namespace == "${ns}" and value.nomad_service matches "^${tenantServicePrefix(ns)}[a-z0-9]"`,
+  })),
   {
-    Description: "Nomad tasks get the nomad-tasks role",
+    Description: "Platform and default-namespace tasks discover every service",
     BindType: "role",
     BindName: "nomad-tasks",
-    Selector: '"nomad_service" not in value',
+    Selector: `"nomad_service" not in value and (${inPlatform} or value.nomad_namespace == "default")`,
   },
+  ...tenantNamespaces.map((ns) => ({
+    Description: `${ns} tasks discover ${ns} services only`,
+    BindType: "role" as const,
+    BindName: tenantTasksRole(ns),
+    Selector: `"nomad_service" not in value and value.nomad_namespace == "${ns}"`,
+  })),
   {
-    Description: "Platform Prometheus and Fabio also read the agents (metrics, datacenter)",
+    Description: "Platform Prometheus also reads the agents (metrics, datacenter)",
     BindType: "role",
     BindName: "platform-observer",
-    Selector: `"nomad_service" not in value and value.nomad_namespace == "${platformNamespace}" and (${platformObserverJobs().join(" or ")})`,
+    Selector: `"nomad_service" not in value and ${platformJob("prometheus")}`,
+  },
+  {
+    Description: "Platform Fabio routes only the platform's services",
+    BindType: "role",
+    BindName: "platform-router",
+    Selector: `"nomad_service" not in value and ${platformJob("fabio")}`,
   },
 ];
+
+function tenantTasksRole(ns: TenantNamespace): string {
+  return `nomad-tasks-${ns}`;
+}
 
 export const platformVaultRole = "platform";
 
 const observerPolicy = `agent_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "read"\n}\n`;
+
+/**
+ * Fabio sees only the platform's services, so only their `urlprefix-` tags become
+ * routes: a tenant service cannot take /prometheus or any other path on it.
+ */
+export function routerPolicy(): string {
+  const services = platformServices.map((name) => `service "${name}" {\n  policy = "read"\n}\n`).join("");
+  return `agent_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\n${services}`;
+}
+
+export function tenantTasksPolicy(ns: TenantNamespace): string {
+  return `service_prefix "${tenantServicePrefix(ns)}" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\n`;
+}
 
 /** Platform jobs: a client certificate from their own PKI role, the root CA, and Vault's metrics. */
 export function vaultPlatformPolicy(): string {
@@ -93,6 +142,28 @@ export function vaultWorkloadPolicy(accessor: string): string {
 }
 
 class NoSigningKeyYet extends Error {}
+
+/**
+ * Clusters bootstrapped before the roles keyed entities by Nomad's subject have
+ * entities keyed by job ID alone, shared by same-named jobs of every namespace.
+ * Deleting them leaves tokens issued for them without their templated paths, so
+ * running tasks lose access to another namespace's secrets at once; Nomad logs
+ * them in again and they get per-task entities.
+ */
+async function removeEntitiesKeyedByJob(vault: VaultClient, accessor: string): Promise<number> {
+  const aliases = await vault.api
+    .get<{ data: { key_info: Record<string, { mount_accessor: string; name: string; canonical_id: string }> } }>(
+      "/v1/identity/entity-alias/id",
+      { list: true },
+    )
+    .catch((error: unknown) => {
+      if (error instanceof ApiError && error.status === 404) return { data: { key_info: {} } };
+      throw error;
+    });
+  const stale = Object.values(aliases.data.key_info).filter((a) => a.mount_accessor === accessor && !a.name.includes(":"));
+  for (const alias of stale) await vault.api.delete(`/v1/identity/entity/id/${encodeURIComponent(alias.canonical_id)}`);
+  return stale.length;
+}
 
 export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
@@ -143,11 +214,23 @@ export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
     if (await consul.ensureRole("nomad-tasks", "Nomad tasks", ["nomad-tasks"])) summary.push("Consul nomad-tasks role");
     await consul.upsertPolicy({
       Name: "platform-observer",
-      Description: "Platform Prometheus and Fabio: discovery and agent reads",
+      Description: "Platform Prometheus: discovery and agent reads",
       Rules: observerPolicy,
     });
-    if (await consul.ensureRole("platform-observer", "Platform Prometheus and Fabio", ["platform-observer"]))
+    if (await consul.ensureRole("platform-observer", "Platform Prometheus", ["platform-observer"]))
       summary.push("Consul platform-observer role");
+    await consul.upsertPolicy({
+      Name: "platform-router",
+      Description: "Platform Fabio: the platform's services",
+      Rules: routerPolicy(),
+    });
+    if (await consul.ensureRole("platform-router", "Platform Fabio", ["platform-router"]))
+      summary.push("Consul platform-router role");
+    for (const ns of tenantNamespaces) {
+      const role = tenantTasksRole(ns);
+      await consul.upsertPolicy({ Name: role, Description: `${ns} tasks: ${ns} services`, Rules: tenantTasksPolicy(ns) });
+      if (await consul.ensureRole(role, `${ns} tasks`, [role])) summary.push(`Consul ${role} role`);
+    }
     if (await consul.syncBindingRules(authMethodName, consulBindingRules)) summary.push("Consul binding rules");
   } finally {
     await consulSide.tunnel.close();
@@ -173,21 +256,23 @@ export async function workloadIdentityStage(run: ClusterRun): Promise<string> {
     await vault.write(`auth/${vaultJwtPath}/role/${vaultRole}`, {
       role_type: "jwt",
       bound_audiences: ["vault.io"],
-      user_claim: "/nomad_job_id",
-      user_claim_json_pointer: true,
+      // one entity per namespace, job, group and task (Nomad's subject), so the
+      // policy's namespace/job templating can never take another namespace's values
+      user_claim: "sub",
       claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
       token_type: "service",
       token_policies: ["nomad-workloads"],
       token_period: "30m",
       token_explicit_max_ttl: 0,
     });
+    const stale = await removeEntitiesKeyedByJob(vault, auth.accessor);
+    if (stale) summary.push(`removed ${stale} Vault entities keyed by job only`);
     await vault.putPolicy("platform", vaultPlatformPolicy());
     await vault.write(`auth/${vaultJwtPath}/role/${platformVaultRole}`, {
       role_type: "jwt",
       bound_audiences: ["vault.io"],
       bound_claims: { nomad_namespace: platformNamespace, nomad_job_id: platformVaultJobs },
-      user_claim: "/nomad_job_id",
-      user_claim_json_pointer: true,
+      user_claim: "sub",
       claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
       token_type: "service",
       token_policies: ["platform"],

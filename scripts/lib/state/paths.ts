@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { clusterNamePattern } from "../config/schema.ts";
 
 /** Where a cluster's local state lives: `.hashistack/<cluster>/` (git-ignored). */
 export interface StatePaths {
@@ -13,6 +14,10 @@ export function statePaths(
   cluster: string,
   base = process.env.HASHISTACK_STATE_DIR ?? resolve(process.cwd(), ".hashistack"),
 ): StatePaths {
+  // names reach here validated (config schema, --cluster); this keeps any other
+  // caller from escaping the state dir with '..' or a '/'
+  if (!clusterNamePattern.test(cluster))
+    throw new Error(`bug: statePaths called with an unchecked cluster name ${JSON.stringify(cluster)}`);
   const root = resolve(base, cluster);
   return {
     root,

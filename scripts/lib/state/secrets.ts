@@ -5,7 +5,7 @@
  * Values never go through the reporter; callers log paths only.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { chmod, mkdir, stat } from "node:fs/promises";
+import { chmod, mkdir, rm, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { OperationError } from "../errors.ts";
 import { readFileIfExists, writeFileAtomic } from "../util/fs.ts";
@@ -50,6 +50,11 @@ export class SecretStore {
     const file = this.fileFor(name);
     await writeFileAtomic(file, `${value}\n`, 0o600);
     return file;
+  }
+
+  /** Remove a secret that is no longer valid anywhere (e.g. a revoked token). */
+  async remove(name: string): Promise<void> {
+    await rm(this.fileFor(name), { force: true });
   }
 
   /** Read a secret, generating and storing it on first use. */

@@ -93,6 +93,18 @@ describe("Nomad client against a real server", () => {
     await expect(ci.api.get("/v1/jobs", { namespace: "default" })).rejects.toMatchObject({ status: 403 });
   });
 
+  it("revokes a token and deletes a policy once: a second call reports no change", async () => {
+    await operator.upsertPolicy("to-revoke", "revoked below", 'namespace "dev" { policy = "read" }');
+    const token = await operator.createToken({ Name: "old", Type: "client", Policies: ["to-revoke"] });
+    expect(await operator.deleteToken(token.AccessorID)).toBe(true);
+    expect(await operator.deleteToken(token.AccessorID)).toBe(false);
+    await expect(new NomadClient({ ...operator.api.options, token: token.SecretID }).selfToken()).rejects.toMatchObject({
+      status: 403,
+    });
+    expect(await operator.deletePolicy("to-revoke")).toBe(true);
+    expect(await operator.deletePolicy("to-revoke")).toBe(false);
+  });
+
   it("refuses plain HTTP and clients without a certificate (checked with curl)", async () => {
     const plain = await $({
       nothrow: true,

@@ -103,8 +103,9 @@ beforeAll(async () => {
   nomadDev = await startNomadDev({ ip, httpPort: 14646, bootstrapSecret });
   management = nomadDev.management;
   await management.upsertNamespace({ Name: "dev", Description: "dev workloads" });
-  await management.upsertPolicy("ci-deploy", "CI deploys", ciDeployPolicy);
-  ciToken = (await management.createToken({ Name: "ci", Type: "client", Policies: ["ci-deploy"] })).SecretID;
+  await management.upsertNamespace({ Name: "prod", Description: "prod workloads" });
+  await management.upsertPolicy("ci-deploy-dev", "CI deploys to dev", ciDeployPolicy("dev"));
+  ciToken = (await management.createToken({ Name: "ci", Type: "client", Policies: ["ci-deploy-dev"] })).SecretID;
   ci = new NomadClient({ address, token: ciToken });
 });
 
@@ -385,13 +386,14 @@ describe("deploy against a real Nomad agent, with the CI token", () => {
     expect(deployExitCode(results, { dryRun: false })).toBe(3);
   });
 
-  it("the CI token cannot deploy outside dev and prod: a clear permission error", async () => {
+  it.each(["default", "prod"])("the dev CI token cannot deploy to %s: a clear permission error", async (namespace) => {
     const file = join(dir.path, "web.nomad.hcl");
-    const error = (await deployJobs(ci, request([file], { namespace: "default" }), createRecordingReporter()).catch(
+    const error = (await deployJobs(ci, request([file], { namespace }), createRecordingReporter()).catch(
       (e: unknown) => e,
     )) as ApiError;
     expect(error).toBeInstanceOf(ApiError);
     expect(error.status).toBe(403);
     expect(error.hint).toContain("token");
+    expect(await management.job("web", namespace)).toBeUndefined();
   });
 });

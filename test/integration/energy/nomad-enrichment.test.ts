@@ -112,7 +112,7 @@ describe("the exporter against a real Nomad agent", () => {
   it.each(["exec", "docker"])(
     "the job file plans in the %s profile through the deploy library, with the variables the platform stage passes",
     async (runtime) => {
-      for (const namespace of clusterNamespaces()) await management.upsertNamespace(namespace);
+      for (const namespace of clusterNamespaces("exec")) await management.upsertNamespace(namespace);
       const [result] = await deployJobs(
         management,
         { files: [jobFile("energy-exporter")], variables: { runtime, carbon_region: "FR", pue: "1.4" }, dryRun: true },

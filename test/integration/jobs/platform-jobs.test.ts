@@ -37,7 +37,7 @@ beforeAll(async () => {
     vaultAddress: "http://127.0.0.71:18200",
     hostVolumes: ["prometheus", "grafana"],
   });
-  for (const namespace of clusterNamespaces()) await nomadDev.management.upsertNamespace(namespace);
+  for (const namespace of clusterNamespaces("exec")) await nomadDev.management.upsertNamespace(namespace);
 });
 
 afterAll(async () => {

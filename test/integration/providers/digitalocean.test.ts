@@ -179,7 +179,7 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
     await startSim({ foreignKeys: 450 });
     const { context } = contextFor({
       topology: { servers: 1, clients: 1 },
-      provider: { type: "digitalocean", digitalocean: { volumeSizeGb: 0 } },
+      provider: { type: "digitalocean", digitalocean: { volumeSizeGb: 0, allowedCidrs: ["198.51.100.0/24"] } },
     });
     // a parallel run uploads the same key between our lookup and our upload
     const { ensureClusterSshKey } = await import("../../../scripts/lib/state/ssh-key.ts");
@@ -247,7 +247,9 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
 
   it("names the config field of a size the region does not offer", async () => {
     await startSim();
-    const { context } = contextFor({ provider: { type: "digitalocean", digitalocean: { serverSize: "s-64vcpu-1tb" } } });
+    const { context } = contextFor({
+      provider: { type: "digitalocean", digitalocean: { serverSize: "s-64vcpu-1tb", allowedCidrs: ["198.51.100.0/24"] } },
+    });
     await expect(provider.up(context)).rejects.toThrow(
       /provider\.digitalocean\.serverSize 's-64vcpu-1tb' is not a DigitalOcean size/,
     );
@@ -258,7 +260,7 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
     await startSim();
     const { context } = contextFor({
       topology: { servers: 1, clients: 0 },
-      provider: { type: "digitalocean", digitalocean: { volumeSizeGb: 0 } },
+      provider: { type: "digitalocean", digitalocean: { volumeSizeGb: 0, allowedCidrs: ["198.51.100.0/24"] } },
     });
     await provider.up(context);
     // someone put a droplet of their own into the cluster's VPC (no cluster tag): the VPC cannot go
@@ -289,7 +291,7 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
     const file = join(dir.path, "cluster.yaml");
     await writeFile(
       file,
-      "name: docli\nprovider:\n  type: digitalocean\n  digitalocean:\n    volumeSizeGb: 0\ntopology:\n  servers: 1\n  clients: 0\n",
+      "name: docli\nprovider:\n  type: digitalocean\n  digitalocean:\n    volumeSizeGb: 0\n    allowedCidrs: [198.51.100.0/24]\ntopology:\n  servers: 1\n  clients: 0\n",
     );
     const cli = (script: string, args: string[], env: Record<string, string> = {}) =>
       $({
@@ -309,7 +311,7 @@ describe("DigitalOcean provider against the OpenAPI contract", () => {
       ...contextFor({
         name: "docli",
         topology: { servers: 1, clients: 0 },
-        provider: { type: "digitalocean", digitalocean: { volumeSizeGb: 0 } },
+        provider: { type: "digitalocean", digitalocean: { volumeSizeGb: 0, allowedCidrs: ["198.51.100.0/24"] } },
       }).context,
     });
     const listed = await cli("teardown", ["--dry-run", "--output", "json"]);

@@ -62,9 +62,20 @@ describe("cluster config", () => {
 
   it("rejects a bad cluster name and a bad CIDR", () => {
     expect(problems("name: Demo_1\nprovider:\n  local:\n    cidr: 10.99.0.0/33\n")).toEqual([
-      "cluster.yaml:1:7 name: expected lower-case letters, digits and '-', 2–32 characters, starting with a letter, found \"Demo_1\"",
+      "cluster.yaml:1:7 name: expected lower-case letters, digits and '-', 2–32 characters, starting with a letter and not ending with '-', found \"Demo_1\"",
       'cluster.yaml:4:11 provider.local.cidr: expected an IPv4 CIDR such as 10.99.0.0/24, found "10.99.0.0/33"',
     ]);
+  });
+
+  it("requires allowedCidrs with the DigitalOcean provider: no silent 0.0.0.0/0", () => {
+    expect(problems("name: lab\nprovider:\n  type: digitalocean\n")).toEqual([
+      'cluster.yaml:3:3 provider.digitalocean.allowedCidrs: provider.digitalocean.allowedCidrs is required: the address ranges that may reach SSH and the UIs, e.g. ["203.0.113.7/32"] for your own address (["0.0.0.0/0"] opens them to the whole internet)',
+    ]);
+    const given = clusterConfigSchema.parse({
+      name: "lab",
+      provider: { type: "digitalocean", digitalocean: { allowedCidrs: ["198.51.100.7/32"] } },
+    });
+    expect(given.provider.digitalocean.allowedCidrs).toEqual(["198.51.100.7/32"]);
   });
 
   it("requires the static inventory when the provider is static", () => {

@@ -142,7 +142,7 @@ describe("vault-init.json", () => {
   });
 
   it("a record whose fingerprints do not match its shares is reported as corrupted, without its content", async () => {
-    const store = new SecretStore(statePaths("c", join(dir.path, "state")));
+    const store = new SecretStore(statePaths("pgp-unit", join(dir.path, "state")));
     await store.write(initSecret, JSON.stringify({ keys_base64: ["s1", "s2"], threshold: 2, pgp_fingerprints: ["F1"] }));
     const error = (await readInitRecord(store).catch((e: unknown) => e)) as OperationError;
     expect(error).toBeInstanceOf(OperationError);

@@ -27,7 +27,7 @@ describe("exporter config", () => {
     expect(lines).toContainEqual(expect.stringMatching(/energy.yaml:1:\d+ interval: expected number, found "fast"/));
     expect(lines).toContainEqual(expect.stringMatching(/energy.yaml:3:\d+ carbon.pue: a PUE is 1.0 or more/));
     expect(lines).toContainEqual(expect.stringMatching(/energy.yaml:4:\d+ carbon.region: unknown region; use one of WORLD, FR/));
-    expect(lines).toContainEqual(expect.stringMatching(/energy.yaml:6:\d+ model: unknown field 'minWatsPerVcpu'.*README/));
+    expect(lines).toContainEqual(expect.stringMatching(/energy.yaml:6:\d+ model: unknown field 'minWatsPerVcpu'.*docs\/energy\.md/));
   });
 
   it("rejects min above max watts and a live provider it does not know", () => {

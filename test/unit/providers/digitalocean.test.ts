@@ -30,7 +30,7 @@ describe("DigitalOcean SSH key fingerprint", () => {
 });
 
 describe("DigitalOcean desired resources and reconcile", () => {
-  const config = makeConfig({ name: "demo", provider: { type: "digitalocean" } });
+  const config = makeConfig({ name: "demo", provider: { type: "digitalocean", digitalocean: { allowedCidrs: ["192.0.2.0/24"] } } });
   const desired = desiredDroplets(config, "aa:bb", "vpc-1");
   const droplet = (name: string, id: number): Droplet => ({
     id,

@@ -101,7 +101,7 @@ describe("rendered files", () => {
       docker.find((p) => p.host.name === "client-1"),
       layout.nomad.configFile,
     );
-    expect(Object.keys(hcl.plugin as object)).toEqual(["docker"]);
+    expect(Object.keys(hcl.plugin as object)).toEqual(["docker", "exec"]);
     const plugin = block(block((hcl.plugin as Record<string, unknown>).docker).config);
     // tasks cannot mount host paths or run privileged; NET_RAW and DAC_OVERRIDE are not grantable
     expect(block(plugin.volumes)).toEqual({ enabled: false });
@@ -130,6 +130,26 @@ describe("rendered files", () => {
     expect(Object.values(docker).map((v) => block(v).path)).not.toContain(layout.nomad.tlsDir);
     expect(block(docker["docker-sock"])).toMatchObject({ path: "/var/run/docker.sock" });
     expect(Object.keys(await volumes(plans)).sort()).toEqual(["grafana", "prometheus"]);
+  });
+
+  it("exec tasks on every client: a chroot without the agents' folders, no root or agent users, no file-permission capabilities", async () => {
+    for (const runtime of ["exec", "docker"]) {
+      const plan = planCluster(makeConfig({ jobs: { runtime } }), inventory, secrets).find((p) => p.host.name === "client-1");
+      const hcl = await hclOf(plan, layout.nomad.configFile);
+      const client = (hcl.client as Hcl[])[0] as Hcl;
+      const chroot = Object.keys(((client.chroot_env as Hcl[])[0] ?? client.chroot_env) as Hcl);
+      expect(chroot).toContain("/usr");
+      expect(chroot.filter((path) => path === "/etc" || path.startsWith("/etc/consul") || path.startsWith("/etc/nomad"))).toEqual(
+        [],
+      );
+      const options = ((client.options as Hcl[])[0] ?? client.options) as Record<string, string>;
+      expect(options["user.denylist"]?.split(",")).toEqual(expect.arrayContaining(["root", "consul", "nomad", "vault"]));
+      const exec = (((hcl.plugin as Hcl).exec as Hcl[])[0]?.config as Hcl[])[0] as Hcl;
+      expect(exec.allow_caps).not.toContain("dac_override");
+      for (const cap of ["chown", "fowner", "setuid", "setgid", "setfcap", "sys_chroot", "mknod"])
+        expect(exec.allow_caps).not.toContain(cap);
+      expect(exec.denied_host_uids).toBe("0-999");
+    }
   });
 
   it("Vault only on its host: raft storage, TLS listeners on the private address and loopback", async () => {

@@ -155,7 +155,7 @@ export function createDigitalOceanProvider(overrides: Partial<DigitalOceanTiming
       const toCreate = [
         ...(found.key ? [] : [`SSH key ${names.sshKey} (${fingerprint})`]),
         ...(found.vpc ? [] : [`VPC ${names.vpc} ${options.vpcIpRange} in ${options.region}`]),
-        ...(found.firewall ? [] : [`cloud firewall ${names.firewall} (SSH and UIs from ${options.allowedCidrs.join(", ")})`]),
+        ...(found.firewall ? [] : [`cloud firewall ${names.firewall} (SSH and UIs from ${(options.allowedCidrs ?? []).join(", ")})`]),
         ...plan.missing.map(
           (d) =>
             `droplet ${d.body.name} ${d.body.size} ${d.body.image} [${d.body.tags.join(", ")}] $${(prices.get(d.body.size) ?? 0).toFixed(2)}/month`,

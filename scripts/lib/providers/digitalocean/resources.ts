@@ -127,7 +127,10 @@ export function desiredDroplets(config: ClusterConfig, sshKeyFingerprint: string
 
 export function firewallBody(config: ClusterConfig) {
   const names = doNames(config.name);
-  const sources = { addresses: config.provider.digitalocean.allowedCidrs };
+  const allowed = config.provider.digitalocean.allowedCidrs;
+  // the config schema requires it with this provider
+  if (!allowed) throw new Error("bug: firewallBody called without provider.digitalocean.allowedCidrs");
+  const sources = { addresses: allowed };
   const cluster = { tags: [names.tag] };
   return {
     name: names.firewall,
