@@ -74,6 +74,34 @@ variable "interval" {
   default = 5
 }
 
+variable "rapl_idle" {
+  type        = string
+  default     = "model"
+  description = "RAPL idle power: model (measured energy split by the CPU family model's idle share at the node's utilisation) or watts measured on the node at rest, e.g. \"42\""
+  validation {
+    condition     = var.rapl_idle == "model" || can(tonumber(var.rapl_idle))
+    error_message = "The rapl_idle variable must be \"model\" or a number of watts."
+  }
+}
+
+variable "nomad_cgroup_parent" {
+  type        = string
+  default     = ""
+  description = "the Nomad clients' cgroup_parent, when set in their config (empty: nomad.slice on cgroup v2, /nomad on v1)"
+}
+
+variable "docker_cgroup_parents" {
+  type        = list(string)
+  default     = ["docker", "system.slice"]
+  description = "the docker daemon's cgroup parents: docker (cgroupfs driver), system.slice (systemd driver), or its cgroup-parent"
+}
+
+variable "retention_seconds" {
+  type        = number
+  default     = 300
+  description = "how long an ended task's final values stay exported (several scrape intervals of every Prometheus)"
+}
+
 locals {
   # the exporter's config file (docs/energy.md); env vars below set the rest
   config = <<-EOT
@@ -81,7 +109,19 @@ locals {
     carbon:
       pue: ${var.pue}
       region: ${var.carbon_region}
+    rapl:
+      idle: ${var.rapl_idle}
+    tasks:
+      retentionSeconds: ${var.retention_seconds}
+    docker:
+      cgroupParents: ${jsonencode(var.docker_cgroup_parents)}
+    %{~if var.nomad_cgroup_parent != ""}
+    nomad:
+      cgroupParent: ${jsonencode(var.nomad_cgroup_parent)}
+    %{~endif}
   EOT
+  # Node.js flags: keep in step with scripts/lib/energy/node-flags.ts (a unit test checks)
+  node_flags = ["--max-semi-space-size=1"]
   # the token is optional: without it the exporter runs and counts lookup errors, tasks unnamed
   token = <<-EOT
     {{ if nomadVarExists "nomad/jobs/energy-exporter" }}{{ with nomadVar "nomad/jobs/energy-exporter" }}NOMAD_TOKEN={{ .token }}{{ end }}{{ end }}
@@ -126,7 +166,7 @@ job "energy-exporter" {
     # clients (the docker plugin mounts no host paths itself); using them needs a
     # host_volume grant that only the platform namespace's jobs have
     dynamic "volume" {
-      for_each = var.runtime == "docker" ? ["host-sys", "host-proc"] : []
+      for_each = var.runtime == "docker" ? ["host-sys", "host-proc", "docker-sock"] : []
       labels   = [volume.value]
       content {
         type      = "host"
@@ -142,7 +182,7 @@ job "energy-exporter" {
         driver = "raw_exec"
         config {
           command = "/usr/bin/node"
-          args    = [var.exporter_js, "--config", "${NOMAD_TASK_DIR}/energy.yaml"]
+          args    = concat(local.node_flags, [var.exporter_js, "--config", "${NOMAD_TASK_DIR}/energy.yaml"])
         }
         env {
           HASHISTACK_ENERGY_LISTEN        = "${NOMAD_IP_metrics}:${NOMAD_PORT_metrics}"
@@ -178,6 +218,7 @@ job "energy-exporter" {
         config {
           image        = var.image
           network_mode = "host"
+          entrypoint   = concat(["node"], local.node_flags, ["/app/energy-exporter.mjs"])
           args         = ["--config", "/local/energy.yaml"]
         }
         # read-only host trees; the exporter reads them under /host
@@ -189,6 +230,14 @@ job "energy-exporter" {
         volume_mount {
           volume      = "host-proc"
           destination = "/host/proc"
+          read_only   = true
+        }
+        # The docker socket names the Nomad task of each container cgroup (GET
+        # /containers/json only); read-only does not limit the API, so this task is
+        # as trusted as the docker daemon: platform code only, in the platform namespace.
+        volume_mount {
+          volume      = "docker-sock"
+          destination = "/var/run/docker.sock"
           read_only   = true
         }
         # its own client certificate from Vault's PKI (workload identity, role

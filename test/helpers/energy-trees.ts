@@ -2,15 +2,18 @@
  * Generated sysfs/procfs/cgroup trees for the exporter's tests, written to a
  * temp directory with the same file names and formats as the kernel's.
  */
-import { mkdirSync, renameSync, writeFileSync as writeFileInPlace } from "node:fs";
+import { mkdirSync, writeFileSync as writeFileInPlace } from "node:fs";
 import { join } from "node:path";
 import { fsHostReader, type HostReader } from "../../scripts/lib/energy/host.ts";
 
-/** Kernel pseudo-files are read whole or not at all: write by rename so a reader never sees half a file. */
+/**
+ * Kernel pseudo-files change in place: the same inode gives new content on
+ * every read (the exporter keeps per-cgroup files open), so the fakes are
+ * rewritten in place too. A reader in another process may then see an empty
+ * file for an instant, which the exporter must (and does) take for no reading.
+ */
 function writeFileSync(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileInPlace(tmp, text);
-  renameSync(tmp, path);
+  writeFileInPlace(path, text);
 }
 
 export interface ZoneSpec {
@@ -89,6 +92,32 @@ export class FakeHost {
     return this;
   }
 
+  /**
+   * A docker container's cgroup in the shapes the docker daemon makes (Nomad's
+   * drivers/docker/handle.go dockerCgroup()): v2 cgroupfs <root>/docker/<id>,
+   * v2 systemd <root>/system.slice/docker-<id>.scope; on v1 the same under
+   * <root>/<controller>/, with cpuacct.usage.
+   */
+  dockerContainer(
+    id: string,
+    cpuSeconds: number,
+    shape: { version: 1 | 2; driver: "cgroupfs" | "systemd"; parent?: string; controller?: string },
+  ): this {
+    const name = shape.driver === "systemd" ? `docker-${id}.scope` : id;
+    const parent = shape.parent ?? (shape.driver === "systemd" ? "system.slice" : "docker");
+    if (shape.version === 2) {
+      writeFileSync(join(this.cgroup, "cgroup.controllers"), "cpu memory pids\n");
+      const dir = join(this.cgroup, parent, name);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, "cpu.stat"), `usage_usec ${Math.round(cpuSeconds * 1e6)}\nuser_usec 0\nsystem_usec 0\n`);
+    } else {
+      const dir = join(this.cgroup, shape.controller ?? "cpu,cpuacct", parent, name);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, "cpuacct.usage"), `${Math.round(cpuSeconds * 1e9)}\n`);
+    }
+    return this;
+  }
+
   process(pid: number, jiffies: number, comm = "sh (x)"): this {
     mkdirSync(join(this.procfs, String(pid)), { recursive: true });
     // fields after "(comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
@@ -99,6 +128,13 @@ export class FakeHost {
     );
     return this;
   }
+}
+
+/** A reader whose failures can be switched on and off while it is in use. */
+export function switchableReader(base: HostReader = fsHostReader): HostReader & { failures: Record<string, string> } {
+  const failures: Record<string, string> = {};
+  const inner = failingReader(failures, base);
+  return { failures, readText: inner.readText, listDirs: inner.listDirs };
 }
 
 /** A reader that fails on chosen paths, the way the kernel would (root cannot be denied by modes). */
@@ -128,3 +164,6 @@ export function prng(seed: number): () => number {
 
 export const allocA = "0b6c5a3e-1111-4d2e-9a55-000000000001";
 export const allocB = "0b6c5a3e-2222-4d2e-9a55-000000000002";
+
+export const containerA = "a".repeat(8) + "0123456789abcdef".repeat(3) + "b".repeat(8);
+export const containerB = "c".repeat(16) + "0123456789abcdef".repeat(3);

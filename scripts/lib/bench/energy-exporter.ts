@@ -1,19 +1,20 @@
 /**
  * Overhead of the bundled energy exporter: it runs as its own process (as on
- * a node) at a 5 s interval over a generated host tree with 50 Nomad task
- * cgroups whose counters this process advances every second, and is scraped
- * every interval. Measured from /proc: CPU (% of one core) over the window,
+ * a node, with the job's node flags) at a 1 s interval over a generated host
+ * tree with N Nomad task cgroups (50 and 500 in `npm run bench`) whose
+ * counters this process advances every second, and is scraped every interval. Measured from /proc: CPU (% of one core) over the window,
  * RSS and peak RSS; then the latency of back-to-back scrapes.
  * Not included: Nomad metadata lookups (they run only when new allocations
  * appear) and the live intensity provider.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildExporterBundle } from "../build/exporter-bundle.ts";
+import { exporterNodeFlags } from "../energy/node-flags.ts";
 
 export interface EnergyExporterFigures {
   tasks: number;
@@ -25,12 +26,15 @@ export interface EnergyExporterFigures {
   scrapeMs: { median: number; p95: number; max: number; runs: number };
   scrapeBytes: number;
   bundleKb: number;
-  targets: { cpuPercent: number; rssMb: number; scrapeMs: number };
+  /** the machine's 1-minute load average before and after: CPU figures are inflated on a busy machine */
+  loadAverage: { before: number; after: number };
+  /** peak RSS and median scrape are what the targets are checked against */
+  targets: { cpuPercent: number; rssMb: number; scrapeMedianMs: number };
 }
 
+/** in place, as the kernel's pseudo-files change (the exporter keeps cgroup files open) */
 function write(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
+  writeFileSync(path, text);
 }
 
 function processCpuSeconds(pid: number): number {
@@ -49,7 +53,7 @@ export async function benchEnergyExporter(
   options: { tasks?: number; intervalSeconds?: number; windowSeconds?: number; listen?: string } = {},
 ): Promise<EnergyExporterFigures> {
   const tasks = options.tasks ?? 50;
-  const interval = options.intervalSeconds ?? 5;
+  const interval = options.intervalSeconds ?? 1;
   const windowSeconds = options.windowSeconds ?? 60;
   const listen = options.listen ?? "127.0.0.62:9875";
   const root = await mkdtemp(join(tmpdir(), "hashistack-bench-energy-"));
@@ -83,7 +87,18 @@ export async function benchEnergyExporter(
   const ticker = setInterval(advance, 1000);
   const child = spawn(
     process.execPath,
-    [bundle.file, "--listen", listen, "--interval", String(interval), "--source", "rapl", "--node", "bench"],
+    [
+      ...exporterNodeFlags,
+      bundle.file,
+      "--listen",
+      listen,
+      "--interval",
+      String(interval),
+      "--source",
+      "rapl",
+      "--node",
+      "bench",
+    ],
     {
       stdio: ["ignore", "ignore", "pipe"],
       env: {
@@ -120,6 +135,7 @@ export async function benchEnergyExporter(
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`the exporter exited (${child.exitCode ?? child.signalCode}): ${stderr.slice(-2000)}`);
     }
+    const loadBefore = loadavg()[0] ?? 0;
     const cpuBefore = processCpuSeconds(pid);
     const wallBefore = Date.now();
     log(`measuring CPU over ${windowSeconds} s, scraped every ${interval} s`);
@@ -152,7 +168,8 @@ export async function benchEnergyExporter(
       },
       scrapeBytes: bytes,
       bundleKb: Math.round(bundle.bytes / 1024),
-      targets: { cpuPercent: 1, rssMb: 80, scrapeMs: 50 },
+      loadAverage: { before: round(loadBefore), after: round(loadavg()[0] ?? 0) },
+      targets: { cpuPercent: 1, rssMb: 80, scrapeMedianMs: 20 },
     };
   } finally {
     clearInterval(ticker);

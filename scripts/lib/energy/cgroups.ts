@@ -1,12 +1,23 @@
 /**
- * Per-task CPU time from Nomad's cgroups. Layouts we know:
- *   v2, Nomad ≥1.7: <root>/nomad.slice/{share,reserve}.slice/<allocID>.<task>.scope  (cpu.stat usage_usec)
- *   v2, Nomad <1.7: <root>/nomad.slice/<allocID>.<task>.scope
- *   v1:             <root>/{cpuacct,cpu,cpuacct,cpu}/nomad/<allocID>.<task>        (cpuacct.usage, ns)
- * On v1 hosts where Nomad puts tasks in the `cpu` hierarchy but cpuacct is a
- * separate mount (this CI host is one), no cgroup counts the task's CPU time;
- * we then sum utime+stime of the processes in the cgroup, which misses time
- * of children that already exited — it is marked `method: procfs`.
+ * Per-task CPU time from the cgroups of Nomad's task drivers.
+ *
+ * exec/raw_exec/java (Nomad's own cgroups; the parent is the client's
+ * `cgroup_parent`, default nomad.slice on v2 and /nomad on v1):
+ *   v2, Nomad ≥1.7: <root>/<parent>/{share,reserve}.slice/<allocID>.<task>.scope  (cpu.stat usage_usec)
+ *   v2, Nomad <1.7: <root>/<parent>/<allocID>.<task>.scope
+ *   v1:             <root>/{cpuacct,cpu,cpuacct,cpuacct,cpu}/<parent>/<allocID>.<task>  (cpuacct.usage, ns)
+ * docker (Nomad ≥1.7 no longer sets a cgroup parent on containers, so
+ * docker's own placement applies; see Nomad's drivers/docker/handle.go
+ * dockerCgroup()); the parents are the daemon's `cgroup-parent`:
+ *   cgroupfs driver: <root>/docker/<id> (v2), <root>/<ctrl>/docker/<id> (v1)
+ *   systemd driver:  <root>/system.slice/docker-<id>.scope (v2; v1 under <ctrl>/)
+ * Docker cgroups name a container, not a task: `ContainerDirectory` maps the
+ * ID to allocation and task.
+ *
+ * On v1 hosts where a task is in the `cpu` hierarchy but cpuacct is a separate
+ * mount (this CI host is one), no cgroup counts its CPU time; we then sum
+ * utime+stime of the processes in the cgroup, which misses time of children
+ * that already exited — it is marked `method: procfs`.
  */
 import { join } from "node:path";
 import type { HostReader } from "./host.ts";
@@ -15,19 +26,37 @@ import { readProcessCpuSeconds } from "./procfs.ts";
 const uuid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 const v2Scope = new RegExp(`^(${uuid})\\.(.+)\\.scope$`);
 const v1Dir = new RegExp(`^(${uuid})[.-](.+)$`);
+const containerDir = /^(?:docker-)?([0-9a-f]{64})(?:\.scope)?$/;
 
 export interface TaskCgroup {
-  key: string;
-  allocId: string;
-  task: string;
+  /** the cgroup's directory: identifies one run of a task (a restarted container is a new one) */
   dir: string;
+  /** set for Nomad-named cgroups */
+  allocId?: string;
+  task?: string;
+  /** set for docker cgroups: the container ID to resolve */
+  containerId?: string;
   method: "cgroup-v2" | "cpuacct" | "procfs";
+  /** the counter file read every tick (cpu.stat or cpuacct.usage), built once */
+  counterFile?: string;
+  /** `<allocID>/<task>` for Nomad-named cgroups, built once */
+  key?: string;
 }
 
 export interface TaskUsage extends TaskCgroup {
-  /** cumulative CPU-seconds (monotonic for as long as the task lives) */
+  /** cumulative CPU-seconds (monotonic for as long as the cgroup lives) */
   cpuSeconds: number;
 }
+
+export interface CgroupLayout {
+  root: string;
+  /** Nomad client's cgroup_parent; default by cgroup version */
+  nomadParent?: string;
+  /** docker daemon cgroup parents (cgroupfs: docker, systemd: system.slice) */
+  dockerParents: string[];
+}
+
+export const defaultDockerParents = ["docker", "system.slice"];
 
 export function isCgroupV2(reader: HostReader, root: string): boolean {
   try {
@@ -38,33 +67,103 @@ export function isCgroupV2(reader: HostReader, root: string): boolean {
   }
 }
 
-export function discoverTaskCgroups(reader: HostReader, root: string): TaskCgroup[] {
+/**
+ * A systemd slice name is a path: a-b.slice lives in a.slice/a-b.slice.
+ * Other parents (cgroupfs) are relative paths already.
+ */
+export function parentPath(parent: string): string {
+  const trimmed = parent.replace(/^\/+|\/+$/g, "");
+  if (!/^[^/]+\.slice$/.test(trimmed) || trimmed === "-.slice") return trimmed;
+  const parts = trimmed.slice(0, -".slice".length).split("-");
+  return parts.map((_, i) => `${parts.slice(0, i + 1).join("-")}.slice`).join("/");
+}
+
+const v1CpuacctControllers = ["cpuacct", "cpu,cpuacct", "cpuacct,cpu"];
+const v1OtherControllers = ["cpu", "memory", "freezer", "pids"];
+
+/** Parsed cgroup names, kept between listings so a tick parses only new ones. */
+export type CgroupNameCache = Map<string, TaskCgroup | null>;
+
+export function discoverTaskCgroups(
+  reader: HostReader,
+  layout: CgroupLayout,
+  cache?: CgroupNameCache,
+  onGone?: (cg: TaskCgroup) => void,
+): TaskCgroup[] {
+  const { root } = layout;
   const found = new Map<string, TaskCgroup>();
-  const add = (dir: string, name: string, pattern: RegExp, method: TaskCgroup["method"]) => {
-    const match = pattern.exec(name);
-    if (!match) return;
-    const [, allocId = "", task = ""] = match;
-    const key = `${allocId}/${task}`;
-    if (!found.has(key)) found.set(key, { key, allocId, task, dir: join(dir, name), method });
+  const seen = cache ? new Set<string>() : undefined;
+  // one entry per task/container: the first hierarchy that counts CPU wins
+  const add = (identity: string, cg: TaskCgroup) => {
+    if (!found.has(identity)) found.set(identity, cg);
   };
-  if (isCgroupV2(reader, root)) {
-    const slice = join(root, "nomad.slice");
-    for (const sub of ["share.slice", "reserve.slice", "."]) {
-      const dir = join(slice, sub);
-      for (const name of reader.listDirs(dir)) add(dir, name, v2Scope, "cgroup-v2");
+  const cached = (dir: string, name: string, parse: (path: string) => TaskCgroup | null) => {
+    const path = `${dir}/${name}`;
+    seen?.add(path);
+    let cg = cache?.get(path);
+    if (cg === undefined) {
+      cg = parse(path);
+      cache?.set(path, cg);
+    }
+    return cg;
+  };
+  const nomadName = (dir: string, name: string, pattern: RegExp, method: TaskCgroup["method"]) => {
+    const cg = cached(dir, name, (path) => {
+      const match = pattern.exec(name);
+      if (!match) return null;
+      const [, allocId = "", task = ""] = match;
+      return { dir: path, allocId, task, method, key: `${allocId}/${task}`, counterFile: counterFile(path, method) };
+    });
+    if (cg) add(cg.key ?? `${cg.allocId}/${cg.task}`, cg);
+  };
+  const container = (dir: string, name: string, method: TaskCgroup["method"]) => {
+    const cg = cached(dir, name, (path) => {
+      const match = containerDir.exec(name);
+      return match ? { dir: path, containerId: match[1], method, counterFile: counterFile(path, method) } : null;
+    });
+    if (cg) add(`docker/${cg.containerId}`, cg);
+  };
+  const done = () => {
+    if (cache && seen) {
+      for (const [path, cg] of cache) {
+        if (seen.has(path)) continue;
+        cache.delete(path);
+        if (cg) onGone?.(cg);
+      }
     }
     return [...found.values()];
+  };
+  const dockerParents = layout.dockerParents.map(parentPath);
+  // names alone are enough: the patterns match no control file (cgroup.procs, cpu.stat, …)
+  const list = (dir: string) => (reader.listNames ? reader.listNames(dir) : reader.listDirs(dir));
+  if (isCgroupV2(reader, root)) {
+    const slice = join(root, parentPath(layout.nomadParent ?? "nomad.slice"));
+    for (const sub of ["share.slice", "reserve.slice", "."]) {
+      const dir = join(slice, sub);
+      for (const name of list(dir)) nomadName(dir, name, v2Scope, "cgroup-v2");
+    }
+    for (const parent of dockerParents) {
+      const dir = join(root, parent);
+      for (const name of list(dir)) container(dir, name, "cgroup-v2");
+    }
+    return done();
   }
+  const nomadParent = parentPath(layout.nomadParent ?? "nomad");
   // v1: prefer a hierarchy that has cpuacct, fall back to any with the task in it
-  for (const controller of ["cpuacct", "cpu,cpuacct", "cpuacct,cpu"]) {
-    const dir = join(root, controller, "nomad");
-    for (const name of reader.listDirs(dir)) add(dir, name, v1Dir, "cpuacct");
+  for (const [controllers, method] of [
+    [v1CpuacctControllers, "cpuacct"],
+    [v1OtherControllers, "procfs"],
+  ] as const) {
+    for (const controller of controllers) {
+      const dir = join(root, controller, nomadParent);
+      for (const name of list(dir)) nomadName(dir, name, v1Dir, method);
+      for (const parent of dockerParents) {
+        const dockerDir = join(root, controller, parent);
+        for (const name of list(dockerDir)) container(dockerDir, name, method);
+      }
+    }
   }
-  for (const controller of ["cpu", "memory", "freezer", "pids"]) {
-    const dir = join(root, controller, "nomad");
-    for (const name of reader.listDirs(dir)) add(dir, name, v1Dir, "procfs");
-  }
-  return [...found.values()];
+  return done();
 }
 
 /**
@@ -73,38 +172,48 @@ export function discoverTaskCgroups(reader: HostReader, root: string): TaskCgrou
  */
 export class TaskCpuReader {
   private perProcess = new Map<string, { pids: Map<number, number>; total: number }>();
-  private lastSeconds = new Map<string, number>();
+  private readonly layout: CgroupLayout;
+  private readonly names: CgroupNameCache = new Map();
 
   constructor(
     private readonly reader: HostReader,
-    private readonly roots: { cgroup: string; procfs: string },
-  ) {}
+    private readonly roots: { cgroup: string; procfs: string; nomadParent?: string; dockerParents?: string[] },
+  ) {
+    this.layout = {
+      root: roots.cgroup,
+      nomadParent: roots.nomadParent,
+      dockerParents: roots.dockerParents ?? defaultDockerParents,
+    };
+  }
 
   read(): TaskUsage[] {
     const usages: TaskUsage[] = [];
-    const seen = new Set<string>();
-    for (const cg of discoverTaskCgroups(this.reader, this.roots.cgroup)) {
-      // a failed read of a cgroup that was listed keeps the task with its last
-      // value: a task must not flicker out and back (it would lose its totals)
-      const seconds = this.cpuSeconds(cg) ?? this.lastSeconds.get(cg.key);
+    const gone = (cg: TaskCgroup) => {
+      this.perProcess.delete(cg.dir);
+      this.reader.release?.(cg.dir);
+    };
+    for (const cg of discoverTaskCgroups(this.reader, this.layout, this.names, gone)) {
+      // the cached entry carries its latest reading: a failed read of a listed
+      // cgroup keeps the last value (a task must not flicker out and back)
+      const usage = cg as Partial<TaskUsage> & TaskCgroup;
+      const seconds = this.cpuSeconds(cg) ?? usage.cpuSeconds;
       if (seconds === undefined) continue; // never read successfully: the cgroup went away as we looked
-      seen.add(cg.key);
-      this.lastSeconds.set(cg.key, seconds);
-      usages.push({ ...cg, cpuSeconds: seconds });
+      usage.cpuSeconds = seconds;
+      usages.push(usage as TaskUsage);
     }
-    for (const key of this.perProcess.keys()) if (!seen.has(key)) this.perProcess.delete(key);
-    for (const key of this.lastSeconds.keys()) if (!seen.has(key)) this.lastSeconds.delete(key);
     return usages;
+  }
+
+  /** per-cgroup counters are read every tick: keep them open where the reader can */
+  private readCounter(path: string): string {
+    return this.reader.readKept ? this.reader.readKept(path) : this.reader.readText(path);
   }
 
   private cpuSeconds(cg: TaskCgroup): number | undefined {
     try {
-      if (cg.method === "cgroup-v2") {
-        const match = /^usage_usec (\d+)$/m.exec(this.reader.readText(join(cg.dir, "cpu.stat")));
-        return match ? Number(match[1]) / 1e6 : undefined;
-      }
+      if (cg.method === "cgroup-v2") return parseUsageUsec(this.readCounter(cg.counterFile ?? `${cg.dir}/cpu.stat`));
       if (cg.method === "cpuacct") {
-        const text = this.reader.readText(join(cg.dir, "cpuacct.usage")).trim();
+        const text = this.readCounter(cg.counterFile ?? `${cg.dir}/cpuacct.usage`).trim();
         return /^\d+$/.test(text) ? Number(text) / 1e9 : undefined;
       }
       return this.procfsSeconds(cg);
@@ -115,7 +224,7 @@ export class TaskCpuReader {
 
   private procfsSeconds(cg: TaskCgroup): number {
     const pids = this.reader.readText(join(cg.dir, "cgroup.procs")).split("\n").filter(Boolean).map(Number);
-    const state = this.perProcess.get(cg.key) ?? { pids: new Map<number, number>(), total: 0 };
+    const state = this.perProcess.get(cg.dir) ?? { pids: new Map<number, number>(), total: 0 };
     const next = new Map<number, number>();
     for (const pid of pids) {
       const seconds = readProcessCpuSeconds(this.reader, this.roots.procfs, pid);
@@ -125,7 +234,25 @@ export class TaskCpuReader {
       next.set(pid, seconds);
     }
     state.pids = next;
-    this.perProcess.set(cg.key, state);
+    this.perProcess.set(cg.dir, state);
     return state.total;
   }
+}
+
+function counterFile(dir: string, method: TaskCgroup["method"]): string | undefined {
+  if (method === "cgroup-v2") return `${dir}/cpu.stat`;
+  if (method === "cpuacct") return `${dir}/cpuacct.usage`;
+  return undefined;
+}
+
+/** usage_usec from cpu.stat; undefined for an empty or garbled read (never taken for a reset to 0) */
+export function parseUsageUsec(text: string): number | undefined {
+  const key = "usage_usec ";
+  const at = text.startsWith(key) ? 0 : text.indexOf(`\n${key}`) + 1;
+  if (at === 0 && !text.startsWith(key)) return undefined;
+  const start = at + key.length;
+  let end = text.indexOf("\n", start);
+  if (end < 0) end = text.length;
+  const digits = text.slice(start, end);
+  return /^\d+$/.test(digits) ? Number(digits) / 1e6 : undefined;
 }

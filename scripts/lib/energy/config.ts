@@ -34,14 +34,20 @@ export const exporterConfigSchema = z
       .object({
         /** average power above which a zone's delta is rejected as implausible */
         maxZoneWatts: positive.default(1000),
-        /** idle power of the node; default: the lowest power seen since start */
+        /**
+         * idle power of the node: watts measured on this machine at rest, or
+         * `model` (default): measured energy split by the CPU family model's
+         * idle:dynamic proportion at the interval's utilisation (docs/energy.md)
+         */
+        idle: z.union([z.literal("model"), z.number().nonnegative()]).default("model"),
+        /** older name of a numeric `idle`; wins when set */
         idleWatts: z.number().nonnegative().optional(),
       })
       .strict()
-      .default({ maxZoneWatts: 1000 }),
+      .default({ maxZoneWatts: 1000, idle: "model" }),
     model: z
       .object({
-        /** a family name from the README table, or auto (from /proc/cpuinfo) */
+        /** a family name from the table in docs/energy.md, or auto (from /proc/cpuinfo) */
         cpuFamily: z.string().default("auto"),
         minWattsPerVcpu: z.number().nonnegative().optional(),
         maxWattsPerVcpu: z.number().nonnegative().optional(),
@@ -65,13 +71,35 @@ export const exporterConfigSchema = z
         serverName: z.string().optional(),
         /** this node's ID (the job passes ${node.unique.id}); saves agent:read */
         nodeId: z.string().optional(),
+        /** the Nomad client's `cgroup_parent` (default nomad.slice on cgroup v2, /nomad on v1) */
+        cgroupParent: z.string().min(1).optional(),
       })
       .strict()
       .default({}),
+    docker: z
+      .object({
+        /** the Docker Engine API socket that names containers' Nomad tasks; "" turns docker attribution off */
+        socket: z.string().default("/var/run/docker.sock"),
+        /** the daemon's cgroup parents: docker (cgroupfs driver) and system.slice (systemd driver), or its `cgroup-parent` */
+        cgroupParents: z.array(z.string().min(1)).min(1).default(["docker", "system.slice"]),
+      })
+      .strict()
+      .default({ socket: "/var/run/docker.sock", cgroupParents: ["docker", "system.slice"] }),
+    tasks: z
+      .object({
+        /** seconds an ended task keeps being exported with its final values (several scrape intervals) */
+        retentionSeconds: positive.max(86400).default(300),
+        /** seconds a new task may wait for its Nomad labels before it is exported without them */
+        labelGraceSeconds: z.number().nonnegative().max(3600).default(30),
+        /** seconds between lookups of one still-unknown allocation or container */
+        lookupRetrySeconds: positive.max(3600).default(10),
+      })
+      .strict()
+      .default({ retentionSeconds: 300, labelGraceSeconds: 30, lookupRetrySeconds: 10 }),
     carbon: z
       .object({
         pue: z.number().min(1, "a PUE is 1.0 or more").max(5).default(1),
-        /** a key of the static table (README) used for the default intensity */
+        /** a key of the static table (docs/energy.md) used for the default intensity */
         region: z.string().default("WORLD"),
         /** a fixed intensity in gCO2e/kWh, overriding the table */
         intensity: z.number().nonnegative().optional(),
@@ -146,6 +174,8 @@ export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unk
   set(["nomad", "keyFile"], env.NOMAD_CLIENT_KEY);
   set(["nomad", "serverName"], env.NOMAD_TLS_SERVER_NAME);
   set(["nomad", "nodeId"], env.HASHISTACK_ENERGY_NOMAD_NODE_ID);
+  set(["nomad", "cgroupParent"], env.HASHISTACK_ENERGY_NOMAD_CGROUP_PARENT);
+  set(["docker", "socket"], env.HASHISTACK_ENERGY_DOCKER_SOCKET);
   return o;
 }
 

@@ -1,17 +1,28 @@
 /**
  * The exporter's state: one `sample()` per interval turns node energy and task
  * CPU time into per-task counters; `render()` writes them for Prometheus.
- * Tasks that ended are exported until one scrape has seen their final values,
- * then forgotten, so memory stays bounded by the tasks alive.
+ *
+ * - CPU time is tracked per cgroup (one run of a task): a cgroup seen again
+ *   after a gap is credited only what it used since it was last read, and a
+ *   cgroup new since the last sample at most what the interval allows.
+ * - A task is exported once it has its Nomad labels (or after
+ *   `labelGraceMs`), so its series has them from its first sample; energy it
+ *   used meanwhile is in that first value.
+ * - Ended tasks keep their final values for `retentionMs` (several scrape
+ *   intervals) for every scraper; `render()` changes nothing, so HEAD, curl
+ *   and a second Prometheus see the same.
+ * - The text is built once per sample and reused by every scrape until the
+ *   next one; per-task label strings are built once per task.
  */
 import { attribute } from "./attribution.ts";
 import { co2eGrams, type Intensity } from "./carbon.ts";
-import { type Family, type Labels, renderFamilies } from "./exposition.ts";
+import type { TaskCpuReader, TaskUsage } from "./cgroups.ts";
+import type { ContainerDirectory } from "./docker.ts";
+import { escapeLabel, formatValue } from "./exposition.ts";
 import type { HostReader } from "./host.ts";
 import type { AllocationMeta, MetadataLookup } from "./nomad-metadata.ts";
 import type { PowerSource } from "./power.ts";
 import { type CpuTimes, readCpuTimes, utilisation } from "./procfs.ts";
-import type { TaskCpuReader } from "./cgroups.ts";
 
 export const prefix = "hashistack_energy_";
 
@@ -22,12 +33,18 @@ export interface ExporterDeps {
   power: PowerSource;
   tasks: TaskCpuReader;
   metadata?: MetadataLookup;
+  /** maps docker container cgroups to Nomad tasks */
+  containers?: ContainerDirectory;
   intensity: () => Intensity;
   /** failed live intensity refreshes so far */
   intensityErrors?: () => number;
   pue: number;
   version: string;
   now?: () => number;
+  /** how long an ended task keeps being exported with its final values (default 5 min) */
+  retentionMs?: number;
+  /** how long a new task waits for its Nomad labels before it is exported without them (default 30 s) */
+  labelGraceMs?: number;
 }
 
 interface Totals {
@@ -40,27 +57,51 @@ interface TaskState extends Totals {
   allocId: string;
   task: string;
   meta?: AllocationMeta;
+  firstSeenMs: number;
+  /** when its last cgroup disappeared; dropped `retentionMs` later */
+  goneAtMs?: number;
+  exported: boolean;
+  /** the label set, built when the labels change */
+  labelText?: string;
+  labelMeta?: AllocationMeta;
+}
+
+interface CgroupState {
   lastCpuSeconds: number;
-  /** set when its cgroup disappeared; dropped after the next scrape */
-  gone: boolean;
+  goneAtMs?: number;
+  /** the sample that last saw it (no per-sample set of seen cgroups) */
+  seenSample: number;
 }
 
 const zero = (): Totals => ({ joules: 0, grams: 0, watts: 0 });
+/** how long a vanished cgroup's last CPU time is remembered, in case it comes back */
+const cgroupMemoryMs = 3600_000;
 
 export class EnergyExporter {
   readonly node = zero();
   readonly system = zero();
   readonly unattributed = zero();
   samples = 0;
+  /** fast RAPL polls that failed (they never end the process) */
+  pollErrors = 0;
+  /** CPU-seconds of docker containers not (yet) mapped to a task: counted as system */
+  unresolvedContainers = 0;
   lastSampleMs: number | undefined;
   lastIntensity: Intensity | undefined;
   /** the last interval's split, for tests and debugging */
   lastConservationError = 0;
   private readonly taskStates = new Map<string, TaskState>();
+  private readonly cgroupStates = new Map<string, CgroupState>();
   private previousCpu: CpuTimes | undefined;
   private previousMs: number | undefined;
+  private cachedText: string | undefined;
+  private readonly retentionMs: number;
+  private readonly labelGraceMs: number;
 
-  constructor(private readonly deps: ExporterDeps) {}
+  constructor(private readonly deps: ExporterDeps) {
+    this.retentionMs = deps.retentionMs ?? 300_000;
+    this.labelGraceMs = deps.labelGraceMs ?? 30_000;
+  }
 
   private now(): number {
     return this.deps.now?.() ?? Date.now();
@@ -71,47 +112,61 @@ export class EnergyExporter {
     const nowMs = this.now();
     const cpu = readCpuTimes(this.deps.reader, this.deps.procfs);
     const usages = this.deps.tasks.read();
+    // energy is read now, with the CPU times, not after a possibly slow lookup
     const first = this.previousCpu === undefined || this.previousMs === undefined;
     const elapsed = first ? 0 : (nowMs - (this.previousMs as number)) / 1000;
     const util = first ? 0 : utilisation(this.previousCpu as CpuTimes, cpu);
     const nodeCpuSeconds = first ? 0 : cpu.busySeconds - (this.previousCpu as CpuTimes).busySeconds;
+    const energy = this.deps.power.measure(nowMs, elapsed, util, cpu.vcpus);
 
-    const seen = new Set<string>();
-    const deltas: { key: string; cpuSeconds: number }[] = [];
+    const owners = await this.owners(usages);
+    const deltas = new Map<string, number>();
     for (const u of usages) {
-      seen.add(u.key);
-      const state = this.taskStates.get(u.key);
+      const cpuDelta = this.cgroupDelta(u, first, elapsed * cpu.vcpus);
+      const owner = owners.get(u.dir);
+      if (!owner) continue; // a container not (yet) known as a Nomad task: its time stays in `system`
+      const key = u.key ?? `${owner.allocId}/${owner.task}`;
+      deltas.set(key, (deltas.get(key) ?? 0) + cpuDelta);
+      let state = this.taskStates.get(key);
       if (!state) {
-        // a task that appears after the first sample started within this interval: all its time is new
-        this.taskStates.set(u.key, { ...zero(), allocId: u.allocId, task: u.task, lastCpuSeconds: u.cpuSeconds, gone: false });
-        if (!first) deltas.push({ key: u.key, cpuSeconds: u.cpuSeconds });
-        continue;
+        state = { ...zero(), allocId: owner.allocId, task: owner.task, firstSeenMs: nowMs, exported: false };
+        this.taskStates.set(key, state);
       }
-      state.gone = false;
-      deltas.push({ key: u.key, cpuSeconds: Math.max(0, u.cpuSeconds - state.lastCpuSeconds) });
-      state.lastCpuSeconds = u.cpuSeconds;
+      state.goneAtMs = undefined;
+    }
+    for (const [dir, cg] of this.cgroupStates) {
+      if (cg.seenSample === this.samples) continue;
+      cg.goneAtMs ??= nowMs;
+      if (nowMs - cg.goneAtMs > cgroupMemoryMs) this.cgroupStates.delete(dir);
     }
     for (const [key, state] of this.taskStates) {
-      if (!seen.has(key)) {
-        state.gone = true;
-        state.watts = 0;
-      }
+      if (deltas.has(key)) continue;
+      state.goneAtMs ??= nowMs;
+      state.watts = 0;
+      if (nowMs - state.goneAtMs > this.retentionMs) this.taskStates.delete(key);
     }
 
-    // energy is read now, with the CPU times, not after a possibly slow Nomad lookup
-    const energy = this.deps.power.measure(nowMs, elapsed, util, cpu.vcpus);
     if (this.deps.metadata) {
-      const meta = await this.deps.metadata.lookup([...new Set(usages.map((u) => u.allocId))]);
+      const alive = new Set<string>();
+      for (const s of this.taskStates.values()) if (s.goneAtMs === undefined) alive.add(s.allocId);
+      const meta = await this.deps.metadata.lookup([...alive]);
       for (const state of this.taskStates.values()) state.meta = meta.get(state.allocId) ?? state.meta;
+    }
+    for (const state of this.taskStates.values()) {
+      if (!state.exported) {
+        state.exported = !this.deps.metadata || state.meta !== undefined || nowMs - state.firstSeenMs >= this.labelGraceMs;
+      }
     }
 
     this.previousCpu = cpu;
     this.previousMs = nowMs;
     this.lastSampleMs = nowMs;
     this.samples++;
+    this.cachedText = undefined;
     if (first) return;
 
-    const split = attribute({ nodeJoules: energy.joules, idleJoules: energy.idleJoules, nodeCpuSeconds, tasks: deltas });
+    const tasks = [...deltas].map(([key, cpuSeconds]) => ({ key, cpuSeconds }));
+    const split = attribute({ nodeJoules: energy.joules, idleJoules: energy.idleJoules, nodeCpuSeconds, tasks });
     const intensity = this.deps.intensity();
     this.lastIntensity = intensity;
     const add = (totals: Totals, joules: number) => {
@@ -131,86 +186,145 @@ export class EnergyExporter {
     this.lastConservationError = energy.joules - (taskSum + split.system + split.unattributed);
   }
 
-  /** Tasks currently exported (alive, or ended but not yet scraped). */
+  /**
+   * CPU-seconds a cgroup used since the last sample. One seen before (even
+   * before a gap) is credited its growth; a smaller value means the cgroup was
+   * recreated, and all of it is new. A cgroup new since the last sample began
+   * within the interval, so at most the interval's CPU capacity is new.
+   */
+  private cgroupDelta(u: TaskUsage, first: boolean, capacity: number): number {
+    const cg = this.cgroupStates.get(u.dir);
+    if (!cg) {
+      this.cgroupStates.set(u.dir, { lastCpuSeconds: u.cpuSeconds, seenSample: this.samples });
+      return first ? 0 : Math.min(u.cpuSeconds, capacity);
+    }
+    const delta = u.cpuSeconds >= cg.lastCpuSeconds ? u.cpuSeconds - cg.lastCpuSeconds : Math.min(u.cpuSeconds, capacity);
+    cg.lastCpuSeconds = u.cpuSeconds;
+    cg.goneAtMs = undefined;
+    cg.seenSample = this.samples;
+    return delta;
+  }
+
+  /** Which task each cgroup belongs to: from its name, or for docker from the container's Nomad identity. */
+  private async owners(usages: TaskUsage[]): Promise<Map<string, { allocId: string; task: string }>> {
+    const owners = new Map<string, { allocId: string; task: string }>();
+    const containerIds: string[] = [];
+    for (const u of usages) {
+      if (u.allocId !== undefined && u.task !== undefined) owners.set(u.dir, u as { allocId: string; task: string });
+      else if (u.containerId) containerIds.push(u.containerId);
+    }
+    if (containerIds.length === 0) return owners;
+    const resolved = this.deps.containers ? await this.deps.containers.resolve(containerIds) : new Map();
+    let unresolved = 0;
+    for (const u of usages) {
+      if (!u.containerId) continue;
+      const owner = resolved.get(u.containerId);
+      if (owner) owners.set(u.dir, owner);
+      else if (owner === undefined) unresolved++;
+    }
+    this.unresolvedContainers = unresolved;
+    return owners;
+  }
+
+  /** Tasks held (alive, or ended within the retention window). */
   taskCount(): number {
     return this.taskStates.size;
   }
 
+  private taskLabels(base: string, t: TaskState): string {
+    if (t.labelText === undefined || t.labelMeta !== t.meta) {
+      t.labelMeta = t.meta;
+      t.labelText =
+        `${base},nomad_namespace="${escapeLabel(t.meta?.namespace ?? "")}",nomad_job="${escapeLabel(t.meta?.job ?? "")}"` +
+        `,task_group="${escapeLabel(t.meta?.group ?? "")}",task="${escapeLabel(t.task)}",alloc_id="${escapeLabel(t.allocId)}"`;
+    }
+    return t.labelText;
+  }
+
+  /** The exposition text; built once per sample, and changes nothing. */
   render(): string {
+    this.cachedText ??= this.build();
+    return this.cachedText;
+  }
+
+  private build(): string {
     const d = this.deps;
+    const out: string[] = [];
+    const node = `node="${escapeLabel(d.node)}"`;
     const estimated = String(d.power.estimated);
-    const base: Labels = { node: d.node, estimated };
-    const families: Family[] = [];
-    const family = (name: string, type: Family["type"], help: string, samples: Family["samples"]) =>
-      families.push({ name: prefix + name, type, help, samples });
+    const base = `${node},estimated="${estimated}"`;
+    const labelsOf = (labels: Record<string, string>) =>
+      Object.entries(labels)
+        .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+        .join(",");
+    const family = (name: string, type: "counter" | "gauge", help: string, samples: [string, number][]) => {
+      if (samples.length === 0) return;
+      const full = prefix + name;
+      out.push(`# HELP ${full} ${help}`, `# TYPE ${full} ${type}`);
+      for (const [labels, value] of samples) out.push(`${full}{${labels}} ${formatValue(value)}`);
+    };
 
     family("build_info", "gauge", "Exporter version; always 1.", [
-      { labels: { version: d.version, nodejs: process.versions.node }, value: 1 },
+      [labelsOf({ version: d.version, nodejs: process.versions.node }), 1],
     ]);
-    const info: Labels = { node: d.node, source: d.power.kind, estimated, cpu_model: d.power.cpuModel };
-    if (d.power.coefficients) {
+    const info: Record<string, string> = { node: d.node, source: d.power.kind, estimated, cpu_model: d.power.cpuModel };
+    if (d.power.kind === "model" && d.power.coefficients) {
       info.cpu_family = d.power.coefficients.family;
       info.coefficients = d.power.description;
-    } else info.zones = d.power.description;
+    } else {
+      info.zones = d.power.description;
+      info.idle = d.power.idleDescription ?? "";
+    }
     family("source_info", "gauge", "Where node energy comes from: rapl (measured) or model (estimated); always 1.", [
-      { labels: info, value: 1 },
+      [labelsOf(info), 1],
     ]);
-    family("node_joules_total", "counter", "Energy used by the node.", [{ labels: base, value: this.node.joules }]);
-    family("node_watts", "gauge", "Average node power over the last interval.", [{ labels: base, value: this.node.watts }]);
+    family("node_joules_total", "counter", "Energy used by the node.", [[base, this.node.joules]]);
+    family("node_watts", "gauge", "Average node power over the last interval.", [[base, this.node.watts]]);
     family("node_co2e_grams_total", "counter", "CO2-equivalent emitted for the node's energy (× PUE × grid intensity).", [
-      { labels: base, value: this.node.grams },
+      [base, this.node.grams],
     ]);
-    const buckets = [
-      { labels: { ...base, bucket: "system" }, t: this.system },
-      { labels: { ...base, bucket: "unattributed" }, t: this.unattributed },
+    const buckets: [string, Totals][] = [
+      [`${base},bucket="system"`, this.system],
+      [`${base},bucket="unattributed"`, this.unattributed],
     ];
     family(
       "bucket_joules_total",
       "counter",
       "Node energy not attributed to Nomad tasks: system (host processes' CPU share) and unattributed (idle/static power).",
-      buckets.map((b) => ({ labels: b.labels, value: b.t.joules })),
+      buckets.map(([l, t]) => [l, t.joules]),
     );
     family(
       "bucket_co2e_grams_total",
       "counter",
       "CO2e of the system and unattributed buckets.",
-      buckets.map((b) => ({ labels: b.labels, value: b.t.grams })),
+      buckets.map(([l, t]) => [l, t.grams]),
     );
-    const tasks = [...this.taskStates.values()].map((t) => ({
-      t,
-      labels: {
-        ...base,
-        nomad_namespace: t.meta?.namespace ?? "",
-        nomad_job: t.meta?.job ?? "",
-        task_group: t.meta?.group ?? "",
-        task: t.task,
-        alloc_id: t.allocId,
-      } as Labels,
-    }));
+    const tasks: [string, TaskState][] = [];
+    for (const t of this.taskStates.values()) if (t.exported) tasks.push([this.taskLabels(base, t), t]);
     family(
       "task_joules_total",
       "counter",
       "Energy attributed to a Nomad task (its CPU-time share of the dynamic power).",
-      tasks.map((x) => ({ labels: x.labels, value: x.t.joules })),
+      tasks.map(([l, t]) => [l, t.joules]),
     );
     family(
       "task_watts",
       "gauge",
       "Average power attributed to a Nomad task over the last interval.",
-      tasks.map((x) => ({ labels: x.labels, value: x.t.watts })),
+      tasks.map(([l, t]) => [l, t.watts]),
     );
     family(
       "task_co2e_grams_total",
       "counter",
       "CO2e attributed to a Nomad task.",
-      tasks.map((x) => ({ labels: x.labels, value: x.t.grams })),
+      tasks.map(([l, t]) => [l, t.grams]),
     );
     if (this.lastIntensity) {
       family("carbon_intensity_grams_per_kwh", "gauge", "Grid carbon intensity in use (gCO2e per kWh).", [
-        {
-          labels: { node: d.node, source: this.lastIntensity.source, provider: this.lastIntensity.provider },
-          value: this.lastIntensity.gramsPerKwh,
-        },
+        [
+          labelsOf({ node: d.node, source: this.lastIntensity.source, provider: this.lastIntensity.provider }),
+          this.lastIntensity.gramsPerKwh,
+        ],
       ]);
     }
     if (d.intensityErrors) {
@@ -218,47 +332,61 @@ export class EnergyExporter {
         "carbon_intensity_errors_total",
         "counter",
         "Failed live carbon intensity refreshes (the static value is used meanwhile).",
-        [{ labels: { node: d.node }, value: d.intensityErrors() }],
+        [[node, d.intensityErrors()]],
       );
     }
-    family("pue", "gauge", "Power usage effectiveness applied to CO2e.", [{ labels: { node: d.node }, value: d.pue }]);
+    family("pue", "gauge", "Power usage effectiveness applied to CO2e.", [[node, d.pue]]);
     if (d.power.rapl) {
       const rapl = d.power.rapl;
+      const zoneLabels = (z: { id: string; name: string }) =>
+        `${node},zone="${escapeLabel(z.id)}",zone_name="${escapeLabel(z.name)}"`;
       family(
         "rapl_wraps_total",
         "counter",
         "Wrap-arounds of a RAPL zone's energy counter handled.",
-        rapl.zones.map((z) => ({
-          labels: { node: d.node, zone: z.id, zone_name: z.name },
-          value: rapl.counters.get(z.id)?.wraps ?? 0,
-        })),
+        rapl.tracked.map((z) => [zoneLabels(z), rapl.counters.get(z.id)?.wraps ?? 0]),
       );
       family(
         "rapl_rejected_total",
         "counter",
-        "RAPL readings rejected: implausible power, or too long between reads to rule out a double wrap.",
-        rapl.zones.flatMap((z) =>
-          (["implausible", "too_long_between_reads"] as const).map((reason) => ({
-            labels: { node: d.node, zone: z.id, reason },
-            value: rapl.counters.get(z.id)?.rejected[reason] ?? 0,
-          })),
+        "RAPL readings rejected: implausible power, too long between reads to rule out a double wrap, or a failed read.",
+        rapl.tracked.flatMap((z) =>
+          (["implausible", "too_long_between_reads", "read_error"] as const).map((reason): [string, number] => [
+            `${node},zone="${escapeLabel(z.id)}",reason="${reason}"`,
+            rapl.counters.get(z.id)?.rejected[reason] ?? 0,
+          ]),
         ),
       );
+      family(
+        "rapl_zone_stuck",
+        "gauge",
+        "1 for a PSYS zone whose counter did not advance while the packages' did: it is no longer used, package + DRAM are.",
+        rapl.stuckZones.map((z) => [zoneLabels(z), 1]),
+      );
+      family("rapl_poll_errors_total", "counter", "Fast RAPL polls that failed (logged once; the sample loop goes on).", [
+        [node, this.pollErrors],
+      ]);
     }
     if (d.metadata) {
       family("nomad_lookup_errors_total", "counter", "Failed requests to the local Nomad agent for allocation metadata.", [
-        { labels: { node: d.node }, value: d.metadata.errors },
+        [node, d.metadata.errors],
       ]);
     }
-    family("samples_total", "counter", "Samples taken.", [{ labels: { node: d.node }, value: this.samples }]);
+    if (d.containers) {
+      family("docker_lookup_errors_total", "counter", "Failed requests to the Docker Engine API for container identities.", [
+        [node, d.containers.errors],
+      ]);
+      family(
+        "docker_unresolved_containers",
+        "gauge",
+        "Docker container cgroups not yet mapped to a Nomad task (their CPU time counts as system).",
+        [[node, this.unresolvedContainers]],
+      );
+    }
+    family("samples_total", "counter", "Samples taken.", [[node, this.samples]]);
     if (this.lastSampleMs !== undefined) {
-      family("last_sample_timestamp_seconds", "gauge", "When the last sample was taken.", [
-        { labels: { node: d.node }, value: this.lastSampleMs / 1000 },
-      ]);
+      family("last_sample_timestamp_seconds", "gauge", "When the last sample was taken.", [[node, this.lastSampleMs / 1000]]);
     }
-    const text = renderFamilies(families);
-    // ended tasks have now been exported with their final values once
-    for (const [key, state] of this.taskStates) if (state.gone) this.taskStates.delete(key);
-    return text;
+    return `${out.join("\n")}\n`;
   }
 }

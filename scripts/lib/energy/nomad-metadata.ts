@@ -1,9 +1,10 @@
 /**
  * Namespace, job and task group of the allocations on this node, from the
- * local Nomad agent. Allocation stubs are small (no Job body), and we ask
- * again only when a cgroup names an allocation we do not know yet — at most
- * once per `minRefreshMs`, so an allocation the token cannot see does not
- * make us hammer the agent.
+ * local Nomad agent. Allocation stubs are small (no Job body). We ask at
+ * once when a cgroup names an allocation we do not know yet, so a task is
+ * labelled from its first sample; the rate limit is per allocation (each
+ * unknown one causes at most one request per `minRefreshMs`), so an allocation
+ * the token cannot see does not make us hammer the agent, nor delay others.
  *
  * ACL (see docs/energy.md): namespace "*" { capabilities = ["read-job"] }, plus
  * agent { policy = "read" } when the node ID is not given in the config.
@@ -33,7 +34,7 @@ export class NomadAllocationDirectory implements MetadataLookup {
   errors = 0;
   lastError: string | undefined;
   private known = new Map<string, AllocationMeta>();
-  private lastRefreshMs = -Infinity;
+  private readonly lastAttempt = new Map<string, number>();
   private nodeId: string | undefined;
 
   constructor(
@@ -49,9 +50,12 @@ export class NomadAllocationDirectory implements MetadataLookup {
   private readonly now: () => number;
 
   async lookup(allocIds: string[]): Promise<Map<string, AllocationMeta>> {
-    const unknown = allocIds.some((id) => !this.known.has(id));
-    if (unknown && this.now() - this.lastRefreshMs >= this.minRefreshMs) {
-      this.lastRefreshMs = this.now();
+    const now = this.now();
+    const due = allocIds.filter(
+      (id) => !this.known.has(id) && now - (this.lastAttempt.get(id) ?? -Infinity) >= this.minRefreshMs,
+    );
+    if (due.length > 0) {
+      for (const id of due) this.lastAttempt.set(id, now);
       try {
         await this.refresh();
         this.lastError = undefined;
@@ -63,6 +67,7 @@ export class NomadAllocationDirectory implements MetadataLookup {
     // forget allocations whose cgroups are gone (bounded memory)
     const wanted = new Set(allocIds);
     for (const id of this.known.keys()) if (!wanted.has(id)) this.known.delete(id);
+    for (const id of this.lastAttempt.keys()) if (!wanted.has(id)) this.lastAttempt.delete(id);
     return this.known;
   }
 

@@ -7,7 +7,7 @@
 import { OperationError, UserError } from "../errors.ts";
 import type { ExporterConfig } from "./config.ts";
 import type { HostReader } from "./host.ts";
-import { type Coefficients, coefficientsFor, modelPower } from "./model.ts";
+import { type Coefficients, coefficientsFor, idleFraction, modelPower } from "./model.ts";
 import { readCpuModel, readMemTotalGb } from "./procfs.ts";
 import { discoverZones, nodeZones, RaplMeter } from "./rapl.ts";
 
@@ -20,8 +20,10 @@ export interface PowerSource {
   kind: "rapl" | "model";
   estimated: boolean;
   cpuModel: string;
-  /** for the info metric: zones or coefficients */
-  description: string;
+  /** for the info metric: zones (current: PSYS may be given up) or coefficients */
+  readonly description: string;
+  /** RAPL: how the idle share is found, for the info metric */
+  idleDescription?: string;
   /** why this source was chosen (logged at start) */
   reason: string;
   rapl?: RaplMeter;
@@ -35,11 +37,18 @@ export function choosePowerSource(config: ExporterConfig, reader: HostReader, no
   let raplProblem = "no RAPL zones under " + `${config.host.sysfs}/class/powercap`;
   if (config.source !== "model") {
     try {
-      const zones = nodeZones(discoverZones(reader, config.host.sysfs));
-      if (zones.length > 0) {
+      // all zones: behind PSYS the meter also reads package and DRAM, to notice a stuck PSYS
+      const zones = discoverZones(reader, config.host.sysfs);
+      if (nodeZones(zones).length > 0) {
         const meter = new RaplMeter(reader, zones, { maxZoneWatts: config.rapl.maxZoneWatts });
         meter.poll(nowMs); // the first read proves energy_uj is readable
-        return raplSource(meter, cpuModel, config.rapl.idleWatts);
+        return raplSource(
+          meter,
+          cpuModel,
+          modelCoefficients(config, cpuModel),
+          readMemTotalGb(reader, config.host.procfs),
+          config,
+        );
       }
     } catch (error) {
       if (config.source === "rapl") throw error;
@@ -51,12 +60,7 @@ export function choosePowerSource(config: ExporterConfig, reader: HostReader, no
       });
     }
   }
-  const coefficients = coefficientsFor(cpuModel, {
-    family: config.model.cpuFamily,
-    minWattsPerVcpu: config.model.minWattsPerVcpu,
-    maxWattsPerVcpu: config.model.maxWattsPerVcpu,
-    memoryWattsPerGb: config.model.memoryWattsPerGb,
-  });
+  const coefficients = modelCoefficients(config, cpuModel);
   const memoryGb = readMemTotalGb(reader, config.host.procfs);
   return {
     kind: "model",
@@ -72,23 +76,67 @@ export function choosePowerSource(config: ExporterConfig, reader: HostReader, no
   };
 }
 
-function raplSource(meter: RaplMeter, cpuModel: string, idleWatts: number | undefined): PowerSource {
-  // without a configured idle power, the lowest power seen so far stands for it
-  let lowestWatts = Infinity;
+function modelCoefficients(config: ExporterConfig, cpuModel: string): Coefficients {
+  return coefficientsFor(cpuModel, {
+    family: config.model.cpuFamily,
+    minWattsPerVcpu: config.model.minWattsPerVcpu,
+    maxWattsPerVcpu: config.model.maxWattsPerVcpu,
+    memoryWattsPerGb: config.model.memoryWattsPerGb,
+  });
+}
+
+/**
+ * The idle (static) share of measured energy. A configured idle power (watts
+ * measured on this machine at rest) is used as is. Otherwise the measured
+ * energy is split in the proportion the CPU family's model gives at the
+ * interval's utilisation: idle = measured × P_model(0) / P_model(u). The
+ * meter gives the scale, the model only the shape (its min:max ratio), so at
+ * any utilisation above 0 the tasks get a share, and under steady load the
+ * split does not drift. The memory term is in the model only when a DRAM or
+ * PSYS zone measures memory.
+ */
+export function raplIdleJoules(
+  joules: number,
+  elapsedSeconds: number,
+  utilisation: number,
+  idle: { watts?: number; coefficients: Coefficients; vcpus: number; memoryGb: number },
+): number {
+  if (idle.watts !== undefined) return Math.min(joules, idle.watts * elapsedSeconds);
+  return joules * idleFraction(idle.coefficients, idle.vcpus, idle.memoryGb, utilisation);
+}
+
+function raplSource(
+  meter: RaplMeter,
+  cpuModel: string,
+  coefficients: Coefficients,
+  memoryGb: number,
+  config: ExporterConfig,
+): PowerSource {
+  const configured = config.rapl.idleWatts ?? (typeof config.rapl.idle === "number" ? config.rapl.idle : undefined);
   return {
     kind: "rapl",
     estimated: false,
     cpuModel,
     rapl: meter,
-    description: `${meter.zones.map((z) => `${z.id}:${z.name}`).join(",")}`,
+    get description() {
+      return meter.zones.map((z) => `${z.id}:${z.name}`).join(",");
+    },
+    idleDescription:
+      configured !== undefined
+        ? `configured ${configured}W`
+        : `model-shape ${coefficients.family} min=${coefficients.minWattsPerVcpu} max=${coefficients.maxWattsPerVcpu}`,
     reason: "RAPL powercap zones are readable",
-    measure(nowMs) {
+    measure(nowMs, _elapsed, utilisation, vcpus) {
       const reading = meter.take(nowMs);
       if (reading.elapsedSeconds <= 0) return { joules: reading.joules, idleJoules: 0 };
-      const watts = reading.joules / reading.elapsedSeconds;
-      if (reading.joules > 0) lowestWatts = Math.min(lowestWatts, watts);
-      const idle = idleWatts ?? (Number.isFinite(lowestWatts) ? lowestWatts : 0);
-      return { joules: reading.joules, idleJoules: Math.min(reading.joules, idle * reading.elapsedSeconds) };
+      const measuresMemory = meter.zones.some((z) => z.kind === "dram" || z.kind === "psys");
+      const idleJoules = raplIdleJoules(reading.joules, reading.elapsedSeconds, utilisation, {
+        watts: configured,
+        coefficients,
+        vcpus,
+        memoryGb: measuresMemory ? memoryGb : 0,
+      });
+      return { joules: reading.joules, idleJoules };
     },
   };
 }

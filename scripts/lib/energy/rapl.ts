@@ -84,20 +84,36 @@ export interface RaplReading {
 
 export interface ZoneCounters {
   wraps: number;
-  rejected: Record<"implausible" | "too_long_between_reads", number>;
+  rejected: Record<"implausible" | "too_long_between_reads" | "read_error", number>;
 }
 
 /**
  * Polls the node zones and accumulates their energy. `poll()` may be called
  * more often than the export interval (see `safePollSeconds`); `take()`
  * returns what accumulated since the last take.
+ *
+ * With PSYS in use the package and DRAM zones are read too: PSYS covers the
+ * whole platform, so an interval in which packages used energy and PSYS did
+ * not means its counter is stuck (seen on some firmware). The meter then
+ * switches to package + DRAM for good and flags the PSYS zone (`stuckZones`).
+ *
+ * Read errors after the first poll (a zone gone, EIO) never throw: the zone
+ * is skipped, counted as `read_error`, and its next good read covers the gap
+ * when that is still short enough to rule out a double wrap.
  */
 export class RaplMeter {
-  readonly zones: RaplZone[];
+  /** the zones whose sum is the node's energy now */
+  zones: RaplZone[];
+  /** every zone read: the node zones, and package/DRAM behind a PSYS zone */
+  readonly tracked: RaplZone[];
   readonly counters = new Map<string, ZoneCounters>();
+  /** PSYS zones found stuck and no longer used */
+  readonly stuckZones: RaplZone[] = [];
+  private readonly fallback: RaplZone[];
   private last = new Map<string, { uj: number; atMs: number }>();
-  private pendingJoules = 0;
+  private pendingUj = new Map<string, number>();
   private pendingSince: number | undefined;
+  private polled = false;
 
   constructor(
     private readonly reader: HostReader,
@@ -106,7 +122,12 @@ export class RaplMeter {
   ) {
     this.zones = nodeZones(zones);
     if (this.zones.length === 0) throw new OperationError("No RAPL package, dram or psys zone found.");
-    for (const z of this.zones) this.counters.set(z.id, { wraps: 0, rejected: { implausible: 0, too_long_between_reads: 0 } });
+    this.fallback = zones.filter((z) => z.kind === "package" || z.kind === "dram");
+    this.tracked = this.zones[0]?.kind === "psys" ? [...this.zones, ...this.fallback] : this.zones;
+    for (const z of this.tracked) {
+      this.counters.set(z.id, { wraps: 0, rejected: { implausible: 0, too_long_between_reads: 0, read_error: 0 } });
+      this.pendingUj.set(z.id, 0);
+    }
   }
 
   /**
@@ -114,18 +135,23 @@ export class RaplMeter {
    * smallest counter twice (half of one wrap period, for margin).
    */
   safePollSeconds(): number {
-    const smallest = Math.min(...this.zones.map((z) => z.maxRangeUj));
+    const smallest = Math.min(...this.tracked.map((z) => z.maxRangeUj));
     return smallest / 1e6 / this.options.maxZoneWatts / 2;
   }
 
+  /** Read every tracked zone. Only the first poll throws (it proves energy_uj is readable). */
   poll(nowMs: number): void {
-    for (const zone of this.zones) {
+    for (const zone of this.tracked) {
       let text: string;
       try {
         text = this.reader.readText(zone.energyFile).trim();
       } catch (error) {
-        if (errnoCode(error) === "EACCES" || errnoCode(error) === "EPERM") throw permissionError(zone.energyFile, error);
-        throw new OperationError(`Cannot read ${zone.energyFile}: ${(error as Error).message}`, { cause: error });
+        if (!this.polled) {
+          if (errnoCode(error) === "EACCES" || errnoCode(error) === "EPERM") throw permissionError(zone.energyFile, error);
+          throw new OperationError(`Cannot read ${zone.energyFile}: ${(error as Error).message}`, { cause: error });
+        }
+        (this.counters.get(zone.id) as ZoneCounters).rejected.read_error++;
+        continue;
       }
       // an empty or garbled read must not look like a counter reset to 0
       if (!/^\d+$/.test(text)) continue;
@@ -147,17 +173,26 @@ export class RaplMeter {
         continue;
       }
       if (wrapped) counters.wraps++;
-      this.pendingJoules += deltaUj / 1e6;
+      this.pendingUj.set(zone.id, (this.pendingUj.get(zone.id) ?? 0) + deltaUj);
     }
+    this.polled = true;
     this.pendingSince ??= nowMs;
   }
 
   /** Poll once more and hand over the energy accumulated since the previous take. */
   take(nowMs: number): RaplReading {
     this.poll(nowMs);
+    const sum = (zones: RaplZone[]) => zones.reduce((s, z) => s + (this.pendingUj.get(z.id) ?? 0), 0);
+    let uj = sum(this.zones);
+    if (this.zones[0]?.kind === "psys" && uj === 0 && this.fallback.length > 0 && sum(this.fallback) > 0) {
+      // the platform cannot use less than its packages: PSYS is stuck
+      this.stuckZones.push(...this.zones);
+      this.zones = this.fallback;
+      uj = sum(this.zones);
+    }
     const since = this.pendingSince ?? nowMs;
-    const reading = { joules: this.pendingJoules, elapsedSeconds: (nowMs - since) / 1000 };
-    this.pendingJoules = 0;
+    const reading = { joules: uj / 1e6, elapsedSeconds: (nowMs - since) / 1000 };
+    for (const id of this.pendingUj.keys()) this.pendingUj.set(id, 0);
     this.pendingSince = nowMs;
     return reading;
   }

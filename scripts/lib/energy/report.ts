@@ -29,6 +29,13 @@ export interface ReportRow {
   co2eGrams: number;
 }
 
+/** One part of the nodes' energy; the parts add up to the nodes' total. */
+export interface NodeShare {
+  part: "subject" | "other tasks" | "system" | "unattributed";
+  joules: number;
+  co2eGrams: number;
+}
+
 export interface EnergyReport {
   subject: { job?: string; namespace?: string };
   from: string;
@@ -39,6 +46,12 @@ export interface EnergyReport {
   /** true when any of the energy came from the estimation model */
   estimated: boolean;
   tasks: ReportRow[];
+  /**
+   * The nodes the subject's tasks ran on, whole: the subject's tasks, other
+   * tasks, `system` (host processes) and `unattributed` (idle power), so the
+   * subject's share can be read against what the nodes used.
+   */
+  nodes: { names: string[]; joules: number; co2eGrams: number; shares: NodeShare[] };
   queries: string[];
 }
 
@@ -108,7 +121,43 @@ export async function energyReport(request: ReportRequest): Promise<EnergyReport
     `sum by (${by}) (increase(${prefix}task_co2e_grams_total${selector}[${seconds}s]))`,
   ];
   const timeout = request.timeoutMs ?? 30_000;
-  const [energy, co2e] = await Promise.all(queries.map((q) => instantQuery(request.prometheus, q, request.to, timeout)));
+  const ask = (q: string) => instantQuery(request.prometheus, q, request.to, timeout);
+  const range = `[${seconds}s]`;
+  const nodesQuery = `sum by (node) (increase(${prefix}task_joules_total${selector}${range})) > 0`;
+  queries.push(nodesQuery);
+  const [energy, co2e, nodeRows] = await Promise.all([...queries.map(ask)]);
+  const names = [...new Set((nodeRows ?? []).map((s) => s.metric.node ?? ""))].filter(Boolean).sort();
+  const nodes: EnergyReport["nodes"] = { names, joules: 0, co2eGrams: 0, shares: [] };
+  if (names.length > 0) {
+    const onNodes = `{node=~"${names.map((n) => labelValue(n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("|")}"}`;
+    const nodeQueries = [
+      `sum(increase(${prefix}node_joules_total${onNodes}${range}))`,
+      `sum(increase(${prefix}node_co2e_grams_total${onNodes}${range}))`,
+      `sum by (bucket) (increase(${prefix}bucket_joules_total${onNodes}${range}))`,
+      `sum by (bucket) (increase(${prefix}bucket_co2e_grams_total${onNodes}${range}))`,
+    ];
+    queries.push(...nodeQueries);
+    const [nodeJ, nodeG, bucketJ, bucketG] = await Promise.all(nodeQueries.map(ask));
+    const scalar = (r: VectorSample[] | undefined) => Number(r?.[0]?.value[1] ?? 0);
+    const bucket = (r: VectorSample[] | undefined, name: string) =>
+      Number(r?.find((s) => s.metric.bucket === name)?.value[1] ?? 0);
+    nodes.joules = scalar(nodeJ);
+    nodes.co2eGrams = scalar(nodeG);
+    const subjectJ = (energy ?? []).reduce((sum, s) => sum + Number(s.value[1]), 0);
+    const subjectG = (co2e ?? []).reduce((sum, s) => sum + Number(s.value[1]), 0);
+    const parts: NodeShare[] = [
+      { part: "subject", joules: subjectJ, co2eGrams: subjectG },
+      { part: "system", joules: bucket(bucketJ, "system"), co2eGrams: bucket(bucketG, "system") },
+      { part: "unattributed", joules: bucket(bucketJ, "unattributed"), co2eGrams: bucket(bucketG, "unattributed") },
+    ];
+    // the rest of the nodes' energy went to other tasks; as a remainder, the parts add up to the total
+    const other: NodeShare = {
+      part: "other tasks",
+      joules: Math.max(0, nodes.joules - parts.reduce((sum, p) => sum + p.joules, 0)),
+      co2eGrams: Math.max(0, nodes.co2eGrams - parts.reduce((sum, p) => sum + p.co2eGrams, 0)),
+    };
+    nodes.shares = [parts[0] as NodeShare, other, parts[1] as NodeShare, parts[2] as NodeShare];
+  }
   const rows = new Map<string, ReportRow>();
   const row = (m: Record<string, string>) => {
     const key = [m.nomad_namespace, m.nomad_job, m.task_group, m.task, m.estimated].join("\u0000");
@@ -140,11 +189,21 @@ export async function energyReport(request: ReportRequest): Promise<EnergyReport
     co2eGrams: tasks.reduce((s, r) => s + r.co2eGrams, 0),
     estimated: tasks.some((r) => r.estimated),
     tasks,
+    nodes,
     queries,
   };
 }
 
 const round = (n: number, digits = 3) => Number(n.toPrecision(digits + 3)).toFixed(digits);
+
+const shareName = (s: NodeShare) =>
+  ({
+    subject: "this report's tasks",
+    "other tasks": "other tasks",
+    system: "system (host processes)",
+    unattributed: "unattributed (idle power)",
+  })[s.part];
+const percent = (part: number, total: number) => (total > 0 ? `${((100 * part) / total).toFixed(1)} %` : "–");
 
 export function reportMarkdown(report: EnergyReport): string {
   const subject = [
@@ -170,6 +229,21 @@ export function reportMarkdown(report: EnergyReport): string {
       );
     }
   } else lines.push("", "_No energy series matched in this window._");
+  if (report.nodes.names.length) {
+    lines.push(
+      "",
+      `Nodes it ran on (${report.nodes.names.map((n) => `\`${n}\``).join(", ")}), whole:`,
+      "",
+      "| part | energy (J) | share | CO2e (g) |",
+      "|---|---:|---:|---:|",
+    );
+    for (const s of report.nodes.shares) {
+      lines.push(
+        `| ${shareName(s)} | ${round(s.joules, 1)} | ${percent(s.joules, report.nodes.joules)} | ${round(s.co2eGrams, 3)} |`,
+      );
+    }
+    lines.push(`| **node total** | ${round(report.nodes.joules, 1)} | 100 % | ${round(report.nodes.co2eGrams, 3)} |`);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -185,5 +259,14 @@ export function reportText(report: EnergyReport): string[] {
     ...report.tasks.map(
       (t) => `  ${t.namespace}/${t.job}/${t.group}/${t.task}: ${round(t.joules, 1)} J, ${round(t.co2eGrams, 3)} g`,
     ),
+    ...(report.nodes.names.length
+      ? [
+          `nodes ${report.nodes.names.join(", ")}: ${round(report.nodes.joules, 1)} J, ${round(report.nodes.co2eGrams, 3)} g in all`,
+          ...report.nodes.shares.map(
+            (s) =>
+              `  ${shareName(s)}: ${round(s.joules, 1)} J (${percent(s.joules, report.nodes.joules)}), ${round(s.co2eGrams, 3)} g`,
+          ),
+        ]
+      : []),
   ];
 }

@@ -4,12 +4,14 @@
  * twice in one interval, the live intensity cache and the HTTP server.
  */
 import { once } from "node:events";
+import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { HttpApi } from "../clients/http.ts";
 import type { Reporter } from "../cli/output.ts";
 import { OperationError } from "../errors.ts";
 import { IntensityCache, staticIntensities, ukCarbonIntensity } from "./carbon.ts";
 import { TaskCpuReader } from "./cgroups.ts";
+import { ContainerDirectory, dockerSocketLister } from "./docker.ts";
 import type { ExporterConfig } from "./config.ts";
 import { EnergyExporter } from "./exporter.ts";
 import { fsHostReader, type HostReader } from "./host.ts";
@@ -55,17 +57,33 @@ export async function startExporter(
           },
           "X-Nomad-Token",
         ),
-        { nodeId: config.nomad.nodeId },
+        { nodeId: config.nomad.nodeId, minRefreshMs: config.tasks.lookupRetrySeconds * 1000 },
       )
     : undefined;
   if (!metadata) reporter.warn("no Nomad address (nomad.address or NOMAD_ADDR): tasks are exported without namespace/job/group");
+  // docker attribution: only when the daemon's socket is there (a node without docker has none)
+  const containers =
+    config.docker.socket && reader === fsHostReader && existsSync(config.docker.socket)
+      ? new ContainerDirectory(dockerSocketLister(config.docker.socket, Math.min(5000, config.interval * 1000)), {
+          retryMs: config.tasks.lookupRetrySeconds * 1000,
+        })
+      : undefined;
+  if (containers) reporter.info(`docker tasks: container identities from ${config.docker.socket}`);
   const exporter = new EnergyExporter({
     reader,
     procfs: config.host.procfs,
     node: config.node ?? hostname(),
     power,
-    tasks: new TaskCpuReader(reader, { cgroup: config.host.cgroup, procfs: config.host.procfs }),
+    tasks: new TaskCpuReader(reader, {
+      cgroup: config.host.cgroup,
+      procfs: config.host.procfs,
+      nomadParent: config.nomad.cgroupParent,
+      dockerParents: config.docker.cgroupParents,
+    }),
     metadata,
+    containers,
+    retentionMs: config.tasks.retentionSeconds * 1000,
+    labelGraceMs: config.tasks.labelGraceSeconds * 1000,
     intensity: () => intensity.current(),
     intensityErrors: live ? () => intensity.errors : undefined,
     pue: config.carbon.pue,
@@ -73,6 +91,7 @@ export async function startExporter(
   });
 
   let failures = 0;
+  let warnedStuck = 0;
   let busy = false;
   const tick = async () => {
     // a sample still waiting on Nomad must not overlap the next one
@@ -81,6 +100,13 @@ export async function startExporter(
     try {
       await exporter.sample();
       failures = 0;
+      const stuck = power.rapl?.stuckZones ?? [];
+      if (stuck.length > warnedStuck) {
+        warnedStuck = stuck.length;
+        reporter.warn(
+          `RAPL ${stuck.map((z) => `${z.id} (${z.name})`).join(", ")} did not advance while the packages did: using ${power.description} instead`,
+        );
+      }
     } catch (error) {
       // a failing sample is logged, not fatal: /healthz turns 503 if it persists
       if (failures++ === 0) reporter.warn(`sample failed: ${(error as Error).message}`);
@@ -94,7 +120,17 @@ export async function startExporter(
     const safe = power.rapl.safePollSeconds();
     if (safe < config.interval) {
       reporter.info(`polling RAPL every ${safe.toFixed(2)} s so a counter cannot wrap twice between reads`);
-      timers.push(setInterval(() => power.rapl?.poll(Date.now()), safe * 1000));
+      const rapl = power.rapl;
+      timers.push(
+        setInterval(() => {
+          // a failed poll must not end the process: the next poll or sample reads again
+          try {
+            rapl.poll(Date.now());
+          } catch (error) {
+            if (exporter.pollErrors++ === 0) reporter.warn(`RAPL poll failed: ${(error as Error).message}`);
+          }
+        }, safe * 1000),
+      );
     }
   }
 

@@ -16,7 +16,7 @@ import { $ } from "zx";
 import { ApiError, HttpApi } from "../../../scripts/lib/clients/http.ts";
 import { NomadClient } from "../../../scripts/lib/clients/nomad.ts";
 import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
-import { discoverTaskCgroups } from "../../../scripts/lib/energy/cgroups.ts";
+import { defaultDockerParents, discoverTaskCgroups } from "../../../scripts/lib/energy/cgroups.ts";
 import { exporterConfigSchema } from "../../../scripts/lib/energy/config.ts";
 import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
 import { NomadAllocationDirectory } from "../../../scripts/lib/energy/nomad-metadata.ts";
@@ -72,7 +72,9 @@ describe("the exporter against a real Nomad agent", () => {
   it("finds the tasks' cgroups on this host and reports the layout", async () => {
     let mine: ReturnType<typeof discoverTaskCgroups> = [];
     for (let i = 0; i < 50 && mine.length < 2; i++) {
-      mine = discoverTaskCgroups(fsHostReader, "/sys/fs/cgroup").filter((c) => c.allocId === allocId);
+      mine = discoverTaskCgroups(fsHostReader, { root: "/sys/fs/cgroup", dockerParents: defaultDockerParents }).filter(
+        (c) => c.allocId === allocId,
+      );
       if (mine.length < 2) await sleep(200);
     }
     expect(mine.map((c) => c.task).sort()).toEqual(["idle", "spin"]);

@@ -178,6 +178,16 @@ describe("energy report against a real Prometheus scraping the bundled exporter"
     expect(report.co2eGrams).toBeCloseTo((report.joules / 3.6e6) * pue * intensity, 3);
     expect(report.kilowattHours).toBeCloseTo(report.joules / 3.6e6, 12);
     expect(report.estimated).toBe(false);
+    // the whole node beside the job: system 9 W, unattributed 20 W, no other tasks; the parts add up to the node
+    expect(report.nodes.names).toEqual(["fake-node"]);
+    const share = (part: string) => report.nodes.shares.find((p) => p.part === part)?.joules ?? NaN;
+    expect(share("subject")).toBeCloseTo(report.joules, 6);
+    expect(share("system")).toBeGreaterThan(0.8 * 9 * seconds);
+    expect(share("system")).toBeLessThan(1.2 * 9 * seconds);
+    expect(share("unattributed")).toBeGreaterThan(0.8 * 20 * seconds);
+    expect(share("unattributed")).toBeLessThan(1.2 * 20 * seconds);
+    expect(share("other tasks")).toBeLessThan(0.1 * 50 * seconds);
+    expect(report.nodes.shares.reduce((sum, p) => sum + p.joules, 0)).toBeCloseTo(report.nodes.joules, 3);
 
     // node-level conservation as Prometheus sees it: tasks + buckets = node
     const node = Number((await query(`hashistack_energy_node_joules_total{node="fake-node"}`))[0]?.value[1]);
@@ -215,6 +225,9 @@ describe("energy report against a real Prometheus scraping the bundled exporter"
     expect(markdown.exitCode, markdown.stderr).toBe(0);
     expect(markdown.stdout).toMatch(/^## Energy report: namespace `ci`, job `pipeline`/);
     expect(markdown.stdout).toMatch(/\| ci \| pipeline \| stages \| build \| [\d.]+ \| [\d.]+ \| no \|/);
+    expect(markdown.stdout).toMatch(/\| system \(host processes\) \| [\d.]+ \| [\d.]+ % \|/);
+    expect(markdown.stdout).toMatch(/\| unattributed \(idle power\) \| [\d.]+ \| [\d.]+ % \|/);
+    expect(markdown.stdout).toMatch(/\| \*\*node total\*\* \| [\d.]+ \| 100 % \|/);
     const bad = await $({
       quiet: true,
       nothrow: true,

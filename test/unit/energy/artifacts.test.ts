@@ -8,8 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { TaskCpuReader } from "../../../scripts/lib/energy/cgroups.ts";
 import { exporterConfigSchema } from "../../../scripts/lib/energy/config.ts";
+import { ContainerDirectory } from "../../../scripts/lib/energy/docker.ts";
 import { EnergyExporter } from "../../../scripts/lib/energy/exporter.ts";
 import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
+import { exporterNodeFlags } from "../../../scripts/lib/energy/node-flags.ts";
 import { choosePowerSource } from "../../../scripts/lib/energy/power.ts";
 import { allocA, FakeHost } from "../../helpers/energy-trees.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
@@ -28,7 +30,10 @@ const exported = new Map<string, Set<string>>();
 beforeAll(async () => {
   dir = await tempDir("artifacts");
   const host = new FakeHost(dir.path).machine().stat({ user: 0, idle: 0 }).v2Task(allocA, "web", 0);
-  host.zone({ id: "intel-rapl:0", name: "package-0", maxRangeUj: 1e12, energyUj: 0 });
+  // a PSYS zone that never advances, so the stuck-zone warning is exported too
+  host
+    .zone({ id: "intel-rapl:0", name: "package-0", maxRangeUj: 1e12, energyUj: 0 })
+    .zone({ id: "intel-rapl:1", name: "psys", maxRangeUj: 1e12, energyUj: 5 });
   let now = 0;
   const config = exporterConfigSchema.parse({ host: { sysfs: host.sysfs, procfs: host.procfs, cgroup: host.cgroup } });
   const exporter = new EnergyExporter({
@@ -37,7 +42,9 @@ beforeAll(async () => {
     node: "n",
     power: choosePowerSource(config, fsHostReader, now),
     tasks: new TaskCpuReader(fsHostReader, { cgroup: host.cgroup, procfs: host.procfs }),
-    metadata: { errors: 0, lookup: async () => new Map() },
+    metadata: { errors: 0, lookup: async () => new Map([[allocA, { namespace: "dev", job: "web", group: "g" }]]) },
+    // the Engine API's answer for a node without docker containers (docker.test.ts talks to a socket)
+    containers: new ContainerDirectory({ list: async () => [] }),
     intensity: () => ({ gramsPerKwh: 1, source: "static", provider: "static" }),
     intensityErrors: () => 0,
     pue: 1,
@@ -78,6 +85,19 @@ describe("the Nomad job", () => {
     const source = readFileSync("scripts/lib/energy/config.ts", "utf8");
     for (const name of new Set(names)) expect(source, `${name} is set by the job but never read`).toContain(`env.${name}`);
     expect(hcl).toContain("NOMAD_TOKEN={{ .token }}"); // read by scripts/energy-exporter.ts
+  });
+
+  it("passes the idle power, retention and cgroup parents, and runs node with the flags the bench measured", () => {
+    const hcl = readFileSync("jobs/energy-exporter.nomad.hcl", "utf8");
+    const config = /config = <<-EOT\n([\s\S]*?)\n\s*EOT/.exec(hcl)?.[1] ?? "";
+    for (const key of ["rapl:", "idle: ${var.rapl_idle}", "retentionSeconds:", "cgroupParents:", "cgroupParent:"]) {
+      expect(config).toContain(key);
+    }
+    expect(hcl).toMatch(/variable "rapl_idle" \{\s*type\s*= string\s*default\s*= "model"/);
+    const flags = /node_flags\s*= (\[[^\]]*\])/.exec(hcl)?.[1];
+    expect(JSON.parse(flags ?? "null")).toEqual(exporterNodeFlags);
+    expect(hcl).toContain("concat(local.node_flags, [var.exporter_js");
+    expect(hcl).toContain('concat(["node"], local.node_flags, ["/app/energy-exporter.mjs"])');
   });
 });
 

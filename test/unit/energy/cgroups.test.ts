@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { discoverTaskCgroups, TaskCpuReader } from "../../../scripts/lib/energy/cgroups.ts";
+import { defaultDockerParents, discoverTaskCgroups, TaskCpuReader } from "../../../scripts/lib/energy/cgroups.ts";
 import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
 import { allocA, allocB, FakeHost } from "../../helpers/energy-trees.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
@@ -34,7 +34,9 @@ describe("task cgroups", () => {
   it("ignores scopes that are not Nomad tasks", () => {
     host.v2Task(allocA, "web", 1);
     mkdirSync(`${host.cgroup}/nomad.slice/share.slice/not-a-task.scope`, { recursive: true });
-    expect(discoverTaskCgroups(fsHostReader, host.cgroup).map((c) => c.task)).toEqual(["web"]);
+    expect(
+      discoverTaskCgroups(fsHostReader, { root: host.cgroup, dockerParents: defaultDockerParents }).map((c) => c.task),
+    ).toEqual(["web"]);
   });
 
   it("keeps a listed task with its last value when one read fails, so it does not flicker out", () => {

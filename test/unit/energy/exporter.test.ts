@@ -32,7 +32,7 @@ const metadata: MetadataLookup & { calls: number } = {
   },
 };
 
-function makeExporter(source: "rapl" | "model") {
+function makeExporter(source: "rapl" | "model", options: { labelGraceMs?: number; retentionMs?: number } = {}) {
   const config = exporterConfigSchema.parse({
     source,
     host: { sysfs: host.sysfs, procfs: host.procfs, cgroup: host.cgroup },
@@ -49,6 +49,8 @@ function makeExporter(source: "rapl" | "model") {
     pue: 1.5,
     version: "test",
     now: () => now,
+    labelGraceMs: options.labelGraceMs ?? 0,
+    retentionMs: options.retentionMs,
   });
 }
 
@@ -93,7 +95,7 @@ describe("the exporter on RAPL", () => {
     ).toBeCloseTo(200, 6);
     expect(Math.abs(exporter.lastConservationError)).toBeLessThan(1e-9);
     expect(text).toMatch(
-      /hashistack_energy_source_info\{node="client-1",source="rapl",estimated="false",.*zones="intel-rapl:0:package-0"\} 1/,
+      /hashistack_energy_source_info\{node="client-1",source="rapl",estimated="false",.*zones="intel-rapl:0:package-0",idle="configured 20W"\} 1/,
     );
     expect(text).toMatch(/hashistack_energy_rapl_wraps_total\{node="client-1",zone="intel-rapl:0",zone_name="package-0"\} 0/);
     expect(text).toContain('hashistack_energy_pue{node="client-1"} 1.5');
@@ -101,7 +103,7 @@ describe("the exporter on RAPL", () => {
 });
 
 describe("the exporter on the model", () => {
-  it("labels everything estimated, integrates CO2e with a changing intensity, and drops ended tasks after one scrape", async () => {
+  it("labels everything estimated, integrates CO2e with a changing intensity, and drops ended tasks after the retention window", async () => {
     host.stat({ user: 0, idle: 0, vcpus: 2 }).v2Task(allocA, "web", 0).v2Task(allocB, "db", 0);
     const exporter = makeExporter("model");
     await exporter.sample();
@@ -119,8 +121,8 @@ describe("the exporter on the model", () => {
         .v2Task(allocA, "web", (i + 1) * 3e6)
         .v2Task(allocB, "db", (i + 1) * 1e6);
       await exporter.sample();
-      // Cascade Lake: 2 × (0.64 + 3.16 × 0.5) + 8 GB × 0.392 W, for 5 s
-      const joules = (2 * (0.64 + 3.16 * 0.5) + 8 * 0.392) * 5;
+      // Cascade Lake (CCF): 2 × (0.64 + 3.33 × 0.5) + 8 GB × 0.392 W, for 5 s
+      const joules = (2 * (0.64 + 3.33 * 0.5) + 8 * 0.392) * 5;
       expectedJoules += joules;
       expectedGrams += co2eGrams(joules, 1.5, g);
     }
@@ -137,13 +139,18 @@ describe("the exporter on the model", () => {
       'hashistack_energy_carbon_intensity_grams_per_kwh{node="client-1",source="live",provider="uk-carbon-intensity"} 250',
     );
 
-    // db ends: its final values are exported once more, then forgotten
+    // db ends: its final values stay exported through the retention window, then it is forgotten
+    const dbFinal = exporter.render().match(/task_joules_total\{[^}]*task="db"[^}]*\} (\S+)/)?.[1];
     rmSync(`${host.cgroup}/nomad.slice/share.slice/${allocB}.db.scope`, { recursive: true });
     now += 5000;
     await exporter.sample();
     expect(exporter.taskCount()).toBe(2);
     text = exporter.render();
-    expect(text).toContain(`task="db"`);
+    expect(text).toMatch(new RegExp(`task_joules_total\\{[^}]*task="db"[^}]*\\} ${dbFinal}`));
+    expect(text).toMatch(/task_watts\{[^}]*task="db"[^}]*\} 0/);
+    expect(exporter.render()).toContain(`task="db"`);
+    now += 300_001;
+    await exporter.sample();
     expect(exporter.taskCount()).toBe(1);
     expect(exporter.render()).not.toContain(`task="db"`);
   });
