@@ -117,7 +117,7 @@ describe("the docker runtime profile on local nodes", () => {
   }, 600_000);
 
   it("a CI-token task in dev runs in docker without reaching the node", async () => {
-    const ci = await secret("nomad-ci-token");
+    const ci = await secret("nomad-ci-token-dev");
     const management = await secret("nomad-bootstrap-token");
     const built = JSON.parse(await readFile(join(context.state.root, "images.json"), "utf8")) as Record<string, string>;
     const image = `${registry}/${built.alertmanager}`;
