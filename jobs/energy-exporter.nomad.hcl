@@ -6,7 +6,8 @@
 #   exec   — the bundled dist/energy-exporter.mjs run by Debian's `nodejs` with raw_exec.
 #            raw_exec, not exec: the exporter needs the host's /proc, /sys and cgroup
 #            tree and root (energy_uj is root-only), as node-exporter does.
-#   docker — the image built from exporter/Containerfile, host trees mounted read-only.
+#   docker — the image built from exporter/Containerfile (or by `bootstrap` with
+#            jobs.registry.build), host trees as read-only host volumes.
 #
 # Secrets: the exporter's Nomad token is read from the Nomad Variable
 # nomad/jobs/energy-exporter (key `token`, namespace platform), which this job's
@@ -161,6 +162,19 @@ job "energy-exporter" {
       }
     }
 
+    # docker: the host trees come as read-only Nomad host volumes of the docker
+    # clients (the docker plugin mounts no host paths itself); using them needs a
+    # host_volume grant that only the platform namespace's jobs have
+    dynamic "volume" {
+      for_each = var.runtime == "docker" ? ["host-sys", "host-proc", "docker-sock"] : []
+      labels   = [volume.value]
+      content {
+        type      = "host"
+        source    = volume.value
+        read_only = true
+      }
+    }
+
     dynamic "task" {
       for_each = var.runtime == "exec" ? ["exporter"] : []
       labels   = ["exporter"]
@@ -206,17 +220,49 @@ job "energy-exporter" {
           network_mode = "host"
           entrypoint   = concat(["node"], local.node_flags, ["/app/energy-exporter.mjs"])
           args         = ["--config", "/local/energy.yaml"]
-          # read-only host trees; the exporter reads them under /host. The docker
-          # socket names the Nomad task of each container cgroup (GET
-          # /containers/json only); :ro does not limit the API, so this task is
-          # as trusted as the docker daemon — it runs platform code only, in the
-          # platform namespace.
-          volumes = [
-            "/sys:/host/sys:ro",
-            "/proc:/host/proc:ro",
-            "${var.nomad_tls_dir}:/nomad-tls:ro",
-            "/var/run/docker.sock:/var/run/docker.sock:ro",
-          ]
+        }
+        # read-only host trees; the exporter reads them under /host
+        volume_mount {
+          volume      = "host-sys"
+          destination = "/host/sys"
+          read_only   = true
+        }
+        volume_mount {
+          volume      = "host-proc"
+          destination = "/host/proc"
+          read_only   = true
+        }
+        # The docker socket names the Nomad task of each container cgroup (GET
+        # /containers/json only); read-only does not limit the API, so this task is
+        # as trusted as the docker daemon: platform code only, in the platform namespace.
+        volume_mount {
+          volume      = "docker-sock"
+          destination = "/var/run/docker.sock"
+          read_only   = true
+        }
+        # its own client certificate from Vault's PKI (workload identity, role
+        # platform): the container never sees the agent's key
+        vault {
+          role        = "platform"
+          change_mode = "noop"
+        }
+        template {
+          destination = "secrets/tls/bundle.pem"
+          perms       = "0400"
+          # certificate, issuer and key in one file: pkiCert re-reads it to decide on renewal
+          data        = <<-EOT
+            {{- with pkiCert "pki-nomad/issue/platform" (printf "common_name=platform.%s.nomad" (env "NOMAD_REGION")) "ttl=24h" -}}
+            {{ .Cert }}{{ .CA }}{{ .Key }}
+            {{- end }}
+          EOT
+          change_mode = "restart" # the exporter reads its certificate at start
+        }
+        template {
+          destination = "secrets/tls/ca.pem"
+          data        = <<-EOT
+            {{- with secret "pki-root/cert/ca" }}{{ .Data.certificate }}{{ end }}
+          EOT
+          change_mode = "restart"
         }
         env {
           HASHISTACK_ENERGY_LISTEN        = "${NOMAD_IP_metrics}:${NOMAD_PORT_metrics}"
@@ -226,9 +272,9 @@ job "energy-exporter" {
           HASHISTACK_ENERGY_HOST_PROCFS   = "/host/proc"
           HASHISTACK_ENERGY_HOST_CGROUP   = "/host/sys/fs/cgroup"
           NOMAD_ADDR                      = "https://${attr.unique.network.ip-address}:4646"
-          NOMAD_CACERT                    = "/nomad-tls/ca.pem"
-          NOMAD_CLIENT_CERT               = "/nomad-tls/agent.pem"
-          NOMAD_CLIENT_KEY                = "/nomad-tls/agent-key.pem"
+          NOMAD_CACERT                    = "/secrets/tls/ca.pem"
+          NOMAD_CLIENT_CERT               = "/secrets/tls/bundle.pem"
+          NOMAD_CLIENT_KEY                = "/secrets/tls/bundle.pem"
           NOMAD_TLS_SERVER_NAME           = "client.${var.region}.nomad"
         }
         template {

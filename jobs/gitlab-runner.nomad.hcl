@@ -54,6 +54,18 @@ job "gitlab-runner" {
       }
     }
 
+    # the docker executor drives the node's Docker Engine through its socket, a
+    # host volume only platform jobs may use. Whoever holds that socket is root on
+    # the node: the CI jobs this runner starts are as trusted as the node itself.
+    dynamic "volume" {
+      for_each = local.docker ? ["docker-sock"] : []
+      labels   = [volume.value]
+      content {
+        type   = "host"
+        source = volume.value
+      }
+    }
+
     task "runner" {
       driver = local.docker ? "docker" : "raw_exec"
       user   = local.docker ? "" : "gitlab-runner"
@@ -64,7 +76,13 @@ job "gitlab-runner" {
           image   = var.image
           ports   = ["metrics"]
           args    = ["run", "--config", "/secrets/config.toml", "--working-directory", "/alloc/data"]
-          volumes = ["/var/run/docker.sock:/var/run/docker.sock"]
+        }
+      }
+      dynamic "volume_mount" {
+        for_each = local.docker ? ["docker-sock"] : []
+        content {
+          volume      = volume_mount.value
+          destination = "/var/run/docker.sock"
         }
       }
       dynamic "config" {

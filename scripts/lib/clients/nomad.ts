@@ -41,6 +41,8 @@ export interface NomadNodeStub {
   SchedulingEligibility: string;
   Address: string;
   Drain: boolean;
+  /** task drivers as the client fingerprints them (in the list stub since Nomad 0.9) */
+  Drivers?: Record<string, { Detected: boolean; Healthy: boolean; HealthDescription: string }> | null;
 }
 
 export interface NomadAgentSelf {

@@ -159,9 +159,62 @@ const tls = z
 const toggled = <Shape extends z.ZodRawShape>(shape: Shape, enabled = true) =>
   z.strictObject({ enabled: z.boolean().default(enabled), ...shape });
 
+/** Docker Engine on the clients of a docker-profile cluster (scripts/lib/docker/engine.ts) */
+const docker = z.strictObject({
+  /** apt: from the node's own apt sources; upload: .debs fetched on this (Debian) machine and uploaded. Default: upload on local nodes, else apt */
+  install: z.enum(["apt", "upload"]).optional(),
+  /** the docker.io package version; default: the pin for the node's OS release */
+  version: z
+    .string()
+    .regex(/^[A-Za-z0-9.+~:-]+$/, "expected a Debian package version such as 20.10.24+dfsg1-1+deb12u1+b6")
+    .optional(),
+});
+
+/** host[:port] of a registry, no scheme and no path */
+const registryAddress = z
+  .string()
+  .regex(
+    /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::\d{1,5})?$/,
+    "expected host[:port] of a registry, without scheme or path, e.g. 10.99.0.1:5000 or registry.example.com",
+  );
+
+/**
+ * Where the docker profile's images come from. Without it: the pinned official
+ * images. With an address: the same repositories and tags under that registry
+ * (a mirror), or, with build, images this tool builds from cached Debian parts
+ * and serves from this machine (scripts/lib/images/).
+ */
+const registry = z
+  .strictObject({
+    address: registryAddress,
+    /** build the images here and serve them from this machine at address (local and Vagrant nodes can reach it) */
+    build: z.boolean().default(false),
+    /** plain HTTP: Docker on the clients gets an insecure-registries entry for exactly this address */
+    insecure: z.boolean().default(false),
+  })
+  .superRefine((r, ctx) => {
+    if (r.build && !r.insecure) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["insecure"],
+        message:
+          "the registry that build serves speaks plain HTTP (read-only, on the private address): set insecure: true to accept that for this one address",
+      });
+    }
+    if (r.build && !/:\d+$/.test(r.address)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["address"],
+        message: "build serves the registry itself: give a port, e.g. 10.99.0.1:5000",
+      });
+    }
+  });
+
 const jobs = z
   .strictObject({
     runtime: z.enum(["docker", "exec"]).optional(),
+    docker: docker.default({}),
+    registry: registry.optional(),
     prometheus: toggled({ retention: duration.default("360h") }).default({ enabled: true, retention: "360h" }),
     // the Slack webhook URL is a secret: given once as SLACK_WEBHOOK_URL, kept 0600 in the state
     alertmanager: toggled({}).default({ enabled: true }),
@@ -227,32 +280,47 @@ const vault = z
 
 export const defaultVersions = versions.parse({});
 
-export const clusterConfigSchema = z.strictObject({
-  name,
-  datacenter: z
-    .string()
-    .regex(/^[a-z0-9-]+$/, "expected lower-case letters, digits and '-'")
-    .default("dc1"),
-  region: z
-    .string()
-    .regex(/^[a-z0-9-]+$/, "expected lower-case letters, digits and '-'")
-    .default("global"),
-  provider: provider.default(provider.parse({})),
-  topology: topology.default(topology.parse({})),
-  versions: versions.default(versions.parse({})),
-  install: install.default(install.parse({})),
-  tls: tls.default(tls.parse({})),
-  jobs: jobs.default(jobs.parse({})),
-  vault: vault.default(vault.parse({})),
-  /** how many hosts are worked on at once */
-  concurrency: z.number().int().min(1).max(64).default(8),
-});
+export const clusterConfigSchema = z
+  .strictObject({
+    name,
+    datacenter: z
+      .string()
+      .regex(/^[a-z0-9-]+$/, "expected lower-case letters, digits and '-'")
+      .default("dc1"),
+    region: z
+      .string()
+      .regex(/^[a-z0-9-]+$/, "expected lower-case letters, digits and '-'")
+      .default("global"),
+    provider: provider.default(provider.parse({})),
+    topology: topology.default(topology.parse({})),
+    versions: versions.default(versions.parse({})),
+    install: install.default(install.parse({})),
+    tls: tls.default(tls.parse({})),
+    jobs: jobs.default(jobs.parse({})),
+    vault: vault.default(vault.parse({})),
+    /** how many hosts are worked on at once */
+    concurrency: z.number().int().min(1).max(64).default(8),
+  })
+  .superRefine((c, ctx) => {
+    if (c.jobs.registry && runtimeProfile(c) !== "docker") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["jobs", "registry"],
+        message: `the registry is for the docker profile, but this cluster runs jobs.runtime: ${runtimeProfile(c)}: set jobs.runtime: docker or remove jobs.registry`,
+      });
+    }
+  });
 
 export type ClusterConfig = z.output<typeof clusterConfigSchema>;
 export type { ProviderType } from "../providers/registry.ts";
 export type RuntimeProfile = "docker" | "exec";
 
 /** The job runtime profile: explicit, else exec on local nodes (no Docker engine) and docker elsewhere. */
-export function runtimeProfile(config: ClusterConfig): RuntimeProfile {
+export function runtimeProfile(config: Pick<ClusterConfig, "jobs" | "provider">): RuntimeProfile {
   return config.jobs.runtime ?? (config.provider.type === "local" ? "exec" : "docker");
+}
+
+/** How Docker Engine reaches the clients: explicit, else uploaded .debs on local nodes (no mirror there) and apt elsewhere. */
+export function dockerInstallMethod(config: Pick<ClusterConfig, "jobs" | "provider">): "apt" | "upload" {
+  return config.jobs.docker.install ?? (config.provider.type === "local" ? "upload" : "apt");
 }

@@ -10,6 +10,8 @@ import { existsSync } from "node:fs";
 import { memberStatus } from "../clients/consul.ts";
 import { withConsul, withNomad, withVault } from "../cluster/access.ts";
 import { platformNamespace } from "../cluster/nomad-acl.ts";
+import type { NomadNodeStub } from "../clients/nomad.ts";
+import { type RuntimeProfile, runtimeProfile } from "../config/schema.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost } from "../remote/fanout.ts";
 import { sh } from "../remote/command.ts";
@@ -23,7 +25,7 @@ export interface ClusterHealth {
   nomad: {
     leader?: string;
     peers: number;
-    nodes: { name: string; address: string; status: string }[];
+    nodes: { name: string; address: string; status: string; drivers?: NomadNodeStub["Drivers"] }[];
     /** the platform namespace's jobs: status and running allocations per job */
     jobs: { id: string; status: string; running: number; failed: number }[];
     error?: string;
@@ -87,7 +89,12 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
         async (nomad) => {
           health.nomad.leader = (await nomad.leader()) || undefined;
           health.nomad.peers = (await nomad.peers()).length;
-          health.nomad.nodes = (await nomad.nodes()).map((n) => ({ name: n.Name, address: n.Address, status: n.Status }));
+          health.nomad.nodes = (await nomad.nodes()).map((n) => ({
+            name: n.Name,
+            address: n.Address,
+            status: n.Status,
+            drivers: n.Drivers,
+          }));
           health.nomad.jobs = (await nomad.jobs(platformNamespace)).map((job) => {
             const groups = Object.values(job.JobSummary?.Summary ?? {});
             return {
@@ -161,6 +168,7 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
   else {
     if (!health.nomad.leader) p.push("Nomad has no leader");
     for (const n of health.nomad.nodes) if (n.status !== "ready") p.push(`Nomad client ${n.name} is ${n.status}`);
+    p.push(...driverProblems(health.nomad.nodes, runtimeProfile(run.config)));
     const clients = hostsWithRole(run.inventory, "client").length;
     if (health.nomad.nodes.length < clients) p.push(`Nomad has ${health.nomad.nodes.length} of ${clients} clients`);
     for (const job of health.nomad.jobs) {
@@ -182,6 +190,27 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
       p.push(`${c.host}: ${c.file} expires at ${c.expires} and was not renewed`);
   }
   return health;
+}
+
+/**
+ * The docker profile's clients must have a healthy docker driver: a client
+ * without one is ready for Nomad but places no platform job ("missing drivers").
+ */
+export function driverProblems(
+  nodes: { name: string; status: string; drivers?: NomadNodeStub["Drivers"] }[],
+  runtime: RuntimeProfile,
+): string[] {
+  if (runtime !== "docker") return [];
+  const problems: string[] = [];
+  for (const node of nodes) {
+    if (node.status !== "ready") continue; // already named as not ready
+    const docker = node.drivers?.docker;
+    if (!docker?.Detected)
+      problems.push(`Nomad client ${node.name}: docker driver not detected (is Docker Engine installed and running?)`);
+    else if (!docker.Healthy)
+      problems.push(`Nomad client ${node.name}: docker driver unhealthy: ${docker.HealthDescription || "no description"}`);
+  }
+  return problems;
 }
 
 /** Where the operator's credentials are: paths only, never the values. */

@@ -9,6 +9,7 @@ import type { ProviderContext } from "../providers/types.ts";
 import { readFileIfExists, writeFileAtomic } from "../util/fs.ts";
 import { certificatesStage } from "./certificates.ts";
 import { consulStage } from "./consul.ts";
+import { imagesStage } from "./images.ts";
 import { nomadStage } from "./nomad.ts";
 import { platformStage } from "./platform.ts";
 import { prepareStage } from "./prepare.ts";
@@ -29,6 +30,7 @@ export const stages: Stage<ClusterRun>[] = [
   consulStage,
   nomadStage,
   workloadIdentityStage,
+  imagesStage,
   platformStage,
   verifyStage,
 ];

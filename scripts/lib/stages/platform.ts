@@ -14,9 +14,11 @@ import { ensureClientToken, platformNamespace } from "../cluster/nomad-acl.ts";
 import { minimalPolicy } from "../energy/acl.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
+import { imageVariables } from "../images/references.ts";
 import { platformJobs, platformVariables } from "../platform/jobs.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { sh } from "../remote/command.ts";
+import { readBuiltImages } from "../images/state.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -79,31 +81,33 @@ async function runPlatform(run: ClusterRun): Promise<string> {
         if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
       }
       const runtime = runtimeProfile(config);
-      const others = deployable.filter((j) => j !== exporter);
-      const common = { timeoutMs: 300_000, concurrency: 6 };
-      // the exporter takes variables the other jobs do not declare: its own request, in parallel
-      const [platform, energy] = await Promise.all([
-        others.length
-          ? deployJobs(nomad, { ...common, files: others.map((j) => j.file), variables: { runtime } }, run.reporter)
-          : [],
-        exporter
-          ? deployJobs(
-              nomad,
-              {
-                ...common,
-                files: [exporter.file],
-                variables: {
-                  runtime,
-                  region: config.region,
-                  carbon_region: config.jobs.energyExporter.carbonRegion,
-                  pue: String(config.jobs.energyExporter.pue),
-                },
-              },
-              run.reporter,
+      const images =
+        runtime === "docker"
+          ? await imageVariables(
+              config,
+              deployable.map((j) => j.name),
+              await readBuiltImages(run.state),
             )
-          : [],
-      ]);
-      return [...platform, ...energy];
+          : {};
+      const common = { timeoutMs: 300_000, concurrency: 6 };
+      // the jobs declare different variables (the exporter's own, an image per job): one request per job, in parallel
+      const perJob = await Promise.all(
+        deployable.map((job) => {
+          const jobVariables: Record<string, string> = {
+            runtime,
+            ...(images[job.name] ? { image: images[job.name] as string } : {}),
+          };
+          if (job === exporter) {
+            Object.assign(jobVariables, {
+              region: config.region,
+              carbon_region: config.jobs.energyExporter.carbonRegion,
+              pue: String(config.jobs.energyExporter.pue),
+            });
+          }
+          return deployJobs(nomad, { ...common, files: [job.file], variables: jobVariables }, run.reporter);
+        }),
+      );
+      return perJob.flat();
     },
     { token },
   );

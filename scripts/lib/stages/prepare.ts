@@ -13,6 +13,7 @@ import { binarySourcePlan } from "../binaries/source.ts";
 import { runtimeProfile } from "../config/schema.ts";
 import type { ClusterConfig } from "../config/schema.ts";
 import type { StartActivity } from "../cli/output.ts";
+import { ensureDockerEngine } from "../docker/install.ts";
 import { OperationError } from "../errors.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { sh } from "../remote/command.ts";
@@ -40,6 +41,8 @@ async function runPrepare(run: ClusterRun): Promise<string> {
   };
   // the exec profile has no image registry: Fabio's binary is installed on the clients
   const fabioOnClients = runtimeProfile(config) === "exec" && config.jobs.fabio.enabled;
+  // the docker profile's clients run Docker Engine
+  const dockerClients = runtimeProfile(config) === "docker";
   const progress = { log: (line: string) => run.reporter.debug(line), activity: (title: string) => run.reporter.activity(title) };
   const local = await localBinaries(config, versioned, fabioOnClients, progress, (line) => run.reporter.info(line));
   const layout = nodeLayout();
@@ -48,7 +51,7 @@ async function runPrepare(run: ClusterRun): Promise<string> {
     async (host) => {
       const remote = run.remote(host);
       const facts = (
-        await remote.run("uname -s -m; . /etc/os-release && echo $ID $VERSION_ID; command -v systemctl")
+        await remote.run('uname -s -m; . /etc/os-release && echo "$ID $VERSION_ID $ID_LIKE"; command -v systemctl')
       ).stdout.split("\n");
       if (facts[0] !== "Linux x86_64") {
         throw new OperationError(`${host.name}: unsupported platform '${facts[0]}'; the binaries are built for Linux x86_64.`);
@@ -78,13 +81,28 @@ async function runPrepare(run: ClusterRun): Promise<string> {
       const versions = await remote.run(
         binaries.map((b) => sh`${`${layout.binDir}/${b}`} ${b === "fabio" ? "-v" : "version"} | head -1`).join("; "),
       );
-      return { uploaded, versions: versions.stdout.trim().split("\n") };
+      let docker: string[] = [];
+      if (dockerClients && host.roles.includes("client")) {
+        const [id = "", versionId = "", ...idLike] = (facts[1] ?? "").split(" ");
+        const result = await ensureDockerEngine(
+          config,
+          host.name,
+          remote,
+          { id, versionId, idLike: idLike.join(" ") },
+          progress.log,
+        );
+        docker = result.changes;
+      }
+      return { uploaded, docker, versions: versions.stdout.trim().split("\n") };
     },
     { concurrency: config.concurrency },
   );
   const results = requireAllSucceeded("prepare", outcomes);
   const uploaded = results.reduce((sum, r) => sum + r.uploaded, 0);
-  return uploaded ? `${uploaded} binaries uploaded` : "binaries up to date";
+  const dockerChanged = results.filter((r) => r.docker.length).length;
+  const summary = uploaded ? `${uploaded} binaries uploaded` : "binaries up to date";
+  if (!dockerClients) return summary;
+  return `${summary}; Docker Engine ${dockerChanged ? `changed on ${dockerChanged} clients (${[...new Set(results.flatMap((r) => r.docker))].join(", ")})` : "up to date"}`;
 }
 
 /** The directories every node needs, with the modes and owners the agents expect. */

@@ -39,8 +39,12 @@ const claimMappings = {
   nomad_service: "nomad_service",
 };
 
-/** Platform jobs that get Vault tokens through the `platform` JWT role. */
-export const platformVaultJobs = ["prometheus", "fabio"];
+/**
+ * Platform jobs that get Vault tokens through the `platform` JWT role; the
+ * energy exporter in docker takes its client certificate for the local Nomad
+ * agent from Vault's PKI instead of the agent's own key.
+ */
+export const platformVaultJobs = ["prometheus", "fabio", "energy-exporter"];
 
 const inPlatform = `value.nomad_namespace == "${platformNamespace}"`;
 const platformJob = (job: string) => `${inPlatform} and value.nomad_job_id == "${job}"`;

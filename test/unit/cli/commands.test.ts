@@ -77,7 +77,7 @@ describe("command line", () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain("Unknown stage 'consol' in --stages.");
     expect(result.stderr).toContain(
-      "hint: The stages, in the order they run: prepare, vault, certificates, consul, nomad, workload-identity, platform, verify.",
+      "hint: The stages, in the order they run: prepare, vault, certificates, consul, nomad, workload-identity, images, platform, verify.",
     );
     expect(existsSync(join(dir, "state"))).toBe(false);
     expect((await run("bootstrap", ["--help"])).stdout).toMatch(/--stages LIST +run only these stages .*: prepare, vault, /);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { validationProblems } from "../../helpers/validation.ts";
-import { clusterConfigSchema, runtimeProfile } from "../../../scripts/lib/config/schema.ts";
+import { clusterConfigSchema, dockerInstallMethod, runtimeProfile } from "../../../scripts/lib/config/schema.ts";
 import { parseYamlText } from "../../../scripts/lib/util/validated-yaml.ts";
 import { readFileSync } from "node:fs";
 
@@ -93,5 +93,59 @@ describe("cluster config", () => {
     expect(problems("name: lab\ntopology:\n  servers: 1\n  vaultHa: true\n")).toEqual([
       "cluster.yaml:4:12 topology.vaultHa: Vault HA needs three nodes: raise topology.servers to 3 or list three topology.vaultNodes, found boolean true",
     ]);
+  });
+});
+
+describe("jobs.registry and jobs.docker", () => {
+  it("accepts a mirror address and a served build, and defaults to none", () => {
+    expect(parseYamlText("name: lab\n", "c.yaml", clusterConfigSchema, "Cluster config").jobs.registry).toBeUndefined();
+    const mirror = parseYamlText(
+      "name: lab\nprovider:\n  type: vagrant\njobs:\n  registry:\n    address: registry.example.com\n",
+      "c.yaml",
+      clusterConfigSchema,
+      "Cluster config",
+    );
+    expect(mirror.jobs.registry).toEqual({ address: "registry.example.com", build: false, insecure: false });
+    const built = parseYamlText(
+      "name: lab\njobs:\n  runtime: docker\n  registry:\n    address: 10.73.0.1:5000\n    build: true\n    insecure: true\n",
+      "c.yaml",
+      clusterConfigSchema,
+      "Cluster config",
+    );
+    expect(built.jobs.registry?.build).toBe(true);
+  });
+
+  it("rejects a URL, a served build without a port or without insecure, and a registry for the exec profile", () => {
+    expect(
+      problems("name: lab\nprovider:\n  type: vagrant\njobs:\n  registry:\n    address: https://r.example.com/v2\n")[0],
+    ).toMatch(/jobs\.registry\.address: expected host\[:port\] of a registry, without scheme or path/);
+    expect(
+      problems("name: lab\njobs:\n  runtime: docker\n  registry:\n    address: 10.73.0.1:5000\n    build: true\n")[0],
+    ).toMatch(/jobs\.registry\.insecure: the registry that build serves speaks plain HTTP/);
+    expect(
+      problems(
+        "name: lab\njobs:\n  runtime: docker\n  registry:\n    address: 10.73.0.1\n    build: true\n    insecure: true\n",
+      )[0],
+    ).toMatch(/jobs\.registry\.address: build serves the registry itself: give a port/);
+    // local clusters default to exec
+    expect(problems("name: lab\njobs:\n  registry:\n    address: 10.73.0.1:5000\n")[0]).toMatch(
+      /jobs\.registry: the registry is for the docker profile, but this cluster runs jobs\.runtime: exec/,
+    );
+  });
+
+  it("docker.io comes as uploaded .debs on local nodes and from apt elsewhere, unless set", () => {
+    const local = parseYamlText("name: lab\n", "c.yaml", clusterConfigSchema, "Cluster config");
+    expect(dockerInstallMethod(local)).toBe("upload");
+    expect(dockerInstallMethod({ ...local, provider: { ...local.provider, type: "vagrant" } })).toBe("apt");
+    const pinned = parseYamlText(
+      "name: lab\njobs:\n  docker:\n    install: upload\n",
+      "c.yaml",
+      clusterConfigSchema,
+      "Cluster config",
+    );
+    expect(dockerInstallMethod({ ...pinned, provider: { ...pinned.provider, type: "digitalocean" } })).toBe("upload");
+    expect(problems("name: lab\njobs:\n  docker:\n    version: 'x y'\n")[0]).toMatch(
+      /jobs\.docker\.version: expected a Debian package version/,
+    );
   });
 });

@@ -102,6 +102,34 @@ describe("rendered files", () => {
       layout.nomad.configFile,
     );
     expect(Object.keys(hcl.plugin as object)).toEqual(["docker", "exec"]);
+    const plugin = block(block((hcl.plugin as Record<string, unknown>).docker).config);
+    // tasks cannot mount host paths or run privileged; NET_RAW and DAC_OVERRIDE are not grantable
+    expect(block(plugin.volumes)).toEqual({ enabled: false });
+    expect(plugin.allow_privileged).toBe(false);
+    expect(plugin.allow_caps).toEqual(expect.arrayContaining(["CHOWN", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"]));
+    for (const cap of ["NET_RAW", "DAC_OVERRIDE", "SYS_ADMIN", "MKNOD", "SETFCAP", "ALL"])
+      expect(plugin.allow_caps).not.toContain(cap);
+    expect(plugin.extra_labels).toContain("namespace");
+  });
+
+  it("docker-profile clients offer the platform's host paths as read-only host volumes; exec clients do not", async () => {
+    const dockerPlans = planCluster(makeConfig({ jobs: { runtime: "docker" } }), inventory, secrets);
+    const volumes = async (plansOf: HostPlan[]) =>
+      block(
+        (
+          await hclOf(
+            plansOf.find((p) => p.host.name === "client-1"),
+            layout.nomad.configFile,
+          )
+        ).client,
+      ).host_volume as Record<string, Hcl[]>;
+    const docker = await volumes(dockerPlans);
+    expect(block(docker["host-sys"])).toEqual({ path: "/sys", read_only: true });
+    expect(block(docker["host-proc"])).toEqual({ path: "/proc", read_only: true });
+    // no host volume reaches the agents' keys
+    expect(Object.values(docker).map((v) => block(v).path)).not.toContain(layout.nomad.tlsDir);
+    expect(block(docker["docker-sock"])).toMatchObject({ path: "/var/run/docker.sock" });
+    expect(Object.keys(await volumes(plans)).sort()).toEqual(["grafana", "prometheus"]);
   });
 
   it("exec tasks on every client: a chroot without the agents' folders, no root or agent users, no file-permission capabilities", async () => {

@@ -21,6 +21,8 @@ export interface NodePaths {
   root: string;
   pidFile: string;
   consoleLog: string;
+  /** the node's /var/lib/docker: on the host's own filesystem, since overlay2 cannot sit on the overlay root */
+  dockerData: string;
 }
 
 export function nodePaths(nodesDir: string, name: string): NodePaths {
@@ -32,6 +34,7 @@ export function nodePaths(nodesDir: string, name: string): NodePaths {
     root: join(dir, "root"),
     pidFile: join(dir, "nspawn.pid"),
     consoleLog: join(dir, "console.log"),
+    dockerData: join(dir, "docker"),
   };
 }
 
@@ -94,31 +97,48 @@ export async function runningPid(paths: NodePaths): Promise<number | undefined> 
   return cmdline?.split("\0").includes(`--directory=${paths.root}`) ? pid : undefined;
 }
 
-export async function boot(paths: NodePaths, machine: string, netns: string): Promise<number> {
+export interface BootOptions {
+  /**
+   * Run Docker Engine inside the node (clients of a docker-profile cluster):
+   * every capability, the bpf syscall (runc's device cgroup filter) and
+   * /var/lib/docker bound from the host's filesystem. Test machines on one host,
+   * not a security boundary; exec-profile nodes keep nspawn's defaults.
+   */
+  docker?: boolean;
+}
+
+/** systemd-nspawn's arguments for a node. */
+export function nspawnArgs(paths: NodePaths, machine: string, netns: string, options: BootOptions = {}): string[] {
+  return [
+    "--quiet",
+    `--directory=${paths.root}`,
+    `--machine=${machine}`,
+    "--boot",
+    "--register=no",
+    "--keep-unit",
+    `--network-namespace-path=/run/netns/${netns}`,
+    "--console=read-only",
+    "--resolv-conf=off",
+    "--timezone=off",
+    "--link-journal=no",
+    // Nomad's exec driver (libcontainer) gives each task its own session keyring;
+    // nspawn's default seccomp filter refuses keyctl/add_key
+    ...(options.docker
+      ? ["--capability=all", "--system-call-filter=@keyring bpf", `--bind=${paths.dockerData}:/var/lib/docker`]
+      : ["--system-call-filter=@keyring"]),
+  ];
+}
+
+export async function boot(paths: NodePaths, machine: string, netns: string, options: BootOptions = {}): Promise<number> {
   const existing = await runningPid(paths);
   if (existing) return existing;
+  if (options.docker) await mkdir(paths.dockerData, { recursive: true, mode: 0o710 });
   const log = openSync(paths.consoleLog, "a");
-  const child = spawn(
-    "systemd-nspawn",
-    [
-      "--quiet",
-      `--directory=${paths.root}`,
-      `--machine=${machine}`,
-      "--boot",
-      "--register=no",
-      "--keep-unit",
-      `--network-namespace-path=/run/netns/${netns}`,
-      "--console=read-only",
-      "--resolv-conf=off",
-      "--timezone=off",
-      "--link-journal=no",
-      // Nomad's exec driver (libcontainer) gives each task its own session keyring;
-      // nspawn's default seccomp filter refuses keyctl/add_key
-      "--system-call-filter=@keyring",
-    ],
-    // cgroup v1 controllers are made writable inside the node by hashistack-cgroups-rw.service
-    { detached: true, stdio: ["ignore", log, log] },
-  );
+  // cgroup v1 controllers are made writable inside the node by hashistack-cgroups-rw.service
+  const child = spawn("systemd-nspawn", nspawnArgs(paths, machine, netns, options), {
+    detached: true,
+    stdio: ["ignore", log, log],
+  });
   closeSync(log);
   const pid = child.pid;
   if (!pid)
@@ -219,6 +239,32 @@ export async function removeTaskCgroups(paths: NodePaths, cgroupRoot = "/sys/fs/
     }
   }
   return removed ? [`${removed} Nomad task cgroups`] : [];
+}
+
+/**
+ * The same for a docker-profile node: dockerd (cgroupfs driver) makes
+ * `<controller>/docker/<container id>` in the shared host tree. Removed by the
+ * container IDs in the node's /var/lib/docker; only empty ones, after the node stopped.
+ */
+export async function removeDockerCgroups(paths: NodePaths, cgroupRoot = "/sys/fs/cgroup"): Promise<string[]> {
+  const containersDir = join(paths.dockerData, "containers");
+  if (!existsSync(containersDir)) return [];
+  const ids = new Set(await readdir(containersDir));
+  let removed = 0;
+  for (const controller of existsSync(cgroupRoot) ? await readdir(cgroupRoot) : []) {
+    const dockerDir = join(cgroupRoot, controller, "docker");
+    if (!existsSync(dockerDir)) continue;
+    for (const entry of await readdir(dockerDir)) {
+      if (!ids.has(entry)) continue;
+      await rmdir(join(dockerDir, entry)).then(
+        () => removed++,
+        () => undefined,
+      );
+    }
+    // the parent too once empty (another node's containers keep it busy)
+    if (removed) await rmdir(dockerDir).catch(() => undefined);
+  }
+  return removed ? [`${removed} Docker container cgroups`] : [];
 }
 
 export async function removeNodeFiles(paths: NodePaths): Promise<string[]> {

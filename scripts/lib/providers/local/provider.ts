@@ -7,6 +7,8 @@ import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { localLeftovers, saveInventory } from "../local-state.ts";
+import { runtimeProfile } from "../../config/schema.ts";
+import { servingPid, stopServing } from "../../images/registry-server.ts";
 import type { Inventory, InventoryHost } from "../../inventory/schema.ts";
 import { HostUnreachableError } from "../../remote/errors.ts";
 import { onEachHost, requireAllSucceeded } from "../../remote/fanout.ts";
@@ -28,6 +30,7 @@ import {
   removeBridge,
   removeNodeNetwork,
 } from "./network.ts";
+import { hostRun } from "./host-command.ts";
 import * as node from "./node.ts";
 import { localProviderPackages, checkLocalRequirements } from "./requirements.ts";
 
@@ -73,6 +76,8 @@ export const localProvider: Provider = {
     const gateway = gatewayAddress(cidr);
     await ensureBridge(names, `${gateway}/${prefix}`);
 
+    // Docker Engine runs inside the clients of a docker-profile cluster (installed by prepare)
+    const dockerInside = runtimeProfile(config) === "docker";
     const bootStep = reporter.step(`starting ${inventory.hosts.length} nodes`);
     const knownHosts = knownHostsFor(context);
     const booted = await onEachHost(
@@ -83,7 +88,10 @@ export const localProvider: Provider = {
         await node.ensureOverlay(paths, image.root);
         const { hostKeyFingerprint } = await node.ensureIdentity(paths, host.name, publicKey);
         await knownHosts.pin(`${host.privateIp}:22`, hostKeyFingerprint);
-        await node.boot(paths, names.machine(host.name), netns);
+        const docker = dockerInside && host.roles.includes("client");
+        // the node sees /proc/sys read-only; dockerd needs forwarding on in the node's own namespace
+        if (docker) await hostRun(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        await node.boot(paths, names.machine(host.name), netns, { docker });
         return hostKeyFingerprint;
       },
       // network and mount setup is quick; keep the host's tools from racing each other too hard
@@ -149,6 +157,7 @@ export const localProvider: Provider = {
         if (await node.stop(paths, names.netns(name)))
           done.push(`node ${name}${pid ? ` (pid ${pid})` : " (container without nspawn)"}`);
         done.push(...(await node.removeTaskCgroups(paths)));
+        done.push(...(await node.removeDockerCgroups(paths)));
         done.push(...(await node.removeNodeFiles(paths)));
         done.push(...(await removeNodeNetwork(names, name)));
         return done;
@@ -157,6 +166,8 @@ export const localProvider: Provider = {
     );
     for (const outcome of outcomes) removed.push(...(outcome.value ?? []));
     requireAllSucceeded("Removing local nodes", outcomes);
+    // the image registry this machine served to the nodes (jobs.registry.build)
+    removed.push(...(await stopServing(context.state)));
     removed.push(...(await removeBridge(names)));
     return [...removed, ...(await removeLeftovers(context, options))];
   },
@@ -181,6 +192,8 @@ async function describeExisting(context: ProviderContext, names: LocalNames, hos
     if (netnsExists(names.netns(name))) found.push(`netns ${names.netns(name)}`);
   }
   if (await linkExists(names.bridge)) found.push(`bridge ${names.bridge}`);
+  const registryPid = await servingPid(context.state);
+  if (registryPid) found.push(`image registry (pid ${registryPid})`);
   return found;
 }
 

@@ -1,0 +1,184 @@
+/**
+ * A cluster in the docker runtime profile on local nodes (1 server, 2 clients):
+ * Docker Engine inside the clients from uploaded .debs, images built here and
+ * served read-only from this machine (jobs.registry.build), Prometheus,
+ * Alertmanager, Fabio and the energy exporter healthy as docker tasks, a re-run
+ * that changes nothing, and a CI-token task in `dev` that runs in docker without
+ * reaching the node. Grafana and GitLab Runner have no image here: disabled.
+ * Needs root.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { $ } from "zx";
+import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
+import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
+import { runStages } from "../../scripts/lib/stages/pipeline.ts";
+import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
+
+const cidr = "10.97.0.0/24";
+const registry = "10.97.0.1:5000";
+const ip = { server1: "10.97.0.11", client1: "10.97.0.101" };
+let isolated: IsolatedCluster;
+let context: ProviderContext;
+
+const secret = (name: string) => readFile(join(context.state.secrets, name), "utf8").then((s) => s.trim());
+const tls = (file: string) => join(context.state.tls, file);
+const nomad = async (path: string, token: string, extra: string[] = []) => {
+  const answer = await $({
+    quiet: true,
+    nothrow: true,
+  })`curl -sS --max-time 20 --cacert ${tls("ca.pem")} --cert ${tls("operator.pem")} --key ${tls("operator-key.pem")} -H ${`X-Nomad-Token: ${token}`} ${extra} ${`https://${ip.server1}:4646${path}`}`;
+  return answer.stdout;
+};
+
+beforeAll(async () => {
+  isolated = await isolatedLocalCluster("e2e-docker", {
+    name: "dockere2e",
+    provider: { local: { cidr } },
+    topology: { servers: 1, clients: 2 },
+    jobs: { runtime: "docker", registry: { address: registry, build: true, insecure: true }, grafana: { enabled: false } },
+  });
+  context = isolated.context;
+  const inventory = await localProvider.up(context);
+  await withDetails(runStages(context, inventory));
+}, 1_200_000);
+
+afterAll(async () => isolated?.dispose());
+
+interface Alloc {
+  ID: string;
+  ClientStatus: string;
+  TaskStates?: Record<string, { State: string; Events: { Type: string; DisplayMessage: string }[] }>;
+}
+
+async function waitForAlloc(job: string, namespace: string, token: string, done: (a: Alloc) => boolean): Promise<Alloc[]> {
+  let allocs: Alloc[] = [];
+  for (let i = 0; i < 90; i++) {
+    allocs = JSON.parse((await nomad(`/v1/job/${job}/allocations?namespace=${namespace}`, token)) || "[]") as Alloc[];
+    if (allocs.some(done)) return allocs;
+    await sleep(2000);
+  }
+  return allocs;
+}
+
+describe("the docker runtime profile on local nodes", () => {
+  it("runs Prometheus, Alertmanager, Fabio and the energy exporter as docker tasks, images from the cluster's registry", async () => {
+    const token = await secret("nomad-bootstrap-token");
+    for (const job of ["prometheus", "alertmanager", "fabio", "energy-exporter"]) {
+      const spec = JSON.parse(await nomad(`/v1/job/${job}?namespace=platform`, token)) as {
+        Status: string;
+        TaskGroups: { Tasks: { Driver: string; Config: { image: string } }[] }[];
+      };
+      expect(spec.Status, job).toBe("running");
+      for (const task of spec.TaskGroups.flatMap((g) => g.Tasks)) {
+        expect(task.Driver, job).toBe("docker");
+        expect(task.Config.image, job).toMatch(new RegExp(`^${registry.replace(".", "\\.")}/hashistack/`));
+      }
+      const allocs = await waitForAlloc(job, "platform", token, (a) => a.ClientStatus === "running");
+      expect(allocs.filter((a) => a.ClientStatus === "running").length, job).toBeGreaterThan(0);
+    }
+  });
+
+  it("Prometheus's targets are up and Fabio routes /prometheus and /alertmanager", async () => {
+    let targets: { labels: Record<string, string>; health: string }[] = [];
+    for (let i = 0; i < 30; i++) {
+      const answer = await $({
+        quiet: true,
+        nothrow: true,
+      })`curl -sS --max-time 10 http://${ip.client1}:9999/prometheus/api/v1/targets`;
+      if (answer.exitCode === 0) {
+        targets = (JSON.parse(answer.stdout) as { data: { activeTargets: typeof targets } }).data.activeTargets;
+        if (targets.length && targets.every((t) => t.health === "up")) break;
+      }
+      await sleep(5000);
+    }
+    const jobs = new Set(targets.map((t) => t.labels.job));
+    for (const job of ["nomad-servers", "nomad-clients", "consul", "vault", "energy-exporter", "fabio", "alertmanager"])
+      expect(jobs, job).toContain(job);
+    expect(
+      targets.filter((t) => t.health !== "up").map((t) => t.labels.job),
+      "targets down",
+    ).toEqual([]);
+    const ready = await $({
+      quiet: true,
+      nothrow: true,
+    })`curl -sS --max-time 10 -o /dev/null -w %{http_code} http://${ip.client1}:9999/alertmanager/-/ready`;
+    expect(ready.stdout).toBe("200");
+  });
+
+  it("a re-run changes nothing: Docker up to date, images up to date, no platform job changed", async () => {
+    const inventory = await localProvider.up(context);
+    const records = await withDetails(runStages(context, inventory));
+    expect(records.prepare?.summary).toContain("Docker Engine up to date");
+    expect(records.images?.summary).toContain("images up to date");
+    expect(records.platform?.summary).toBe("no changes");
+  }, 600_000);
+
+  it("a CI-token task in dev runs in docker without reaching the node", async () => {
+    const ci = await secret("nomad-ci-token-dev");
+    const management = await secret("nomad-bootstrap-token");
+    const built = JSON.parse(await readFile(join(context.state.root, "images.json"), "utf8")) as Record<string, string>;
+    const image = `${registry}/${built.alertmanager}`;
+    const submit = (id: string, config: Record<string, unknown>) =>
+      nomad(`/v1/jobs?namespace=dev`, ci, [
+        "-X",
+        "POST",
+        "--data",
+        JSON.stringify({
+          Job: {
+            ID: id,
+            Name: id,
+            Namespace: "dev",
+            Type: "batch",
+            Datacenters: ["*"],
+            TaskGroups: [
+              {
+                Name: "g",
+                RestartPolicy: { Attempts: 0, Mode: "fail" },
+                ReschedulePolicy: { Attempts: 0, Unlimited: false },
+                Tasks: [{ Name: "t", Driver: "docker", Config: { image, ...config }, Resources: { CPU: 50, MemoryMB: 32 } }],
+              },
+            ],
+          },
+        }),
+      ]);
+    const events = (allocs: Alloc[]) =>
+      allocs.flatMap((a) => Object.values(a.TaskStates ?? {}).flatMap((s) => s.Events.map((e) => e.DisplayMessage)));
+    const finished = (a: Alloc) => a.ClientStatus === "failed" || a.ClientStatus === "complete";
+    try {
+      // the node's root as a docker volume: refused by the plugin (volumes off)
+      await submit("probe-volume", {
+        entrypoint: ["/bin/cat"],
+        args: ["/host/etc/nomad.d/tls/agent-key.pem"],
+        volumes: ["/:/host"],
+      });
+      const volume = await waitForAlloc("probe-volume", "dev", management, finished);
+      expect(volume.every((a) => a.ClientStatus !== "complete")).toBe(true);
+      expect(events(volume).join("\n")).toMatch(/volumes are not enabled/i);
+
+      // a privileged container: refused by the plugin
+      await submit("probe-privileged", { entrypoint: ["/bin/true"], privileged: true });
+      const privileged = await waitForAlloc("probe-privileged", "dev", management, finished);
+      expect(privileged.every((a) => a.ClientStatus !== "complete")).toBe(true);
+      expect(events(privileged).join("\n")).toMatch(/privileged mode is disabled/i);
+
+      // a plain container runs, and its /etc/nomad.d is not the node's
+      await submit("probe-read", {
+        entrypoint: ["/bin/sh", "-c"],
+        args: ["ls /etc/nomad.d 2>&1; cat /etc/nomad.d/tls/agent-key.pem 2>&1; echo probe-finished"],
+      });
+      const read = await waitForAlloc("probe-read", "dev", management, finished);
+      const done = read.find((a) => a.ClientStatus === "complete");
+      expect(done, JSON.stringify(events(read))).toBeDefined();
+      const stdout = await nomad(`/v1/client/fs/logs/${done?.ID}?task=t&type=stdout&plain=true&origin=start`, management);
+      expect(stdout).toContain("probe-finished");
+      expect(stdout).not.toContain("PRIVATE KEY");
+      expect(stdout).toMatch(/No such file or directory/);
+    } finally {
+      for (const id of ["probe-volume", "probe-privileged", "probe-read"])
+        await nomad(`/v1/job/${id}?namespace=dev&purge=true`, management, ["-X", "DELETE"]);
+    }
+  }, 600_000);
+});
