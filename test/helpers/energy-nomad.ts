@@ -10,7 +10,8 @@ export interface EnergyNomadDev extends NomadDev {
 
 /** The shared dev agent on `ip` (HTTP 4760), plus the ID of its client node. */
 export async function startEnergyNomadDev(ip: string, bootstrapSecret: string): Promise<EnergyNomadDev> {
-  const nomad = await startNomadDev({ ip, httpPort: 4760, bootstrapSecret });
+  // Vault integration on: the docker variant of the exporter job has a vault block (validation only; nothing listens there)
+  const nomad = await startNomadDev({ ip, httpPort: 4760, bootstrapSecret, vaultAddress: "http://127.0.0.61:18200" });
   const node = (await nomad.management.nodes()).find((n) => n.Status === "ready");
   if (!node) {
     await nomad.stop();

@@ -4,6 +4,8 @@
  * a zip, SHA256SUMS and its detached signature made with a throwaway gpg key, and that
  * key served as the "pgp-key.txt". The real gpg, gpgv and unzip do the checking.
  */
+import { withDetails } from "../../helpers/local-cluster.ts";
+import { installedVersionCommand, pinnedDockerVersions } from "../../../scripts/lib/docker/engine.ts";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
@@ -284,12 +286,23 @@ async function runPrepare(
   const uploads: Record<string, [string, string, number][]> = { "server-1": [], "client-1": [] };
   const remote = (host: string) =>
     ({
+      // Docker Engine (docker profile) answers as installed and running: its install has its own tests
       run: async (command: string) => ({
-        stdout: command.startsWith("uname") ? "Linux x86_64\ndebian 12\n/usr/bin/systemctl\n" : "versions\n",
+        stdout: command.startsWith("uname")
+          ? "Linux x86_64\ndebian 12\n/usr/bin/systemctl\n"
+          : command === installedVersionCommand
+            ? `${pinnedDockerVersions["debian 12"]}\n`
+            : command.startsWith("systemctl is-active")
+              ? "active\n"
+              : command.startsWith("systemctl is-enabled")
+                ? "enabled\n"
+                : "versions\n",
         stderr: "",
         code: 0,
       }),
       runAsRoot: async () => ({ stdout: "", stderr: "", code: 0 }),
+      mkdir: async () => {},
+      uploadContent: async () => "unchanged",
       uploadFile: async (from: string, to: string, options: { mode: number }) => {
         uploads[host]?.push([from, to, options.mode]);
         return "uploaded";
@@ -308,8 +321,12 @@ async function runPrepare(
   const saved = { ...process.env };
   try {
     Object.assign(process.env, env);
-    const summary = await prepareStage.run(run);
-    return { summary, uploads, said: reporter.messages.filter((m) => m.kind === "info").map((m) => m.text) };
+    const summary = await withDetails(prepareStage.run(run));
+    return {
+      summary,
+      uploads,
+      said: reporter.messages.filter((m) => m.kind === "info" && m.text.startsWith("binaries:")).map((m) => m.text),
+    };
   } finally {
     process.env = saved;
   }
@@ -370,7 +387,7 @@ describe("prepare's binaries", () => {
     };
     for (const spec of Object.values(specs)) await placeBuild(binaryPath(spec, cache.path));
     const { summary, uploads } = await runPrepare(config, { HASHISTACK_CACHE: cache.path, HASHISTACK_RELEASES_URL: server.url });
-    expect(summary).toBe("7 binaries uploaded");
+    expect(summary).toMatch(/^7 binaries uploaded(; Docker Engine up to date)?$/);
     const built = (name: keyof typeof specs) => binaryPath(specs[name], cache.path);
     expect(uploads["server-1"]?.map((u) => u[0])).toEqual([
       built("consul"),

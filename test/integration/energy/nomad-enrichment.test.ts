@@ -124,7 +124,7 @@ describe("the exporter against a real Nomad agent", () => {
       expect(result).toMatchObject({ jobId: "energy-exporter", namespace: platformNamespace, outcome: "changes-pending" });
       const job = await management.api.post<{
         Type: string;
-        TaskGroups: { Tasks: { Driver: string; Templates: { EmbeddedTmpl: string }[] }[] }[];
+        TaskGroups: { Tasks: { Driver: string; Templates: { EmbeddedTmpl: string; DestPath: string }[] }[] }[];
       }>("/v1/jobs/parse", {
         JobHCL: readFileSync(jobFile("energy-exporter"), "utf8"),
         Variables: `runtime = "${runtime}"\npue = "1.2"\ncarbon_region = "DE"`,
@@ -132,7 +132,10 @@ describe("the exporter against a real Nomad agent", () => {
       const task = job.TaskGroups[0]?.Tasks[0];
       expect(task?.Driver).toBe(runtime === "exec" ? "raw_exec" : "docker");
       // the config the task gets is valid for the exporter
-      const config = parseExporterConfig(task?.Templates[0]?.EmbeddedTmpl ?? "", "energy.yaml");
+      const config = parseExporterConfig(
+        task?.Templates.find((t) => t.DestPath.endsWith("energy.yaml"))?.EmbeddedTmpl ?? "",
+        "energy.yaml",
+      );
       expect(config.carbon).toMatchObject({ pue: 1.2, region: "DE" });
     },
   );
