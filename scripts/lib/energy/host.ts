@@ -29,23 +29,13 @@ let buffer = Buffer.allocUnsafe(64 * 1024);
 function readWhole(path: string): string {
   const fd = openSync(path, "r");
   try {
-    let length = 0;
-    for (;;) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break;
-      length += n;
-      if (length === buffer.length) {
-        const bigger = Buffer.allocUnsafe(buffer.length * 2);
-        buffer.copy(bigger);
-        buffer = bigger;
-      }
-    }
-    return buffer.toString("utf8", 0, length);
+    return readFd(fd);
   } finally {
     closeSync(fd);
   }
 }
 
+/** the whole file from offset 0 (positional reads: a kept descriptor is re-read in place) */
 function readFd(fd: number): string {
   let length = 0;
   for (;;) {
