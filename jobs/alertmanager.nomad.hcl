@@ -6,7 +6,7 @@
 variable "runtime" {
   type        = string
   default     = "docker"
-  description = "docker (pinned image) or exec (Debian's prometheus-alertmanager on the node, run by raw_exec)"
+  description = "docker (pinned image) or exec (the Alertmanager binary installed on clients by bootstrap, run by raw_exec)"
   validation {
     condition     = contains(["docker", "exec"], var.runtime)
     error_message = "The runtime must be \"docker\" or \"exec\"."
@@ -15,7 +15,7 @@ variable "runtime" {
 
 variable "image" {
   type    = string
-  default = "quay.io/prometheus/alertmanager:v0.28.1"
+  default = "quay.io/prometheus/alertmanager:v0.35.0"
 }
 
 locals {
@@ -82,7 +82,7 @@ job "alertmanager" {
       dynamic "config" {
         for_each = local.docker ? [] : [1]
         content {
-          command = "/usr/bin/prometheus-alertmanager"
+          command = "/usr/local/bin/alertmanager"
           args = [
             "--config.file=$${NOMAD_SECRETS_DIR}/alertmanager.yml",
             "--storage.path=$${NOMAD_ALLOC_DIR}/data",

@@ -10,7 +10,7 @@
 variable "runtime" {
   type        = string
   default     = "docker"
-  description = "docker (pinned image) or exec (Debian's prometheus package on the node, run by raw_exec)"
+  description = "docker (pinned image) or exec (the Prometheus 3 binary installed on clients by bootstrap, run by raw_exec)"
   validation {
     condition     = contains(["docker", "exec"], var.runtime)
     error_message = "The runtime must be \"docker\" or \"exec\"."
@@ -19,7 +19,7 @@ variable "runtime" {
 
 variable "image" {
   type    = string
-  default = "quay.io/prometheus/prometheus:v3.5.0"
+  default = "quay.io/prometheus/prometheus:v3.16.0"
 }
 
 variable "retention" {
@@ -108,7 +108,7 @@ job "prometheus" {
       dynamic "config" {
         for_each = local.docker ? [] : [1]
         content {
-          command = "/usr/bin/prometheus"
+          command = "/usr/local/bin/prometheus"
           args = [
             "--config.file=${local.config}",
             "--storage.tsdb.path=/opt/nomad/volumes/prometheus",
@@ -126,7 +126,7 @@ job "prometheus" {
         }
       }
 
-      # a Consul token for discovery and agent metrics (workload identity, role platform-observer)
+      # a Consul token for consul_sd_configs and agent metrics (workload identity, role platform-observer)
       consul {}
 
       # a Vault token (workload identity, role platform) for PKI and Vault's metrics
@@ -178,76 +178,18 @@ job "prometheus" {
         change_signal   = "SIGHUP"
       }
 
-      # Service discovery through the Consul catalog, rendered by Nomad's template
-      # runner into file_sd target files (Debian's Prometheus is built without
-      # consul_sd; this works with every build). The same rules as seed 003's
-      # listing 5.5: services tagged "prometheus", sidecar proxies dropped, labelled
-      # by service; every instance, healthy or not, so a dead target shows up as down.
+      # Service discovery is Prometheus' own consul_sd_configs, against the local
+      # Consul agent's HTTPS API (mTLS with the certificate above, the task's Consul
+      # token from workload identity, role platform-observer); every instance, healthy
+      # or not, is discovered, so a dead target shows up as down. The token is in the
+      # file, so it lives in secrets/.
       template {
-        destination = "local/targets/services.json"
-        change_mode = "noop" # file_sd re-reads target files on change
-        data        = <<-EOT
-          [
-          {{- $first := true }}
-          {{- range services }}{{ if and (.Tags | contains "prometheus") (not (.Name | regexMatch ".+-sidecar-proxy$")) }}
-          {{- range service (printf "%s|any" .Name) }}
-          {{- if not $first }},{{ end }}{{ $first = false }}
-            {"targets": ["{{ .Address }}:{{ .Port }}"], "labels": {"job": "{{ .Name }}", "service": "{{ .Name }}", "node": "{{ .Node }}", "__metrics_path__": "{{ or (index .ServiceMeta "metrics_path") "/metrics" }}"}}
-          {{- end }}{{ end }}{{ end }}
-          ]
-        EOT
-      }
-
-      template {
-        destination = "local/targets/nomad-servers.json"
-        change_mode = "noop"
-        data        = <<-EOT
-          [{{ range $i, $s := service "http.nomad|any" }}{{ if $i }},{{ end }}
-            {"targets": ["{{ .Address }}:{{ .Port }}"], "labels": {"node": "{{ .Node }}"}}{{ end }}
-          ]
-        EOT
-      }
-
-      template {
-        destination = "local/targets/nomad-clients.json"
-        change_mode = "noop"
-        data        = <<-EOT
-          [{{ range $i, $s := service "http.nomad-client|any" }}{{ if $i }},{{ end }}
-            {"targets": ["{{ .Address }}:{{ .Port }}"], "labels": {"node": "{{ .Node }}"}}{{ end }}
-          ]
-        EOT
-      }
-
-      # every Consul agent (servers and clients): the catalog's nodes
-      template {
-        destination = "local/targets/consul.json"
-        change_mode = "noop"
-        data        = <<-EOT
-          [{{ range $i, $n := nodes }}{{ if $i }},{{ end }}
-            {"targets": ["{{ .Address }}:8501"], "labels": {"node": "{{ .Node }}"}}{{ end }}
-          ]
-        EOT
-      }
-
-      template {
-        destination     = "local/targets/vault.json"
-        left_delimiter  = "[["
-        right_delimiter = "]]"
-        change_mode     = "noop"
-        data            = <<-EOT
-          [{"targets": [ [[ with nomadVar "nomad/jobs/prometheus" ]][[ .vault_targets ]][[ end ]] ], "labels": {"job": "vault"}}]
-        EOT
-      }
-
-      template {
-        # holds the Consul and Vault tokens (from the task's environment), so it lives in secrets/
         destination   = "secrets/prometheus.yml"
         perms         = "0400"
         uid           = 65534
         change_mode   = "signal"
         change_signal = "SIGHUP"
         data          = <<-EOT
-          {{- $targets := printf "%s/targets" (env "NOMAD_TASK_DIR") -}}
           global:
             scrape_interval: 15s
             evaluation_interval: 15s
@@ -258,48 +200,97 @@ job "prometheus" {
           alerting:
             alertmanagers:
               - path_prefix: /alertmanager
-                static_configs:
-                  - targets: [{{ range $i, $s := service "alertmanager" }}{{ if $i }}, {{ end }}"{{ .Address }}:{{ .Port }}"{{ end }}]
+                consul_sd_configs:
+                  # the local agent: its address is this allocation's host address in both profiles
+                  - <<: &consul
+                      server: {{ env "NOMAD_IP_http" }}:8501
+                      scheme: https
+                      datacenter: {{ env "NOMAD_DC" }}
+                      token: {{ env "CONSUL_TOKEN" | toJSON }}
+                      tls_config: &tls
+                        ca_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/ca.pem
+                        cert_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/bundle.pem
+                        key_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/bundle.pem
+                    services: [alertmanager]
           scrape_configs:
+            # seed 003, listing 5.5: every Consul service tagged "prometheus" (the tag is
+            # also asked of Consul, so untagged services are not even watched), sidecar
+            # proxies dropped, labelled by service; the metrics path from the service's
+            # metrics_path meta. Applications may answer without a Content-Type.
             - job_name: consul-services
-              file_sd_configs:
-                - files: [{{ $targets }}/services.json]
-            # Nomad servers and clients over mTLS
+              fallback_scrape_protocol: PrometheusText0.0.4
+              consul_sd_configs:
+                - <<: *consul
+                  tags: [prometheus]
+              relabel_configs:
+                - source_labels: [__meta_consul_service]
+                  regex: .+-sidecar-proxy
+                  action: drop
+                - source_labels: [__meta_consul_tags]
+                  regex: .*,prometheus,.*
+                  action: keep
+                - source_labels: [__meta_consul_service]
+                  target_label: service
+                - source_labels: [__meta_consul_service]
+                  target_label: job
+                - source_labels: [__meta_consul_node]
+                  target_label: node
+                - source_labels: [__meta_consul_service_metadata_metrics_path]
+                  regex: (.+)
+                  target_label: __metrics_path__
+            # Nomad servers and clients over mTLS: the services their agents register
             - job_name: nomad-servers
               scheme: https
               metrics_path: /v1/metrics
               params: { format: [prometheus] }
-              tls_config: &tls
-                ca_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/ca.pem
-                cert_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/bundle.pem
-                key_file: {{ env "NOMAD_SECRETS_DIR" }}/tls/bundle.pem
-              file_sd_configs:
-                - files: [{{ $targets }}/nomad-servers.json]
+              tls_config: *tls
+              consul_sd_configs:
+                - <<: *consul
+                  services: [nomad]
+                  tags: [http]
+              relabel_configs: &node
+                - source_labels: [__meta_consul_node]
+                  target_label: node
             - job_name: nomad-clients
               scheme: https
               metrics_path: /v1/metrics
               params: { format: [prometheus] }
               tls_config: *tls
-              file_sd_configs:
-                - files: [{{ $targets }}/nomad-clients.json]
+              consul_sd_configs:
+                - <<: *consul
+                  services: [nomad-client]
+                  tags: [http]
+              relabel_configs: *node
+            # every Consul agent: each node is a Nomad server or client, so their
+            # services name every node; the agent's HTTPS port on the node's address
             - job_name: consul
               scheme: https
               metrics_path: /v1/agent/metrics
               params: { format: [prometheus] }
               tls_config: *tls
               authorization:
-                credentials: {{ env "CONSUL_TOKEN" }}
-              file_sd_configs:
-                - files: [{{ $targets }}/consul.json]
+                credentials: {{ env "CONSUL_TOKEN" | toJSON }}
+              consul_sd_configs:
+                - <<: *consul
+                  services: [nomad, nomad-client]
+                  tags: [http]
+              relabel_configs:
+                - source_labels: [__meta_consul_address]
+                  regex: (.+)
+                  replacement: $1:8501
+                  target_label: __address__
+                - source_labels: [__meta_consul_node]
+                  target_label: node
+            # Vault does not register in Consul: its addresses come from the Nomad variable
             - job_name: vault
               scheme: https
               metrics_path: /v1/sys/metrics
               params: { format: [prometheus] }
               tls_config: *tls
               authorization:
-                credentials: {{ env "VAULT_TOKEN" }}
-              file_sd_configs:
-                - files: [{{ $targets }}/vault.json]
+                credentials: {{ env "VAULT_TOKEN" | toJSON }}
+              static_configs:
+                - targets: [{{ with nomadVar "nomad/jobs/prometheus" }}{{ .vault_targets }}{{ end }}]
         EOT
       }
 

@@ -7,7 +7,8 @@ import { cacheRoot, ensureBinary, readBuildRecord } from "./lib/binaries/build.t
 
 await runCommand<{ tools?: string; force?: boolean }>({
   name: "binaries",
-  summary: "build Consul, Nomad, Vault, consul-template and Fabio from the Go module proxy into the local cache",
+  summary:
+    "build Consul, Nomad, Vault, consul-template, Fabio, Prometheus and Alertmanager from the Go module proxy into the local cache",
   common: { output: true },
   options: {
     tools: { type: "string", description: `comma-separated subset of: ${toolNames.join(", ")}`, valueName: "LIST" },

@@ -1,6 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // Installs what the test suites need before vitest starts: Debian packages and
-// the Consul/Nomad/Vault/consul-template binaries (built once into the cache).
+// the Consul/Nomad/Vault/consul-template/Fabio/Prometheus/Alertmanager binaries
+// (built once into the cache).
 import { runCommand } from "../lib/cli/command.ts";
 import { ensureBinary } from "../lib/binaries/build.ts";
 import { testTools, tools } from "../lib/binaries/catalog.ts";
@@ -11,8 +12,9 @@ import { ensureDebianNodejs18 } from "../lib/setup/debian-nodejs.ts";
 
 /**
  * openssl and curl are the independent TLS/HTTP clients the tests check against; vagrant
- * (Debian's package) runs `vagrant validate` on the Vagrantfile; prometheus (with promtool)
- * scrapes the energy exporter and checks its rules; gpg, gpgv, zip and unzip make and
+ * (Debian's package) runs `vagrant validate` on the Vagrantfile; prometheus (Debian's 2.42,
+ * for its promtool; the platform jobs run the Prometheus 3 build) scrapes the energy exporter
+ * and checks its rules; gpg, gpgv, zip and unzip make and
  * check the locally served release tree of the download tests (gnupg also the PGP unseal
  * tests); python3 runs the deploy
  * tests' web server and parses rendered TOML; the rest runs local nodes.

@@ -282,6 +282,16 @@ describe("a bootstrapped 5-node cluster", () => {
     expect(up).toMatchObject(expected);
   });
 
+  it("runs Prometheus 3 (the build shipped to the clients) with consul_sd_configs in its loaded config, no token in it", async () => {
+    const build = JSON.parse((await prometheusApi("/api/v1/status/buildinfo")).stdout) as { data: { version: string } };
+    expect(build.data.version).toBe("3.16.0");
+    const loaded = JSON.parse((await prometheusApi("/api/v1/status/config")).stdout) as { data: { yaml: string } };
+    expect(loaded.data.yaml).toContain("consul_sd_configs:");
+    expect(loaded.data.yaml).not.toContain("file_sd_configs");
+    expect(loaded.data.yaml).not.toContain(await secret("consul-bootstrap-token"));
+    expect(loaded.data.yaml).toMatch(/token: <secret>/);
+  });
+
   it("routes /prometheus and /alertmanager through Fabio on every client", async () => {
     for (const client of ["10.94.0.101", "10.94.0.102"]) {
       const ready = await $({ quiet: true, nothrow: true })`curl -sS --max-time 10 http://${client}:9999/prometheus/-/ready`;

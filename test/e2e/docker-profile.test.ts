@@ -106,6 +106,14 @@ describe("the docker runtime profile on local nodes", () => {
       nothrow: true,
     })`curl -sS --max-time 10 -o /dev/null -w %{http_code} http://${ip.client1}:9999/alertmanager/-/ready`;
     expect(ready.stdout).toBe("200");
+    // the built image carries the same Prometheus 3 build as the exec profile, discovering through Consul
+    const api = async (path: string) =>
+      JSON.parse(
+        (await $({ quiet: true, nothrow: true })`curl -sS --max-time 10 http://${ip.client1}:9999/prometheus/api/v1/${path}`)
+          .stdout,
+      ) as { data: { version?: string; yaml?: string } };
+    expect((await api("status/buildinfo")).data.version).toBe("3.16.0");
+    expect((await api("status/config")).data.yaml).toContain("consul_sd_configs:");
   });
 
   it("a re-run changes nothing: Docker up to date, images up to date, no platform job changed", async () => {

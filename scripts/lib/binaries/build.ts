@@ -23,9 +23,10 @@ export function cacheRoot(): string {
   return process.env.HASHISTACK_CACHE ?? join(homedir(), ".cache", "hashistack");
 }
 
-export function binaryPath(tool: Pick<ToolSpec, "name" | "version" | "cgo">, root = cacheRoot()): string {
-  // a cgo build is a different artifact: it must not be mistaken for a cached static one
-  return join(root, "bin", tool.name, tool.cgo ? `${tool.version}-cgo` : tool.version, tool.name);
+export function binaryPath(tool: Pick<ToolSpec, "name" | "version" | "cgo" | "tags">, root = cacheRoot()): string {
+  // a cgo build or one with other tags is a different artifact: it must not be mistaken for a cached plain one
+  const variant = [tool.version, ...(tool.cgo ? ["cgo"] : []), ...(tool.tags ?? [])].join("-");
+  return join(root, "bin", tool.name, variant, tool.name);
 }
 
 export interface BuildRecord {
@@ -36,6 +37,7 @@ export interface BuildRecord {
   goVersion: string;
   seconds: number;
   droppedReplaces: string[];
+  tags: string[];
   sizeBytes: number;
   builtAt: string;
 }
@@ -114,7 +116,7 @@ async function build(tool: ToolSpec, target: string, log: (line: string) => void
       nothrow: true,
       // GOWORK=off: a module's own go.work (Prometheus ships one) names directories its zip lacks
       env: { ...process.env, CGO_ENABLED: tool.cgo ? "1" : "0", GOFLAGS: "-mod=mod -buildvcs=false", GOWORK: "off" },
-    })`go build -trimpath ${`-ldflags=${["-s", ...(tool.ldflags ?? [])].join(" ")}`} -o ${output} ${tool.package}`;
+    })`go build -trimpath ${`-ldflags=${["-s", ...(tool.ldflags ?? [])].join(" ")}`} ${tool.tags?.length ? [`-tags=${tool.tags.join(",")}`] : []} -o ${output} ${tool.package}`;
     if (compile.exitCode !== 0) {
       throw new OperationError(`Building ${ref} failed (exit ${compile.exitCode}).`, {
         details: compile.stderr.trim().split("\n").slice(-15),
@@ -135,6 +137,7 @@ async function build(tool: ToolSpec, target: string, log: (line: string) => void
       goVersion,
       seconds: Math.round((Date.now() - started) / 100) / 10,
       droppedReplaces: local.map((r) => r.Old.Path),
+      tags: tool.tags ?? [],
       sizeBytes: (await stat(target)).size,
       builtAt: new Date().toISOString(),
     };

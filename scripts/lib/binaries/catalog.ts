@@ -30,6 +30,13 @@ export interface ToolSpec {
   placeholders?: Record<string, string>;
   /** extra linker flags, e.g. `-X` for a version the module's build leaves empty */
   ldflags?: string[];
+  /**
+   * Go build tags; they change what is compiled in, so they are part of the cache path
+   * (a binary built with other tags is never taken for this one).
+   */
+  tags?: string[];
+  /** the version the program reports, where the module's differs (Prometheus 3.16.0 is module v0.316.0) */
+  programVersion?: string;
 }
 
 export const tools = {
@@ -68,14 +75,19 @@ export const tools = {
   },
   // Prometheus 3.x is published as module versions v0.3xx.y (3.16.0 = v0.316.0); built
   // without the `builtinassets` tag, so the server, API and /-/ready work and the web UI
-  // is not embedded. Not used by the platform jobs yet (they run Debian's Prometheus).
+  // is not embedded. The platform's Prometheus job runs it (exec profile, local images).
   prometheus: {
     name: "prometheus",
     module: "github.com/prometheus/prometheus",
     version: "0.316.0",
+    programVersion: "3.16.0",
     package: "./cmd/prometheus",
     // its Makefile stamps the version at link time; without it `--version` prints none
     ldflags: ["-X github.com/prometheus/common/version.Version=3.16.0"],
+    // plugins/plugin_*.go: `remove_all_sd` leaves only file and http discovery, each
+    // `enable_<name>_sd` adds one back; the platform uses Consul's (see docs/binaries.md
+    // for the build time and size this saves)
+    tags: ["remove_all_sd", "enable_consul_sd"],
   },
   alertmanager: {
     name: "alertmanager",
@@ -94,5 +106,10 @@ export const tools = {
 
 export type ToolName = keyof typeof tools;
 export const toolNames = Object.keys(tools) as ToolName[];
-/** what the integration tests need; Prometheus 3 and Alertmanager are built on demand (`npm run binaries -- --tools prometheus,alertmanager`, about 20 cold minutes): no job uses them yet */
-export const testTools: ToolName[] = ["consul", "nomad", "vault", "consul-template", "fabio"];
+/** what the integration and e2e tests need (the platform jobs run Prometheus 3 and Alertmanager) */
+export const testTools: ToolName[] = ["consul", "nomad", "vault", "consul-template", "fabio", "prometheus", "alertmanager"];
+
+/** The version a tool reports and its images are tagged with. */
+export function programVersion(tool: Pick<ToolSpec, "version" | "programVersion">): string {
+  return tool.programVersion ?? tool.version;
+}

@@ -1,17 +1,17 @@
 /**
  * The docker profile's images built here from what is already cached, without
  * a Docker daemon and without the internet: one base layer from the local node
- * image (Debian bookworm with Debian's prometheus, prometheus-alertmanager and
- * nodejs installed from their .debs by debootstrap), plus one small layer each
- * for the Fabio build and the exporter bundle. The same binaries the exec
- * profile runs, so both profiles run the same software. Grafana and GitLab
- * Runner are not built: they stay on their official images.
+ * image (Debian bookworm with nodejs installed from its .deb by debootstrap),
+ * plus one small layer each for the Go builds (Fabio, Prometheus 3, Alertmanager)
+ * and the exporter bundle. The same binaries the exec profile runs, so both
+ * profiles run the same software. Grafana and GitLab Runner are not built: they
+ * stay on their official images.
  */
 import { createHash } from "node:crypto";
 import { chmod, copyFile, mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { binaryPath, ensureBinary } from "../binaries/build.ts";
-import { tools } from "../binaries/catalog.ts";
+import { programVersion, tools } from "../binaries/catalog.ts";
 import { buildExporterBundle } from "../build/exporter-bundle.ts";
 import type { PlatformJobName } from "../platform/jobs.ts";
 import { ensureImage, imageId } from "../providers/local/image.ts";
@@ -64,6 +64,12 @@ async function fileLayer(name: string, file: string, destination: string, mode: 
   }
 }
 
+/** A cached Go build (built now if missing) as a one-file layer. */
+async function toolLayer(name: "fabio" | "prometheus" | "alertmanager", destination: string, log: (line: string) => void) {
+  await ensureBinary(tools[name], { log });
+  return fileLayer(name, binaryPath(tools[name]), destination, 0o755);
+}
+
 export async function buildPlatformImages(log: (line: string) => void): Promise<ImageBuild> {
   const node = await ensureImage(log);
   const versions = dpkgVersions(await readFile(join(node.root, "var", "lib", "dpkg", "status"), "utf8"));
@@ -73,27 +79,29 @@ export async function buildPlatformImages(log: (line: string) => void): Promise<
     .slice(0, 16);
   log("base layer from the node image (once: a few hundred MB of tar)");
   const base = await layerFromDir(`base-${key}`, node.root, { exclude: baseExcludes });
-  await ensureBinary(tools.fabio, { log });
-  const fabio = await fileLayer("fabio", binaryPath(tools.fabio), "usr/bin/fabio", 0o755);
+  const fabio = await toolLayer("fabio", "usr/bin/fabio", log);
+  // /usr/local/bin: the path the exec profile installs them at, apart from Debian's older packages in the base
+  const prometheus = await toolLayer("prometheus", "usr/local/bin/prometheus", log);
+  const alertmanager = await toolLayer("alertmanager", "usr/local/bin/alertmanager", log);
   const bundle = await buildExporterBundle();
   const exporter = await fileLayer("energy-exporter", bundle.file, "app/energy-exporter.mjs", 0o644);
-  const layersBuilt = [base, fabio, exporter].filter((l) => l.built).length;
+  const layersBuilt = [base, fabio, prometheus, alertmanager, exporter].filter((l) => l.built).length;
   const labels = { "org.opencontainers.image.source": "hashistack-bootstrap (built from the node image)" };
   const nobody = "65534:65534";
   const images: BuiltJobImages = {
     prometheus: assembleImage({
       repository: "hashistack/prometheus",
-      version: versions.get("prometheus") ?? "debian",
-      layers: [base.blob],
-      entrypoint: ["/usr/bin/prometheus"],
+      version: programVersion(tools.prometheus),
+      layers: [base.blob, prometheus.blob],
+      entrypoint: ["/usr/local/bin/prometheus"],
       user: nobody,
       labels,
     }),
     alertmanager: assembleImage({
       repository: "hashistack/alertmanager",
-      version: versions.get("prometheus-alertmanager") ?? "debian",
-      layers: [base.blob],
-      entrypoint: ["/usr/bin/prometheus-alertmanager"],
+      version: programVersion(tools.alertmanager),
+      layers: [base.blob, alertmanager.blob],
+      entrypoint: ["/usr/local/bin/alertmanager"],
       user: nobody,
       labels,
     }),

@@ -39,12 +39,11 @@ async function runPrepare(run: ClusterRun): Promise<string> {
     vault: { ...tools.vault, version: config.versions.vault },
     "consul-template": { ...tools["consul-template"], version: config.versions.consulTemplate },
   };
-  // the exec profile has no image registry: Fabio's binary is installed on the clients
-  const fabioOnClients = runtimeProfile(config) === "exec" && config.jobs.fabio.enabled;
+  const onClients = clientTools(config);
   // the docker profile's clients run Docker Engine
   const dockerClients = runtimeProfile(config) === "docker";
   const progress = { log: (line: string) => run.reporter.debug(line), activity: (title: string) => run.reporter.activity(title) };
-  const local = await localBinaries(config, versioned, fabioOnClients, progress, (line) => run.reporter.info(line));
+  const local = await localBinaries(config, versioned, onClients, progress, (line) => run.reporter.info(line));
   const layout = nodeLayout();
   const outcomes = await onEachHost(
     run.inventory.hosts,
@@ -66,12 +65,12 @@ async function runPrepare(run: ClusterRun): Promise<string> {
           .join(" && "),
       );
       await remote.mkdir(nodeDirectories(host, layout));
-      const binaries: (keyof typeof versioned | "fabio")[] = [
+      const binaries: (BinaryName | ClientTool)[] = [
         "consul",
         "nomad",
         "consul-template",
         ...(host.roles.includes("vault") ? (["vault"] as const) : []),
-        ...(fabioOnClients && host.roles.includes("client") ? (["fabio"] as const) : []),
+        ...(host.roles.includes("client") ? onClients : []),
       ];
       let uploaded = 0;
       for (const name of binaries) {
@@ -79,7 +78,7 @@ async function runPrepare(run: ClusterRun): Promise<string> {
         if (outcome !== "unchanged") uploaded++;
       }
       const versions = await remote.run(
-        binaries.map((b) => sh`${`${layout.binDir}/${b}`} ${b === "fabio" ? "-v" : "version"} | head -1`).join("; "),
+        binaries.map((b) => sh`${`${layout.binDir}/${b}`} ${versionFlag[b] ?? "version"} 2>&1 | head -1`).join("; "),
       );
       let docker: string[] = [];
       if (dockerClients && host.roles.includes("client")) {
@@ -133,19 +132,37 @@ export function nodeDirectories(host: InventoryHost, layout: NodeLayout): Direct
 }
 
 type BinaryName = "consul" | "nomad" | "vault" | "consul-template";
+/** the platform jobs' own programs, installed on the clients in the exec profile */
+type ClientTool = "fabio" | "prometheus" | "alertmanager";
+
+const versionFlag: Partial<Record<BinaryName | ClientTool, string>> = {
+  fabio: "-v",
+  prometheus: "--version",
+  alertmanager: "--version",
+};
 
 /**
- * Local paths of the binaries to upload. Fabio is not a HashiCorp release, so the
- * exec profile's Fabio is always the cached Go build.
+ * The exec profile has no image registry: the enabled platform jobs' programs
+ * (Fabio, Prometheus 3, Alertmanager) are installed on the clients, in /usr/local/bin.
+ */
+export function clientTools(config: ClusterConfig): ClientTool[] {
+  if (runtimeProfile(config) !== "exec") return [];
+  const { jobs } = config;
+  return (["fabio", "prometheus", "alertmanager"] as const).filter((name) => jobs[name].enabled);
+}
+
+/**
+ * Local paths of the binaries to upload. Fabio, Prometheus and Alertmanager are not
+ * HashiCorp releases: they are always the cached Go builds.
  */
 async function localBinaries(
   config: ClusterConfig,
   versioned: Record<BinaryName, ToolSpec>,
-  withFabio: boolean,
+  onClients: ClientTool[],
   progress: { log: (line: string) => void; activity: StartActivity },
   say: (line: string) => void,
-): Promise<Record<BinaryName | "fabio", string>> {
-  const paths = {} as Record<BinaryName | "fabio", string>;
+): Promise<Record<BinaryName | ClientTool, string>> {
+  const paths = {} as Record<BinaryName | ClientTool, string>;
   const source = releaseSource(config.install);
   const plan = await binarySourcePlan(config.install.method, Object.values(versioned), source);
   say(plan.line);
@@ -158,9 +175,9 @@ async function localBinaries(
       paths[name] = binaryPath(spec);
     }
   }
-  if (withFabio) {
-    await ensureBinary(tools.fabio, progress);
-    paths.fabio = binaryPath(tools.fabio);
+  for (const name of onClients) {
+    await ensureBinary(tools[name], progress);
+    paths[name] = binaryPath(tools[name]);
   }
   return paths;
 }

@@ -103,7 +103,12 @@ function tenantTasksRole(ns: TenantNamespace): string {
 
 export const platformVaultRole = "platform";
 
-const observerPolicy = `agent_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "read"\n}\n`;
+/**
+ * Platform Prometheus: `consul_sd_configs` reads the catalog and health of every service
+ * (any one may carry the `prometheus` tag) and their nodes; the agents' metrics need
+ * agent read. Read only, nothing else (docs/security.md).
+ */
+export const observerPolicy = `agent_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "read"\n}\n`;
 
 /**
  * Fabio sees only the platform's services, so only their `urlprefix-` tags become

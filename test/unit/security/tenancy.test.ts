@@ -11,7 +11,12 @@ import { checkClusterName } from "../../../scripts/lib/config/load.ts";
 import { InputError } from "../../../scripts/lib/errors.ts";
 import { platformServices, taskIsolation, tenantNamespaces } from "../../../scripts/lib/security/tenancy.ts";
 import { ciDeployPolicy, clusterNamespaces } from "../../../scripts/lib/cluster/nomad-acl.ts";
-import { consulBindingRules, routerPolicy, tenantTasksPolicy } from "../../../scripts/lib/stages/workload-identity.ts";
+import {
+  consulBindingRules,
+  observerPolicy,
+  routerPolicy,
+  tenantTasksPolicy,
+} from "../../../scripts/lib/stages/workload-identity.ts";
 import { statePaths } from "../../../scripts/lib/state/paths.ts";
 
 const jobsDir = join(import.meta.dirname, "../../../jobs");
@@ -66,6 +71,18 @@ describe("tenant isolation rules", () => {
       expect(tenantTasksPolicy(ns)).toContain(`service_prefix "${ns}-"`);
       expect(tenantTasksPolicy(ns)).not.toContain('service_prefix ""');
     }
+  });
+
+  it("Prometheus' Consul role reads services, nodes and agents, and only the platform's prometheus job gets it", () => {
+    const rules = [...observerPolicy.matchAll(/^(\w+) "([^"]*)" \{\n {2}policy = "(\w+)"\n\}$/gm)].map((m) =>
+      m.slice(1).join(" "),
+    );
+    expect(rules).toEqual(["agent_prefix  read", "node_prefix  read", "service_prefix  read"]);
+    expect(observerPolicy.replace(/^(\w+) "[^"]*" \{\n {2}policy = "read"\n\}\n/gm, "")).toBe("");
+    const observer = consulBindingRules.filter((r) => r.BindName === "platform-observer");
+    expect(observer.map((r) => r.Selector)).toEqual([
+      '"nomad_service" not in value and value.nomad_namespace == "platform" and value.nomad_job_id == "prometheus"',
+    ]);
   });
 
   it("exec tasks: no capability that overrides permissions or changes ids, no system users", () => {

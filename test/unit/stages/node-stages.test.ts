@@ -13,7 +13,7 @@ import { nodeLayout } from "../../../scripts/lib/render/layout.ts";
 import { planCluster } from "../../../scripts/lib/render/plan.ts";
 import { installConsulAgents } from "../../../scripts/lib/stages/consul.ts";
 import { installNomadAgents } from "../../../scripts/lib/stages/nomad.ts";
-import { nodeDirectories, prepareStage } from "../../../scripts/lib/stages/prepare.ts";
+import { clientTools, nodeDirectories, prepareStage } from "../../../scripts/lib/stages/prepare.ts";
 import type { ClusterRun } from "../../../scripts/lib/stages/run-context.ts";
 import { fakeRemotes } from "../../helpers/fake-remote.ts";
 import { fixedSecrets, loopbackInventory, makeConfig, scratchDirs } from "../../helpers/fixtures.ts";
@@ -50,6 +50,8 @@ beforeAll(async () => {
     { ...tools.vault, version: config.versions.vault },
     { ...tools["consul-template"], version: config.versions.consulTemplate },
     tools.fabio,
+    tools.prometheus,
+    tools.alertmanager,
   ];
   for (const spec of specs) {
     const path = binaryPath(spec, cache);
@@ -66,7 +68,7 @@ afterAll(async () => {
 describe("prepare on fake nodes", () => {
   it("makes the service users and directories (Vault's only where Vault runs), uploads the binaries once", async () => {
     const { run, server: s, client: c } = fakeRun();
-    expect(await prepareStage.run(run)).toBe("8 binaries uploaded");
+    expect(await prepareStage.run(run)).toBe("10 binaries uploaded");
     expect(s.dirs.get(layout.vault.dataDir)).toEqual({ path: layout.vault.dataDir, mode: 0o700, owner: "vault" });
     expect(c.dirs.has(layout.vault.dataDir)).toBe(false);
     expect(s.dirs.get(layout.nomad.dataDir)).toMatchObject({ mode: 0o750, owner: "nomad" });
@@ -75,9 +77,18 @@ describe("prepare on fake nodes", () => {
     expect([...s.files.keys()].sort()).toEqual(
       ["consul", "consul-template", "nomad", "vault"].map((b) => `${layout.binDir}/${b}`).sort(),
     );
-    expect(c.files.has(`${layout.binDir}/fabio`)).toBe(true); // the exec profile runs Fabio from the clients
+    // the exec profile runs Fabio, Prometheus 3 and Alertmanager from the clients
+    for (const tool of ["fabio", "prometheus", "alertmanager"]) expect(c.files.has(`${layout.binDir}/${tool}`), tool).toBe(true);
     expect(s.log.find((l) => l.includes("useradd"))).toContain("useradd --system");
     expect(await prepareStage.run(run)).toBe("binaries up to date");
+  });
+
+  it("installs the enabled platform jobs' programs on clients in the exec profile only", () => {
+    expect(clientTools(makeConfig({ jobs: { runtime: "exec", alertmanager: { enabled: false } } }))).toEqual([
+      "fabio",
+      "prometheus",
+    ]);
+    expect(clientTools(makeConfig({ jobs: { runtime: "docker" } }))).toEqual([]);
   });
 
   it("directory specs carry every path the agents need, with owners the agents run as", () => {
