@@ -59,7 +59,7 @@ export type { RunOptions, RunResult, UploadOptions, UploadOutcome } from "./remo
 const localHashes = new Map<string, Promise<string>>();
 
 /** SHA-256 of a local file, computed once per process for a given size and mtime (binaries are large). */
-async function fileSha256(path: string): Promise<string> {
+export async function localFileSha256(path: string): Promise<string> {
   const { size, mtimeMs } = await stat(path);
   const key = `${path}:${size}:${mtimeMs}`;
   let hash = localHashes.get(key);
@@ -256,7 +256,7 @@ export class RemoteHost implements Remote {
    * renamed over it, so readers never see a half-written file.
    */
   async uploadFile(localPath: string, path: string, options: UploadOptions): Promise<UploadOutcome> {
-    return this.upload(await fileSha256(localPath), path, options, (temp) => this.ssh.putFile(localPath, temp));
+    return this.upload(await localFileSha256(localPath), path, options, (temp) => this.ssh.putFile(localPath, temp));
   }
 
   private async upload(

@@ -20,10 +20,12 @@ import { sh } from "../remote/command.ts";
 import type { DirectorySpec } from "../remote/remote.ts";
 import { type NodeLayout, nodeLayout } from "../render/layout.ts";
 import type { InventoryHost } from "../inventory/schema.ts";
+import { installBinaries, parseListing, readListingCommand } from "./binary-listing.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
 const users = ["consul", "nomad", "vault"];
+const factsEnd = "--- hashistack facts ---";
 
 export const prepareStage: Stage = {
   name: "prepare",
@@ -49,9 +51,25 @@ async function runPrepare(run: ClusterRun): Promise<string> {
     run.inventory.hosts,
     async (host) => {
       const remote = run.remote(host);
-      const facts = (
-        await remote.run('uname -s -m; . /etc/os-release && echo "$ID $VERSION_ID $ID_LIKE"; command -v systemctl')
-      ).stdout.split("\n");
+      const binaries: (BinaryName | ClientTool)[] = [
+        "consul",
+        "nomad",
+        "consul-template",
+        ...(host.roles.includes("vault") ? (["vault"] as const) : []),
+        ...(host.roles.includes("client") ? onClients : []),
+      ];
+      // the OS facts and the installed binaries' listing in one round trip
+      const answer = (
+        await remote.run(
+          `uname -s -m; . /etc/os-release && echo "$ID $VERSION_ID $ID_LIKE"; command -v systemctl; echo ${factsEnd}; ${readListingCommand(
+            layout.binDir,
+            binaries.map((b) => posix.join(layout.binDir, b)),
+          )}`,
+        )
+      ).stdout;
+      const end = answer.indexOf(factsEnd);
+      const facts = (end < 0 ? answer : answer.slice(0, end)).split("\n");
+      const listing = end < 0 ? new Map() : parseListing(answer.slice(end + factsEnd.length));
       if (facts[0] !== "Linux x86_64") {
         throw new OperationError(`${host.name}: unsupported platform '${facts[0]}'; the binaries are built for Linux x86_64.`);
       }
@@ -65,20 +83,11 @@ async function runPrepare(run: ClusterRun): Promise<string> {
           .join(" && "),
       );
       await remote.mkdir(nodeDirectories(host, layout));
-      const binaries: (BinaryName | ClientTool)[] = [
-        "consul",
-        "nomad",
-        "consul-template",
-        ...(host.roles.includes("vault") ? (["vault"] as const) : []),
-        ...(host.roles.includes("client") ? onClients : []),
-      ];
-      let uploaded = 0;
-      for (const name of binaries) {
-        const outcome = await remote.uploadFile(local[name], `${layout.binDir}/${name}`, { mode: 0o755 });
-        if (outcome !== "unchanged") uploaded++;
-      }
-      const versions = await remote.run(
-        binaries.map((b) => sh`${`${layout.binDir}/${b}`} ${versionFlag[b] ?? "version"} 2>&1 | head -1`).join("; "),
+      const { uploaded, versions } = await installBinaries(
+        remote,
+        layout.binDir,
+        binaries.map((name) => ({ name, localPath: local[name], versionArgs: [versionFlag[name] ?? "version"] })),
+        listing,
       );
       let docker: string[] = [];
       if (dockerClients && host.roles.includes("client")) {
@@ -92,7 +101,7 @@ async function runPrepare(run: ClusterRun): Promise<string> {
         );
         docker = result.changes;
       }
-      return { uploaded, docker, versions: versions.stdout.trim().split("\n") };
+      return { uploaded, docker, versions };
     },
     { concurrency: config.concurrency },
   );

@@ -3,6 +3,7 @@
  * what each puts on a node, and that a second run with nothing changed restarts
  * nothing, while a changed file restarts only its agent.
  */
+import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,11 +12,12 @@ import { tools } from "../../../scripts/lib/binaries/catalog.ts";
 import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
 import { nodeLayout } from "../../../scripts/lib/render/layout.ts";
 import { planCluster } from "../../../scripts/lib/render/plan.ts";
+import { listingPath } from "../../../scripts/lib/stages/binary-listing.ts";
 import { installConsulAgents } from "../../../scripts/lib/stages/consul.ts";
 import { installNomadAgents } from "../../../scripts/lib/stages/nomad.ts";
 import { clientTools, nodeDirectories, prepareStage } from "../../../scripts/lib/stages/prepare.ts";
 import type { ClusterRun } from "../../../scripts/lib/stages/run-context.ts";
-import { fakeRemotes } from "../../helpers/fake-remote.ts";
+import { type FakeRemote, fakeRemotes } from "../../helpers/fake-remote.ts";
 import { fixedSecrets, loopbackInventory, makeConfig, scratchDirs } from "../../helpers/fixtures.ts";
 
 const scratch = scratchDirs();
@@ -27,11 +29,28 @@ const inventory = loopbackInventory([
 ]);
 const [server, client] = inventory.hosts as [(typeof inventory.hosts)[0], (typeof inventory.hosts)[0]];
 
+/** What `stat -c` would print for the fake's files: a changed content is a changed identity (its ctime would move). */
+function fakeStat(fake: FakeRemote): string {
+  return [...fake.files]
+    .filter(([path]) => path.startsWith(`${layout.binDir}/`))
+    .map(([path, f]) => {
+      const changeTime = createHash("sha256").update(f.content).digest("hex").slice(0, 8);
+      return `${path}|${f.content.length} 1 ${changeTime} 7 ${f.mode.toString(8)} ${f.owner} ${f.group}`;
+    })
+    .join("\n");
+}
+
 function fakeRun() {
   const fakes = fakeRemotes(["server-1", "client-1"]);
   for (const fake of fakes.remotes.values()) {
-    fake.respond = (command) =>
-      command.startsWith("uname") ? { stdout: "Linux x86_64\ndebian 12\n/usr/bin/systemctl\n" } : undefined;
+    fake.respond = (command) => {
+      const listing = fake.files.get(listingPath(layout.binDir))?.content.toString() ?? "";
+      if (command.startsWith("uname"))
+        return {
+          stdout: `Linux x86_64\ndebian 12\n/usr/bin/systemctl\n--- hashistack facts ---\n${listing}--- hashistack stat ---\n${fakeStat(fake)}\n`,
+        };
+      return command.startsWith("stat -c") ? { stdout: `${fakeStat(fake)}\n` } : undefined;
+    };
   }
   const plans = new Map(planCluster(config, inventory, fixedSecrets(["server-1", "client-1"])).map((p) => [p.host.name, p]));
   const run = { config, inventory, plans, reporter: createRecordingReporter(), remote: fakes.remote } as unknown as ClusterRun;
@@ -75,12 +94,31 @@ describe("prepare on fake nodes", () => {
     expect(c.dirs.get(layout.nomad.dataDir)).toEqual({ path: layout.nomad.dataDir, mode: 0o711 });
     expect(c.dirs.get(`${layout.nomad.hostVolumesDir}/grafana`)).toMatchObject({ owner: 472, mode: 0o750 });
     expect([...s.files.keys()].sort()).toEqual(
-      ["consul", "consul-template", "nomad", "vault"].map((b) => `${layout.binDir}/${b}`).sort(),
+      ["consul", "consul-template", "nomad", "vault", ".hashistack-binaries.sha256"].map((b) => `${layout.binDir}/${b}`).sort(),
     );
     // the exec profile runs Fabio, Prometheus 3 and Alertmanager from the clients
     for (const tool of ["fabio", "prometheus", "alertmanager"]) expect(c.files.has(`${layout.binDir}/${tool}`), tool).toBe(true);
     expect(s.log.find((l) => l.includes("useradd"))).toContain("useradd --system");
+    const checked: string[] = [];
+    const uploadFile = s.uploadFile.bind(s);
+    s.uploadFile = (localPath, path, options) => {
+      checked.push(path);
+      return uploadFile(localPath, path, options);
+    };
+    s.takeLog();
     expect(await prepareStage.run(run)).toBe("binaries up to date");
+    // the listing answered for every binary: no upload check (remote checksum), no version run
+    expect(checked).toEqual([]);
+    expect(s.takeLog().filter((l) => l.includes("version"))).toEqual([]);
+    // a binary changed on the node: only it is checked and uploaded again, then the versions are printed
+    const consul = s.files.get(`${layout.binDir}/consul`);
+    if (consul) consul.content = Buffer.from("tampered");
+    expect(await prepareStage.run(run)).toBe("1 binaries uploaded");
+    expect(checked).toEqual([`${layout.binDir}/consul`]);
+    expect(s.takeLog().filter((l) => l.includes("version")).length).toBe(1);
+    checked.length = 0;
+    expect(await prepareStage.run(run)).toBe("binaries up to date");
+    expect(checked).toEqual([]);
   });
 
   it("installs the enabled platform jobs' programs on clients in the exec profile only", () => {
