@@ -17,13 +17,14 @@ import { parseYamlText } from "./lib/util/validated-yaml.ts";
 import { writeFileAtomic } from "./lib/util/fs.ts";
 import type { RenderSecrets } from "./lib/state/secrets.ts";
 
-await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean }>({
+await runCommand<{ write?: boolean; skipLocal?: boolean; skipProvider?: boolean; skipEnergy?: boolean }>({
   name: "bench",
   summary: "measure rendering and validation speed and record the binary build times",
   common: { output: true },
   options: {
     write: { type: "boolean", description: "write the figures to bench/results.json (default: only print)" },
     "skip-local": { type: "boolean", description: "skip the local provider figures (they need root)" },
+    "skip-provider": { type: "boolean", description: "skip the local provider's up/down series, keep the bootstrap figures" },
     "skip-energy": { type: "boolean", description: "skip the energy exporter overhead figures (about 3 min)" },
   },
   async run({ flags, reporter }) {
@@ -63,9 +64,12 @@ await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean }>
     let localProvider: Awaited<ReturnType<typeof benchLocalProvider>> | string = "skipped (--skip-local or not root)";
     let bootstrap: Awaited<ReturnType<typeof benchBootstrap>> | string = "skipped (--skip-local or not root)";
     if (!flags.skipLocal && process.getuid?.() === 0) {
-      const step = reporter.step("local provider: up/down for 1, 3, 5 and 8 nodes");
-      localProvider = await benchLocalProvider([1, 3, 5, 8], (line) => step.update(line));
-      step.done();
+      if (flags.skipProvider) localProvider = "skipped (--skip-provider)";
+      else {
+        const step = reporter.step("local provider: up/down for 1, 3, 5 and 8 nodes");
+        localProvider = await benchLocalProvider([1, 3, 5, 8], (line) => step.update(line));
+        step.done();
+      }
       const boot = reporter.step("bootstrap of a 5-node cluster, then a no-op re-run");
       bootstrap = await benchBootstrap((line) => boot.update(line));
       boot.done();
