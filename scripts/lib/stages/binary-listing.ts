@@ -10,7 +10,8 @@
  */
 import { posix } from "node:path";
 import { sh } from "../remote/command.ts";
-import { shellJoin, shellQuote } from "../remote/quote.ts";
+import { parseStatLines, statCommand } from "../remote/file-state.ts";
+import { shellQuote } from "../remote/quote.ts";
 import type { Remote } from "../remote/remote.ts";
 import { localFileSha256 } from "../remote/ssh.ts";
 
@@ -26,30 +27,17 @@ export function listingPath(binDir: string): string {
   return posix.join(binDir, ".hashistack-binaries.sha256");
 }
 
-/** stat's format: path then identity, `|`-separated (paths here never contain `|`). */
-const statFormat = "%n|%s %.9Y %.9Z %i %a %U %G"; // nanosecond times: a same-second rewrite still shows
-
-function statCommand(paths: string[]): string {
-  return `${shellJoin(["stat", "-c", statFormat, "--", ...paths])} 2>/dev/null`;
-}
+/** the identity stat prints; nanosecond times, so a same-second rewrite still shows */
+const identityFields = "%s %.9Y %.9Z %i %a %U %G";
 
 /** One command: the listing, a separator, then each existing file's identity. */
 export function readListingCommand(binDir: string, paths: string[]): string {
-  return `cat ${shellQuote(listingPath(binDir))} 2>/dev/null; echo ${shellQuote(separator)}; ${statCommand(paths)}; true`;
+  return `cat ${shellQuote(listingPath(binDir))} 2>/dev/null; echo ${shellQuote(separator)}; ${statCommand(paths, identityFields)}; true`;
 }
 
 /** The stat lines alone, after uploads, to write the new listing. */
 export function statOnlyCommand(paths: string[]): string {
-  return `${statCommand(paths)}; true`;
-}
-
-function parseStat(lines: string[]): Map<string, string> {
-  const identities = new Map<string, string>();
-  for (const line of lines) {
-    const at = line.indexOf("|");
-    if (at > 0) identities.set(line.slice(0, at), line.slice(at + 1));
-  }
-  return identities;
+  return `${statCommand(paths, identityFields)}; true`;
 }
 
 /**
@@ -59,7 +47,7 @@ function parseStat(lines: string[]): Map<string, string> {
 export function parseListing(stdout: string): Map<string, ListedBinary> {
   const at = stdout.indexOf(separator);
   if (at < 0) return new Map();
-  const current = parseStat(stdout.slice(at + separator.length).split("\n"));
+  const current = parseStatLines(stdout.slice(at + separator.length));
   const listed = new Map<string, ListedBinary>();
   for (const line of stdout.slice(0, at).split("\n")) {
     const match = /^([0-9a-f]{64}) ([^|]+)\|(.+)$/.exec(line);
@@ -72,7 +60,7 @@ export function parseListing(stdout: string): Map<string, ListedBinary> {
 
 /** The listing's content: the verified checksums with the identities stat reports now. */
 export function listingContent(sha256s: Map<string, string>, statStdout: string): string {
-  const identities = parseStat(statStdout.split("\n"));
+  const identities = parseStatLines(statStdout);
   const lines: string[] = [];
   for (const [path, sha256] of [...sha256s].sort(([a], [b]) => a.localeCompare(b))) {
     const identity = identities.get(path);

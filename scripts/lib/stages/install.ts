@@ -2,15 +2,22 @@
  * Installing files and services on a node without needless restarts: a unit is
  * restarted only when one of its files changed, and started when it is not running.
  */
+import { fileStateCommand, isCurrent, parseFileStates } from "../remote/file-state.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import type { HostPlan, PlannedFile } from "../render/plan.ts";
 
-/** Upload planned files; returns the paths whose content or metadata changed. */
+/**
+ * Upload planned files; returns the paths whose content or metadata changed. The
+ * node's files are checked in one command; only those that differ are uploaded.
+ */
 export async function installFiles(remote: Remote, files: PlannedFile[]): Promise<string[]> {
+  if (!files.length) return [];
+  const states = parseFileStates((await remote.runAsRoot(fileStateCommand(files.map((f) => f.path)))).stdout);
   const changed: string[] = [];
   for (const file of files) {
+    if (isCurrent(states.get(file.path), file.content, file)) continue;
     const outcome = await remote.uploadContent(file.content, file.path, {
       mode: file.mode,
       owner: file.owner,
