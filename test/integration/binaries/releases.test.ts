@@ -333,7 +333,7 @@ async function runPrepare(
 }
 
 describe("prepare's binaries", () => {
-  it("install.method: download uploads the verified releases (and the exec profile's Fabio from the Go build cache)", async () => {
+  it("install.method: download uploads the verified releases (and the exec profile's Fabio, Prometheus and Alertmanager from the Go build cache)", async () => {
     const cache = await tempDir("prepare-cache");
     cleanups.push(cache.remove);
     const config = makeConfig({
@@ -350,15 +350,17 @@ describe("prepare's binaries", () => {
         [`${artifacts.sumsName}.sig`]: await signer.sign(releaseKey.fingerprint, artifacts.sums),
       });
     }
-    // Fabio is not a HashiCorp release: the cached Go build is used
-    const fabio = binaryPath(tools.fabio, cache.path);
-    await placeBuild(fabio);
+    // Fabio, Prometheus and Alertmanager are not HashiCorp releases: the cached Go builds are used
+    const [fabio, prometheus, alertmanager] = [tools.fabio, tools.prometheus, tools.alertmanager].map((t) =>
+      binaryPath(t, cache.path),
+    ) as [string, string, string];
+    for (const path of [fabio, prometheus, alertmanager]) await placeBuild(path);
     const { summary, uploads } = await runPrepare(config, {
       HASHISTACK_CACHE: cache.path,
       HASHISTACK_RELEASES_URL: server.url,
       HASHISTACK_SIGNING_KEY_URL: `${server.url}/key.asc`,
     });
-    expect(summary).toBe("8 binaries uploaded");
+    expect(summary).toBe("10 binaries uploaded");
     const release = (name: string, version: string) => join(cache.path, "releases", name, version, name);
     expect(uploads["server-1"]).toEqual([
       [release("consul", versions.consul), "/usr/local/bin/consul", 0o755],
@@ -371,6 +373,8 @@ describe("prepare's binaries", () => {
       [release("nomad", versions.nomad), "/usr/local/bin/nomad", 0o755],
       [release("consul-template", versions.consulTemplate), "/usr/local/bin/consul-template", 0o755],
       [fabio, "/usr/local/bin/fabio", 0o755],
+      [prometheus, "/usr/local/bin/prometheus", 0o755],
+      [alertmanager, "/usr/local/bin/alertmanager", 0o755],
     ]);
     expect(server.requests.filter((r) => r.endsWith(".zip"))).toHaveLength(4);
   });
