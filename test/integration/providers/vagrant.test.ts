@@ -394,10 +394,16 @@ describe("hand-off: stages run through the inventory the Vagrant provider wrote"
       try {
         await remote.connect({ waitMs: 10_000 });
         expect((await remote.run("consul version | head -1")).stdout).toMatch(/^Consul v/);
+        // the exec profile's Prometheus 3 on the client
+        if (host.roles.includes("client"))
+          expect((await remote.run("/usr/local/bin/prometheus --version | head -1")).stdout).toMatch(/^prometheus, version 3\./);
       } finally {
         remote.dispose();
       }
     }
+    // a second run reads each host's binary listing and finds everything in place
+    const again = await runStages(context, inventory, ["prepare"]);
+    expect(again.prepare?.summary).toBe("binaries up to date");
     await vagrantProvider.down(context, { dryRun: false, keepState: false });
   });
 });
