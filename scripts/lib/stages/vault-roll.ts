@@ -7,7 +7,9 @@
 import type { VaultClient } from "../clients/vault.ts";
 import { withVault } from "../cluster/access.ts";
 import { OperationError } from "../errors.ts";
-import type { InventoryHost } from "../inventory/schema.ts";
+import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
+import { nodeLayout } from "../render/layout.ts";
+import { describeAgentPlan, planAgents } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
 import { pollUntil, type ServerGate } from "./rolling.ts";
 import { initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "./vault-unseal.ts";
@@ -72,4 +74,21 @@ export function vaultServerGate(run: GateRun): ServerGate {
       });
     },
   };
+}
+
+/** The vault stage's dry run: the Vault files that would change and the order Vault would restart in. */
+export async function planVault(run: ClusterRun): Promise<string[]> {
+  const layout = nodeLayout();
+  const hosts = hostsWithRole(run.inventory, "vault");
+  const agent = {
+    service: "vault",
+    what: "installing Vault",
+    paths: [layout.vault.configDir, layout.vault.unit],
+    unitFile: layout.vault.unit,
+  };
+  const plans = await planAgents(run, hosts, agent);
+  const gate = vaultServerGate(run);
+  const restarting = plans.some((p) => p.action === "restart" || p.action === "reload");
+  const leader = restarting ? await gate.leader(hosts) : undefined;
+  return describeAgentPlan("vault", plans, { kind: "servers", gate, servers: hosts }, leader);
 }

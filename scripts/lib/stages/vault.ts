@@ -27,7 +27,7 @@ import { applyServiceAction, filesUnder, installFiles, type ServiceAction, servi
 import { rollServers } from "./rolling.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
-import { vaultServerGate } from "./vault-roll.ts";
+import { planVault, vaultServerGate } from "./vault-roll.ts";
 import { initialiseVault, initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "./vault-unseal.ts";
 import {
   ensureIntermediate,
@@ -75,6 +75,7 @@ export const vaultStage: Stage = {
   name: "vault",
   description: "Vault installed, initialised once, unsealed, its PKI and the renewal tokens",
   run: runVault,
+  plan: planVault,
 };
 
 async function runVault(run: ClusterRun): Promise<string> {

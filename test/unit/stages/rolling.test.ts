@@ -9,7 +9,7 @@ import { clusterConfigSchema } from "../../../scripts/lib/config/schema.ts";
 import type { InventoryHost } from "../../../scripts/lib/inventory/schema.ts";
 import { nodeLayout } from "../../../scripts/lib/render/layout.ts";
 import { planCluster } from "../../../scripts/lib/render/plan.ts";
-import { consulAgent, installConsulAgents } from "../../../scripts/lib/stages/consul.ts";
+import { consulAgent, consulStage, installConsulAgents } from "../../../scripts/lib/stages/consul.ts";
 import { agentRollouts, describeAgentPlan, describeRollout, planAgents } from "../../../scripts/lib/stages/install.ts";
 import { type ClientGate, rollClients, rollServers, type ServerGate } from "../../../scripts/lib/stages/rolling.ts";
 import type { ClusterRun } from "../../../scripts/lib/stages/run-context.ts";
@@ -180,5 +180,34 @@ describe("a Consul config change on a running cluster", () => {
           .takeLog()
           .filter((l) => l === "restart consul"),
       ).toHaveLength(1);
+  });
+});
+
+describe("the consul stage's dry run", () => {
+  it("lists the changed files and the restart order of servers and clients, and changes nothing", async () => {
+    const { run, fakes } = fakeCluster();
+    const quiet = agentRollouts(run, recordingGate([], ["server-1"]), { waitHealthy: async () => {} });
+    await installConsulAgents(run, servers, quiet.servers);
+    await installConsulAgents(run, clients, quiet.clients);
+    expect(await consulStage.plan?.(run)).toEqual([]);
+
+    const changed = makeConfig({ name: "unit-rolling", agents: { logLevel: "debug" }, rollout: { clientBatchSize: 2 } });
+    const plans = new Map(planCluster(changed, inventory, fixedSecrets(names)).map((p) => [p.host.name, p]));
+    for (const name of names) fakes.remote(name).takeLog();
+    const lines = await consulStage.plan?.({ ...run, config: changed, plans } as unknown as ClusterRun);
+    expect(lines).toEqual([
+      ...servers.map((s) => `${s.name}: ${layout.consul.configFile} would change`),
+      // no API in a unit test: the leader is unknown, so no server is held back
+      "consul would restart one at a time: server-1 → server-2 → server-3",
+      ...clients.map((c) => `${c.name}: ${layout.consul.configFile} would change`),
+      "consul would restart in batches of 2: client-1 + client-2 → client-3",
+    ]);
+    for (const name of names)
+      expect(
+        fakes
+          .remote(name)
+          .takeLog()
+          .filter((l) => /^(upload|chmod|start|restart|reload|daemon-reload)/.test(l)),
+      ).toEqual([]);
   });
 });
