@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { runCommand } from "./lib/cli/command.ts";
 import { clusterContext } from "./lib/cli/cluster-context.ts";
 import { printJson } from "./lib/cli/output.ts";
+import { scaleIn } from "./lib/cluster/scale-in.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { providerFor } from "./lib/providers/index.ts";
 import { providerOptionHelp } from "./lib/providers/registry.ts";
@@ -46,6 +47,8 @@ await runCommand<{ provider?: string; stages?: string }>({
         selected.map((s) => s.name),
         flags.output === "json",
       );
+    // fewer clients than provisioned: they drain, leave and go before the provider sees the smaller topology
+    for (const line of await scaleIn(context, provider)) reporter.info(`scale in: ${line}`);
     const inventory = await provider.up(context);
     for (const host of inventory.hosts) reporter.info(`${host.name} (${host.roles.join(", ")}) ${host.privateIp}`);
     const records = await runStages(

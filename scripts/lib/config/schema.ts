@@ -289,6 +289,8 @@ const agents = z.strictObject({
 const rollout = z.strictObject({
   /** client agents restarted at once; the next batch waits until these rejoined */
   clientBatchSize: z.number().int().min(1).max(64).default(1),
+  /** how long a Nomad client being removed (scale in) may take to drain before its allocations are stopped */
+  drainDeadline: duration.default("5m"),
 });
 
 export const clusterConfigSchema = z
