@@ -124,7 +124,10 @@ function serverGate<Client>(run: GateRun, probe: Probe<Client>, timeoutMs: numbe
     async waitHealthy(host, servers) {
       const via = servers.length > 1 ? another(servers, host) : host;
       await pollUntil(
-        () =>
+        async () =>
+          // the restarted server itself knows the leader again (it rejoined raft), and autopilot,
+          // asked elsewhere, calls the whole cluster healthy: not a verdict from before the restart
+          Boolean(await probe.with(run, host, (c) => probe.leader(c))) &&
           probe.with(run, via, async (c) => {
             if (!(await probe.leader(c))) return false;
             try {
