@@ -1,17 +1,22 @@
 #!/usr/bin/env -S npx tsx
+import { existsSync } from "node:fs";
 import { runCommand } from "./lib/cli/command.ts";
 import { clusterContext } from "./lib/cli/cluster-context.ts";
 import { printJson } from "./lib/cli/output.ts";
+import { scaleIn } from "./lib/cluster/scale-in.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { providerFor } from "./lib/providers/index.ts";
 import { providerOptionHelp } from "./lib/providers/registry.ts";
-import { runStages, stageNames, stages } from "./lib/stages/pipeline.ts";
+import { hostsWithRole } from "./lib/inventory/schema.ts";
+import { loadInventory } from "./lib/inventory/load.ts";
+import type { ProviderContext } from "./lib/providers/types.ts";
+import { planStagesOn, runStages, stageNames, stages } from "./lib/stages/pipeline.ts";
 import { selectStages } from "./lib/stages/runner.ts";
 
 await runCommand<{ provider?: string; stages?: string }>({
   name: "bootstrap",
   summary: "provision nodes and bootstrap a secure Consul/Nomad/Vault cluster",
-  common: { cluster: true, config: true, yes: true, output: true },
+  common: { cluster: true, config: true, yes: true, dryRun: true, output: true },
   options: {
     provider: {
       type: "string",
@@ -28,6 +33,7 @@ await runCommand<{ provider?: string; stages?: string }>({
     "npm run bootstrap",
     "npm run bootstrap -- --provider static --config cluster.yaml",
     "npm run bootstrap -- --stages platform,verify",
+    "npm run bootstrap -- --dry-run",
   ],
   async run({ flags, reporter }) {
     // checked before anything is provisioned: an unknown name is a usage error listing the stages
@@ -35,6 +41,14 @@ await runCommand<{ provider?: string; stages?: string }>({
     const context = await clusterContext(flags, reporter);
     const provider = providerFor(context.config.provider.type);
     reporter.info(`cluster '${context.config.name}' on the ${provider.name} provider`);
+    if (flags.dryRun)
+      return dryRun(
+        context,
+        selected.map((s) => s.name),
+        flags.output === "json",
+      );
+    // fewer clients than provisioned: they drain, leave and go before the provider sees the smaller topology
+    for (const line of await scaleIn(context, provider)) reporter.info(`scale in: ${line}`);
     const inventory = await provider.up(context);
     for (const host of inventory.hosts) reporter.info(`${host.name} (${host.roles.join(", ")}) ${host.privateIp}`);
     const records = await runStages(
@@ -49,3 +63,44 @@ await runCommand<{ provider?: string; stages?: string }>({
     return ExitCode.ok;
   },
 });
+
+/**
+ * `--dry-run`: what each stage's `plan` hook says a run would change on the
+ * provisioned cluster (files, starts, restarts in their order); nothing is
+ * provisioned, uploaded or restarted. Exit 5 when something would change.
+ */
+async function dryRun(context: ProviderContext, names: string[], json: boolean): Promise<ExitCode> {
+  const { reporter, config } = context;
+  if (!existsSync(context.state.inventoryCopy)) {
+    reporter.info(`cluster '${config.name}' is not provisioned yet: a run would provision its nodes and run every stage`);
+    return ExitCode.changesPending;
+  }
+  const inventory = await loadInventory(context.state.inventoryCopy);
+  const topology: string[] = [];
+  for (const [role, wanted] of [
+    ["server", config.topology.servers],
+    ["client", config.topology.clients],
+  ] as const) {
+    const have = hostsWithRole(inventory, role).length;
+    if (have !== wanted)
+      topology.push(`the topology asks for ${wanted} ${role}s, the inventory has ${have}: the provider would change the nodes`);
+  }
+  const plans = await planStagesOn(context, inventory, names);
+  const pending = topology.length > 0 || plans.some((p) => p.changes?.length);
+  if (json) {
+    printJson({ cluster: config.name, dryRun: true, changesPending: pending, topology, stages: plans });
+    return pending ? ExitCode.changesPending : ExitCode.ok;
+  }
+  for (const line of topology) reporter.warn(line);
+  for (const plan of plans) {
+    if (plan.skipped) reporter.info(`${plan.stage}: skipped (${plan.skipped})`);
+    else if (plan.changes === undefined) reporter.info(`${plan.stage}: no dry run for this stage (it decides while it runs)`);
+    else if (!plan.changes.length) reporter.success(`${plan.stage}: no changes`);
+    else {
+      reporter.info(`${plan.stage}:`);
+      for (const change of plan.changes) reporter.info(`  ${change}`);
+    }
+  }
+  if (pending) reporter.info("changes pending (exit 5): run without --dry-run to apply them");
+  return pending ? ExitCode.changesPending : ExitCode.ok;
+}

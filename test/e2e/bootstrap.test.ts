@@ -4,16 +4,18 @@
  * (curl and openssl): mTLS enforced, ACLs default deny, quorum, idempotence,
  * losing a server, and bad state. Needs root.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readdir, writeFile } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
+import { scaleIn } from "../../scripts/lib/cluster/scale-in.ts";
 import { clusterHealth } from "../../scripts/lib/stages/health.ts";
-import { runStages } from "../../scripts/lib/stages/pipeline.ts";
+import { planStagesOn, runStages } from "../../scripts/lib/stages/pipeline.ts";
 import { openClusterRun } from "../../scripts/lib/stages/run-context.ts";
 import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
@@ -66,6 +68,87 @@ async function prometheusTargets(): Promise<PrometheusTarget[]> {
     data: { activeTargets: { labels: Record<string, string>; health: string; scrapeUrl: string }[] };
   };
   return parsed.data.activeTargets.map((t) => ({ job: t.labels.job ?? "", health: t.health, scrapeUrl: t.scrapeUrl }));
+}
+
+/** the cluster's context with another agents.logLevel (one line of the Consul and Nomad agent config) */
+const withLogLevel = (logLevel: "info" | "debug"): ProviderContext => ({
+  ...context,
+  config: { ...context.config, agents: { ...context.config.agents, logLevel } },
+});
+
+/** per host: when its consul and nomad units last started (monotonic µs) and the checksums of their configs */
+async function agentState(): Promise<Record<string, Record<string, string>>> {
+  const state: Record<string, Record<string, string>> = {};
+  for (const host of inventory.hosts) {
+    const [consul = "", nomad = "", ...sums] = (
+      await ssh(
+        host.privateIp,
+        "for u in consul nomad; do systemctl show -p ActiveEnterTimestampMonotonic --value $u; done; sha256sum /etc/consul.d/consul.hcl /etc/nomad.d/nomad.hcl",
+      )
+    ).stdout
+      .trim()
+      .split("\n");
+    state[host.name] = { consul, nomad, configs: sums.join(" ") };
+  }
+  return state;
+}
+
+interface LeaderPoll {
+  at: number;
+  /** per server: the leader it names ("" for none), null when it did not answer */
+  answers: (string | null)[];
+}
+
+/** Ask every server for its leader every 200 ms until stopped. */
+function pollLeaders(port: number, headers: string[]) {
+  const files = {
+    ca: readFileSync(join(tls(), "ca.pem")),
+    cert: readFileSync(join(tls(), "operator.pem")),
+    key: readFileSync(join(tls(), "operator-key.pem")),
+  };
+  const header = Object.fromEntries(headers.map((h) => h.split(": ") as [string, string]));
+  const ask = (host: string) =>
+    new Promise<string | null>((resolve) => {
+      const req = httpsRequest({ host, port, path: "/v1/status/leader", headers: header, timeout: 1000, ...files }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve(res.statusCode === 200 ? (JSON.parse(body) as string) : null));
+      });
+      req.on("error", () => resolve(null));
+      req.on("timeout", () => req.destroy());
+      req.end();
+    });
+  const servers = inventory.hosts.filter((h) => h.roles.includes("server")).map((h) => h.privateIp);
+  const polls: LeaderPoll[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const at = Date.now();
+      polls.push({ at, answers: await Promise.all(servers.map(ask)) });
+      await new Promise((r) => setTimeout(r, Math.max(0, 200 - (Date.now() - at))));
+    }
+  })();
+  return {
+    polls,
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+/** The longest run of polls in which no answering server named a leader, from its first poll to the next poll with one. */
+function longestLeaderless(polls: LeaderPoll[]): number {
+  let longest = 0;
+  let since: number | undefined;
+  for (const poll of polls) {
+    if (poll.answers.some((a) => a)) {
+      if (since !== undefined) longest = Math.max(longest, poll.at - since);
+      since = undefined;
+    } else since ??= poll.at;
+  }
+  if (since !== undefined) longest = Math.max(longest, (polls.at(-1)?.at ?? since) - since);
+  return longest;
 }
 
 beforeAll(async () => {
@@ -431,6 +514,62 @@ describe("a bootstrapped 5-node cluster", () => {
     expect(await unitPids()).toEqual(before);
   });
 
+  it("a dry run of a log-level change lists the rolling restarts in order and changes nothing", async () => {
+    const before = await agentState();
+    const plans = await planStagesOn(withLogLevel("debug"), inventory, ["consul", "nomad"]);
+    for (const product of ["consul", "nomad"]) {
+      const lines = (plans.find((p) => p.stage === product)?.changes ?? []).join("\n");
+      for (const host of inventory.hosts) expect(lines).toContain(`${host.name}: /etc/${product}.d/${product}.hcl would change`);
+      expect(lines).toMatch(
+        new RegExp(`${product} would restart one at a time: server-\\d → server-\\d → server-\\d \\((server-\\d) leads: last`),
+      );
+      expect(lines).toContain(`${product} would restart in batches of 1: client-1 → client-2`);
+    }
+    expect(await agentState()).toEqual(before);
+  });
+
+  it("rolls a log-level change through Consul and Nomad one server at a time, with a leader at every poll", async () => {
+    const before = await agentState();
+    const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
+    const consulPolls = pollLeaders(8501, []);
+    const nomadPolls = pollLeaders(4646, [nomadToken]);
+    const started = Date.now();
+    let records: Awaited<ReturnType<typeof runStages>>;
+    try {
+      records = await withDetails(runStages(withLogLevel("debug"), inventory, ["consul", "nomad"]));
+    } finally {
+      await Promise.all([consulPolls.stop(), nomadPolls.stop()]);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const after = await agentState();
+    const report: Record<string, unknown> = { seconds };
+    for (const [product, polls] of [
+      ["consul", consulPolls.polls],
+      ["nomad", nomadPolls.polls],
+    ] as const) {
+      const summary = records[product]?.summary ?? "";
+      const order = /3 restarted in order (server-\d), (server-\d), (server-\d) \(after a leadership transfer\)/.exec(summary);
+      expect(order, summary).not.toBeNull();
+      expect(summary).toContain("2 restarted in order client-1, client-2");
+      // every agent restarted once, the servers in the summary's order (unit start times, monotonic µs)
+      const starts = (order ?? []).slice(1).map((name) => Number(after[name]?.[product]));
+      for (const host of inventory.hosts) expect(after[host.name]?.[product], host.name).not.toBe(before[host.name]?.[product]);
+      expect([...starts].sort((a, b) => a - b)).toEqual(starts);
+      const gap = longestLeaderless(polls);
+      const down = Math.max(...polls.map((p) => p.answers.filter((a) => a === null).length));
+      report[product] = { polls: polls.length, longestLeaderlessMs: gap, mostServersDownAtOnce: down, order: order?.slice(1) };
+      // raft_multiplier 1: one election timeout is 1 s in both products
+      expect(gap, `${product} was without a leader for ${gap} ms`).toBeLessThan(1000);
+      expect(down, `${product}: servers down at the same time`).toBeLessThanOrEqual(1);
+    }
+    console.info(`rolling restart: ${JSON.stringify(report)}`);
+    // the change is in place: a dry run finds nothing left to do
+    const plans = await planStagesOn(withLogLevel("debug"), inventory, ["consul", "nomad"]);
+    expect(plans.map((p) => p.changes)).toEqual([[], []]);
+    // the later tests run with the changed config (no restarts back)
+    context = withLogLevel("debug");
+  }, 600_000);
+
   it("keeps a leader when one server stops, and status reports the missing member", async () => {
     await ssh(ip.server3, "systemctl stop nomad consul");
     try {
@@ -473,6 +612,81 @@ describe("a bootstrapped 5-node cluster", () => {
       await writeFile(file, `${original}\n`, { mode: 0o600 });
     }
   });
+
+  it("scales in 3 → 2 clients: a service job stays healthy, client-3 is gone from Consul, Nomad and the provider", async () => {
+    const withClients = (clients: number): ProviderContext => ({
+      ...context,
+      config: { ...context.config, topology: { ...context.config.topology, clients } },
+    });
+    const three = withClients(3);
+    inventory = await localProvider.up(three);
+    await withDetails(runStages(three, inventory));
+    const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
+    const consulToken = `X-Consul-Token: ${await secret("consul-bootstrap-token")}`;
+    const nomad = async <T>(path: string, extra: string[] = []) =>
+      JSON.parse((await curl(`https://${ip.server1}:4646${path}`, [nomadToken], extra)).stdout) as T;
+    // one allocation that prefers client-3 (a soft affinity: it may move when client-3 goes)
+    const job = {
+      Job: {
+        ID: "scale-probe",
+        Name: "scale-probe",
+        Type: "service",
+        Datacenters: ["dc1"],
+        Affinities: [{ LTarget: "${node.unique.name}", RTarget: "client-3", Operand: "=", Weight: 100 }],
+        TaskGroups: [
+          {
+            Name: "probe",
+            Count: 1,
+            Tasks: [
+              {
+                Name: "app",
+                Driver: "exec",
+                Config: { command: "/bin/sleep", args: ["3600"] },
+                Resources: { CPU: 50, MemoryMB: 32 },
+              },
+            ],
+          },
+        ],
+      },
+    };
+    await curl(`https://${ip.server1}:4646/v1/jobs`, [nomadToken], ["-X", "POST", "--data", JSON.stringify(job)]);
+    type Alloc = { ClientStatus: string; NodeName: string; DesiredStatus: string };
+    const running = async () =>
+      (await nomad<Alloc[]>("/v1/job/scale-probe/allocations")).filter((a) => a.ClientStatus === "running");
+    let allocs: Alloc[] = [];
+    for (let i = 0; i < 60 && !allocs.length; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      allocs = await running();
+    }
+    expect(allocs.map((a) => a.NodeName)).toEqual(["client-3"]);
+    try {
+      const two = withClients(2);
+      const started = Date.now();
+      const removed = await withDetails(scaleIn(two, localProvider));
+      inventory = await localProvider.up(two);
+      const records = await withDetails(runStages(two, inventory));
+      console.info(`scale in 3 → 2: ${(Date.now() - started) / 1000}s; ${removed.join("; ")}`);
+      expect(removed).toEqual(
+        expect.arrayContaining(["Nomad client client-3 drained", "Consul agent client-3 left", "Nomad node client-3 purged"]),
+      );
+      expect(removed.join("\n")).toMatch(/node client-3/);
+      allocs = await running();
+      expect(allocs).toHaveLength(1);
+      expect(allocs[0]?.NodeName).not.toBe("client-3");
+      expect((await nomad<{ Status: string }>("/v1/job/scale-probe")).Status).toBe("running");
+      expect((await nomad<{ Name: string }[]>("/v1/nodes")).map((n) => n.Name).sort()).toEqual(["client-1", "client-2"]);
+      const members = JSON.parse((await curl(`https://${ip.server1}:8501/v1/agent/members`, [consulToken])).stdout) as {
+        Name: string;
+      }[];
+      expect(members.map((m) => m.Name)).not.toContain("client-3");
+      expect((await localProvider.status(two)).nodes.map((n) => n.name)).not.toContain("client-3");
+      expect(existsSync(join(context.state.root, "nodes", "client-3"))).toBe(false);
+      expect(inventory.hosts.map((h) => h.name)).not.toContain("client-3");
+      expect(records.verify?.summary).toMatch(/^5 Consul members, 3 raft peers; 2 Nomad clients ready/);
+    } finally {
+      await curl(`https://${ip.server1}:4646/v1/job/scale-probe?purge=true`, [nomadToken], ["-X", "DELETE"]);
+    }
+  }, 900_000);
 
   it("tears down without leaving its Nomad task cgroups in the host's shared hierarchy", async () => {
     const allocs = new Set<string>();

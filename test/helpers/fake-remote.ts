@@ -54,16 +54,24 @@ export class FakeRemote implements Remote {
     return result;
   }
 
+  async compareContent(content: string | Buffer, path: string, options: UploadOptions): Promise<UploadOutcome> {
+    const data = typeof content === "string" ? Buffer.from(content) : content;
+    const owner = options.owner ?? "root";
+    const existing = this.files.get(path);
+    if (!existing?.content.equals(data)) return "uploaded";
+    const sameMeta = existing.mode === options.mode && existing.owner === owner && existing.group === (options.group ?? owner);
+    return sameMeta ? "unchanged" : "metadata-fixed";
+  }
+
   async uploadContent(content: string | Buffer, path: string, options: UploadOptions): Promise<UploadOutcome> {
     const data = typeof content === "string" ? Buffer.from(content) : content;
     const owner = options.owner ?? "root";
-    const wanted: FakeFile = { content: data, mode: options.mode, owner, group: options.group ?? owner };
-    const existing = this.files.get(path);
-    this.files.set(path, wanted);
-    if (existing?.content.equals(data)) {
-      if (existing.mode === wanted.mode && existing.owner === wanted.owner && existing.group === wanted.group) return "unchanged";
+    const outcome = await this.compareContent(data, path, options);
+    this.files.set(path, { content: data, mode: options.mode, owner, group: options.group ?? owner });
+    if (outcome === "unchanged") return outcome;
+    if (outcome === "metadata-fixed") {
       this.log.push(`chmod ${path}`);
-      return "metadata-fixed";
+      return outcome;
     }
     this.log.push(`upload ${path}`);
     // a replaced binary keeps running from the deleted file until its service restarts

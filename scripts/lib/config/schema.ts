@@ -280,6 +280,19 @@ const vault = z
 
 export const defaultVersions = versions.parse({});
 
+/** The Consul and Nomad agents' log level (one line of their config: changing it is a rolling restart). */
+const agents = z.strictObject({
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
+});
+
+/** How a re-run applies changes to running agents: servers always one at a time, clients in batches. */
+const rollout = z.strictObject({
+  /** client agents restarted at once; the next batch waits until these rejoined */
+  clientBatchSize: z.number().int().min(1).max(64).default(1),
+  /** how long a Nomad client being removed (scale in) may take to drain before its allocations are stopped */
+  drainDeadline: duration.default("5m"),
+});
+
 export const clusterConfigSchema = z
   .strictObject({
     name,
@@ -298,6 +311,8 @@ export const clusterConfigSchema = z
     tls: tls.default(tls.parse({})),
     jobs: jobs.default(jobs.parse({})),
     vault: vault.default(vault.parse({})),
+    agents: agents.default(agents.parse({})),
+    rollout: rollout.default(rollout.parse({})),
     /** how many hosts are worked on at once */
     concurrency: z.number().int().min(1).max(64).default(8),
   })

@@ -47,4 +47,6 @@ export interface Provider {
   status(context: ProviderContext): Promise<ProviderStatus>;
   /** returns what was (or, with dryRun, would be) removed */
   down(context: ProviderContext, options: DownOptions): Promise<string[]>;
+  /** remove these nodes (scale in) and return what was removed; providers without it cannot scale in */
+  removeNodes?(context: ProviderContext, hostNames: string[]): Promise<string[]>;
 }

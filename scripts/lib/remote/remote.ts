@@ -64,6 +64,8 @@ export interface Remote {
   runAsRoot(command: string, options?: RunOptions): Promise<RunResult>;
   uploadContent(content: string | Buffer, path: string, options: UploadOptions): Promise<UploadOutcome>;
   uploadFile(localPath: string, path: string, options: UploadOptions): Promise<UploadOutcome>;
+  /** what `uploadContent` would do, changing nothing (for dry runs) */
+  compareContent(content: string | Buffer, path: string, options: UploadOptions): Promise<UploadOutcome>;
   /** make the directories (one round trip) */
   mkdir(dirs: DirectorySpec | DirectorySpec[]): Promise<void>;
   service(unit: string): ServiceHandle;

@@ -259,6 +259,23 @@ export class RemoteHost implements Remote {
     return this.upload(await localFileSha256(localPath), path, options, (temp) => this.ssh.putFile(localPath, temp));
   }
 
+  /** What uploading this content would do, without doing it (for dry runs). */
+  compareContent(content: string | Buffer, path: string, options: UploadOptions): Promise<UploadOutcome> {
+    const data = typeof content === "string" ? Buffer.from(content) : content;
+    return this.drift(createHash("sha256").update(data).digest("hex"), path, options);
+  }
+
+  private async drift(sha256: string, path: string, options: UploadOptions): Promise<UploadOutcome> {
+    const owner = options.owner ?? "root";
+    const group = options.group ?? owner;
+    const probe = await this.runAsRoot(
+      `[ -f ${shellQuote(path)} ] && sha256sum ${shellQuote(path)} && stat -c '%a %U %G' ${shellQuote(path)} || true`,
+    );
+    const [sumLine, statLine] = probe.stdout.trim().split("\n");
+    if (sumLine?.split(/\s+/)[0] !== sha256) return "uploaded";
+    return statLine === `${options.mode.toString(8)} ${owner} ${group}` ? "unchanged" : "metadata-fixed";
+  }
+
   private async upload(
     sha256: string,
     path: string,
@@ -268,14 +285,9 @@ export class RemoteHost implements Remote {
     const owner = options.owner ?? "root";
     const group = options.group ?? owner;
     const mode = options.mode.toString(8);
-    const probe = await this.runAsRoot(
-      `[ -f ${shellQuote(path)} ] && sha256sum ${shellQuote(path)} && stat -c '%a %U %G' ${shellQuote(path)} || true`,
-    );
-    const [sumLine, statLine] = probe.stdout.trim().split("\n");
-    const sameContent = sumLine?.split(/\s+/)[0] === sha256;
-    const sameMeta = statLine === `${mode} ${owner} ${group}`;
-    if (sameContent && sameMeta) return "unchanged";
-    if (sameContent) {
+    const drift = await this.drift(sha256, path, options);
+    if (drift === "unchanged") return "unchanged";
+    if (drift === "metadata-fixed") {
       await this.runAsRoot(`chown ${shellQuote(`${owner}:${group}`)} ${shellQuote(path)} && chmod ${mode} ${shellQuote(path)}`);
       return "metadata-fixed";
     }

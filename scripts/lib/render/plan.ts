@@ -64,7 +64,12 @@ export function planCluster(
     const isVault = host.roles.includes("vault");
     const certificates = certificatesFor(host, config, layout);
     const context = {
-      cluster: { name: config.name, datacenter: config.datacenter, region: config.region },
+      cluster: {
+        name: config.name,
+        datacenter: config.datacenter,
+        region: config.region,
+        logLevel: config.agents.logLevel.toUpperCase(),
+      },
       host: { ...host, isServer, isClient: !isServer, isVault },
       layout,
       ports,

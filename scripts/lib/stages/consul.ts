@@ -8,7 +8,9 @@ import { withConsul } from "../cluster/access.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { nodeLayout } from "../render/layout.ts";
-import { installAgents } from "./install.ts";
+import { consulClientGate, consulServerGate } from "./agent-gates.ts";
+import { type AgentInstall, agentRollouts, describeRollout, installAgents, planRollingAgents } from "./install.ts";
+import type { Rollout } from "./rolling.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -24,31 +26,44 @@ export const consulStage: Stage = {
   name: "consul",
   description: "Consul agents with gossip encryption, mTLS and default-deny ACLs, one token per agent",
   run: runConsul,
+  plan: (run) => planRollingAgents(run, consulAgent, consulRollouts(run)),
 };
 
-/** Consul's files and service on these hosts; returns how many agents were started or restarted. */
-export function installConsulAgents(run: Pick<ClusterRun, "remote" | "plans" | "config">, hosts: InventoryHost[]) {
-  return installAgents(run, hosts, {
-    service: "consul",
-    what: "installing Consul",
-    paths: [layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn],
-    unitFile: layout.consul.unit,
-    notTheAgents: [layout.resolvedDropIn],
-    async afterInstall(remote, changed) {
-      if (changed.includes(layout.resolvedDropIn))
-        await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
-    },
-  });
+export const consulAgent: AgentInstall = {
+  service: "consul",
+  what: "installing Consul",
+  paths: [layout.consul.configDir, layout.consul.unit, layout.resolvedDropIn],
+  unitFile: layout.consul.unit,
+  notTheAgents: [layout.resolvedDropIn],
+  async afterInstall(remote, changed) {
+    if (changed.includes(layout.resolvedDropIn))
+      await remote.runAsRoot("systemctl try-reload-or-restart systemd-resolved", { allowFailure: true });
+  },
+};
+
+/** Servers one at a time behind Consul's autopilot health, clients in batches of `rollout.clientBatchSize`. */
+export function consulRollouts(run: Pick<ClusterRun, "inventory" | "config" | "state" | "remote" | "secrets" | "reporter">) {
+  return agentRollouts(run, consulServerGate(run), consulClientGate(run));
+}
+
+/** Consul's files and service on these hosts, restarts in the rollout's order. */
+export function installConsulAgents(
+  run: Pick<ClusterRun, "remote" | "plans" | "config">,
+  hosts: InventoryHost[],
+  rollout: Rollout,
+) {
+  return installAgents(run, hosts, consulAgent, rollout);
 }
 
 async function runConsul(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const servers = hostsWithRole(run.inventory, "server");
-  const install = async (hosts: InventoryHost[]) => {
-    const started = await installConsulAgents(run, hosts);
-    if (started) summary.push(`${started} agents started or restarted`);
+  const rollouts = consulRollouts(run);
+  const install = async (hosts: InventoryHost[], rollout: Rollout) => {
+    const line = describeRollout(await installConsulAgents(run, hosts, rollout));
+    if (line) summary.push(line);
   };
-  await install(servers);
+  await install(servers, rollouts.servers);
 
   const bootstrapSecret = (await run.secrets.ensure("consul-bootstrap-token", "uuid")).value;
   await withConsul(
@@ -93,6 +108,6 @@ async function runConsul(run: ClusterRun): Promise<string> {
     },
     { token: bootstrapSecret },
   );
-  await install(run.inventory.hosts.filter((h) => !h.roles.includes("server")));
+  await install(hostsWithRole(run.inventory, "client"), rollouts.clients);
   return summary.length ? summary.join(", ") : "no changes";
 }

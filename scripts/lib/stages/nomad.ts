@@ -14,7 +14,9 @@ import { ciPolicyName, ciTokenSecret, tenantNamespaces } from "../security/tenan
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { nodeLayout } from "../render/layout.ts";
-import { installAgents } from "./install.ts";
+import { nomadClientGate, nomadServerGate } from "./agent-gates.ts";
+import { type AgentInstall, agentRollouts, describeRollout, installAgents, planRollingAgents } from "./install.ts";
+import type { Rollout } from "./rolling.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -24,28 +26,41 @@ export const nomadStage: Stage = {
   name: "nomad",
   description: "Nomad servers and clients with mTLS and ACLs, the namespaces and one CI token per environment",
   run: runNomad,
+  plan: (run) => planRollingAgents(run, nomadAgent, nomadRollouts(run)),
 };
 
-/** Nomad's files and service on these hosts; returns how many agents were started or restarted. */
-export function installNomadAgents(run: Pick<ClusterRun, "remote" | "plans" | "config">, hosts: InventoryHost[]) {
-  return installAgents(run, hosts, {
-    service: "nomad",
-    what: "installing Nomad",
-    paths: [layout.nomad.configDir, layout.nomad.unit],
-    unitFile: layout.nomad.unit,
-  });
+const nomadAgent: AgentInstall = {
+  service: "nomad",
+  what: "installing Nomad",
+  paths: [layout.nomad.configDir, layout.nomad.unit],
+  unitFile: layout.nomad.unit,
+};
+
+/** Servers one at a time behind Nomad's autopilot health, clients in batches of `rollout.clientBatchSize`. */
+export function nomadRollouts(run: Pick<ClusterRun, "inventory" | "config" | "state" | "remote" | "secrets" | "reporter">) {
+  return agentRollouts(run, nomadServerGate(run), nomadClientGate(run));
+}
+
+/** Nomad's files and service on these hosts, restarts in the rollout's order. */
+export function installNomadAgents(
+  run: Pick<ClusterRun, "remote" | "plans" | "config">,
+  hosts: InventoryHost[],
+  rollout: Rollout,
+) {
+  return installAgents(run, hosts, nomadAgent, rollout);
 }
 
 async function runNomad(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const servers = hostsWithRole(run.inventory, "server");
   const clients = hostsWithRole(run.inventory, "client");
-  const install = async (hosts: InventoryHost[]) => {
-    const changed = await installNomadAgents(run, hosts);
-    if (changed) summary.push(`${changed} agents started or restarted`);
+  const rollouts = nomadRollouts(run);
+  const install = async (hosts: InventoryHost[], rollout: Rollout) => {
+    const line = describeRollout(await installNomadAgents(run, hosts, rollout));
+    if (line) summary.push(line);
   };
-  await install(servers);
-  await install(clients);
+  await install(servers, rollouts.servers);
+  await install(clients, rollouts.clients);
 
   const bootstrapSecret = (await run.secrets.ensure("nomad-bootstrap-token", "uuid")).value;
   await withNomad(

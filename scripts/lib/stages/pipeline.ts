@@ -14,7 +14,7 @@ import { nomadStage } from "./nomad.ts";
 import { platformStage } from "./platform.ts";
 import { prepareStage } from "./prepare.ts";
 import { openClusterRun, type ClusterRun } from "./run-context.ts";
-import { executeStages, selectStages, type StageRecords } from "./runner.ts";
+import { executeStages, planStages, selectStages, type StageRecords } from "./runner.ts";
 import type { Stage } from "./stage.ts";
 import { vaultStage } from "./vault.ts";
 import { verifyStage } from "./verify.ts";
@@ -61,5 +61,16 @@ export async function runStages(context: ProviderContext, inventory: Inventory, 
   } finally {
     run.close();
     await release();
+  }
+}
+
+/** What a run of these stages would change on this cluster, changing nothing (`bootstrap --dry-run`). */
+export async function planStagesOn(context: ProviderContext, inventory: Inventory, only?: string[]) {
+  const selected = selectStages(stages, only);
+  const run = await openClusterRun(context, inventory);
+  try {
+    return await planStages(run, selected);
+  } finally {
+    run.close();
   }
 }

@@ -10,6 +10,7 @@ import { binaryPath, ensureBinary } from "../binaries/build.ts";
 import { type ToolSpec, tools } from "../binaries/catalog.ts";
 import { ensureReleaseBinary, releaseSource } from "../binaries/releases.ts";
 import { binarySourcePlan } from "../binaries/source.ts";
+import { checkUpgradePaths, versionFromOutput } from "../binaries/upgrade-path.ts";
 import { runtimeProfile } from "../config/schema.ts";
 import type { ClusterConfig } from "../config/schema.ts";
 import type { StartActivity } from "../cli/output.ts";
@@ -47,6 +48,7 @@ async function runPrepare(run: ClusterRun): Promise<string> {
   const progress = { log: (line: string) => run.reporter.debug(line), activity: (title: string) => run.reporter.activity(title) };
   const local = await localBinaries(config, versioned, onClients, progress, (line) => run.reporter.info(line));
   const layout = nodeLayout();
+  await checkInstalledVersions(run, versioned, layout);
   const outcomes = await onEachHost(
     run.inventory.hosts,
     async (host) => {
@@ -189,4 +191,23 @@ async function localBinaries(
     paths[name] = binaryPath(tools[name]);
   }
   return paths;
+}
+
+/** Before any upload: the configured versions must be a supported step from the installed ones. */
+async function checkInstalledVersions(
+  run: ClusterRun,
+  versioned: Record<"consul" | "nomad" | "vault", ToolSpec>,
+  layout: NodeLayout,
+): Promise<void> {
+  const changes = [];
+  for (const product of ["consul", "nomad", "vault"] as const) {
+    const host = run.inventory.hosts.find((h) => product !== "vault" || h.roles.includes("vault"));
+    if (!host) continue;
+    const path = `${layout.binDir}/${product}`;
+    const probe = await run.remote(host).run(sh`test -x ${path} && ${path} version | head -1`, { allowFailure: true });
+    const installed = probe.code === 0 ? versionFromOutput(probe.stdout) : undefined;
+    if (installed && installed !== versioned[product].version)
+      changes.push({ product, installed, wanted: versioned[product].version });
+  }
+  checkUpgradePaths(changes);
 }

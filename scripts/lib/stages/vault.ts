@@ -23,9 +23,11 @@ import { sh } from "../remote/command.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
-import { ensureService, filesUnder, installFiles } from "./install.ts";
+import { applyServiceAction, filesUnder, installFiles, type ServiceAction, serviceAction } from "./install.ts";
+import { rollServers } from "./rolling.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
+import { planVault, vaultServerGate } from "./vault-roll.ts";
 import { initialiseVault, initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "./vault-unseal.ts";
 import {
   ensureIntermediate,
@@ -73,6 +75,7 @@ export const vaultStage: Stage = {
   name: "vault",
   description: "Vault installed, initialised once, unsealed, its PKI and the renewal tokens",
   run: runVault,
+  plan: planVault,
 };
 
 async function runVault(run: ClusterRun): Promise<string> {
@@ -100,16 +103,29 @@ async function runVault(run: ClusterRun): Promise<string> {
       summary.push(`bootstrap TLS on ${host.name}`);
     }
   }
+  // files everywhere first; a stopped Vault starts now, running ones restart in order (standbys first, see vault-roll.ts)
+  const restarts = new Map<string, ServiceAction>();
   for (const host of vaultHosts) {
     const remote = run.remote(host);
     const plan = run.plans.get(host.name);
     const changed = await installFiles(remote, filesUnder(plan?.files ?? [], layout.vault.configDir, layout.vault.unit));
-    const outcome = await ensureService(remote, "vault", {
+    const action = await serviceAction(remote, "vault", {
       changed: changed.length > 0,
       unitFileChanged: changed.includes(layout.vault.unit),
     });
-    if (outcome !== "unchanged") summary.push(`vault ${outcome} on ${host.name}`);
+    if (action === "start") summary.push(`vault ${await applyServiceAction(remote, "vault", action)} on ${host.name}`);
+    else if (action !== "none") restarts.set(host.name, action);
   }
+  const restart = async (host: InventoryHost) => {
+    await applyServiceAction(run.remote(host), "vault", restarts.get(host.name) as ServiceAction);
+    summary.push(`vault restarted on ${host.name}`);
+  };
+  await rollServers(
+    vaultHosts.filter((h) => restarts.has(h.name)),
+    restart,
+    vaultServerGate(run),
+    vaultHosts,
+  );
 
   const rootToken = await withVault(run, leader, async (vault) => {
     const health = await vault.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable" });

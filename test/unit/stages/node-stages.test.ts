@@ -14,6 +14,7 @@ import { nodeLayout } from "../../../scripts/lib/render/layout.ts";
 import { planCluster } from "../../../scripts/lib/render/plan.ts";
 import { listingPath } from "../../../scripts/lib/stages/binary-listing.ts";
 import { installConsulAgents } from "../../../scripts/lib/stages/consul.ts";
+import { touched } from "../../../scripts/lib/stages/install.ts";
 import { installNomadAgents } from "../../../scripts/lib/stages/nomad.ts";
 import { clientTools, nodeDirectories, prepareStage } from "../../../scripts/lib/stages/prepare.ts";
 import type { ClusterRun } from "../../../scripts/lib/stages/run-context.ts";
@@ -28,6 +29,8 @@ const inventory = loopbackInventory([
   { name: "client-1", roles: ["client"], ip: "127.0.0.2" },
 ]);
 const [server, client] = inventory.hosts as [(typeof inventory.hosts)[0], (typeof inventory.hosts)[0]];
+/** one node of each kind: nothing to wait for between restarts (rolling.test.ts covers the order) */
+const rollout = { kind: "clients", batchSize: 64, gate: { waitHealthy: async () => {} } } as const;
 
 /** What `stat -c` would print for the fake's files: a changed content is a changed identity (its ctime would move). */
 function fakeStat(fake: FakeRemote): string {
@@ -140,8 +143,8 @@ describe("prepare on fake nodes", () => {
 describe("consul and nomad agents on fake nodes", () => {
   it("start once, then a second run restarts nothing; a changed config restarts only that agent", async () => {
     const { run, server: s, client: c } = fakeRun();
-    expect(await installConsulAgents(run, inventory.hosts)).toBe(2);
-    expect(await installNomadAgents(run, inventory.hosts)).toBe(2);
+    expect(touched(await installConsulAgents(run, inventory.hosts, rollout))).toBe(2);
+    expect(touched(await installNomadAgents(run, inventory.hosts, rollout))).toBe(2);
     const first = s.takeLog();
     // the unit file is new: systemd re-reads units before the first start
     expect(first.indexOf("daemon-reload")).toBeLessThan(first.indexOf("start consul"));
@@ -149,8 +152,8 @@ describe("consul and nomad agents on fake nodes", () => {
     expect(s.files.get(layout.consul.unit)?.mode).toBe(0o644);
     c.takeLog();
 
-    expect(await installConsulAgents(run, inventory.hosts)).toBe(0);
-    expect(await installNomadAgents(run, inventory.hosts)).toBe(0);
+    expect(touched(await installConsulAgents(run, inventory.hosts, rollout))).toBe(0);
+    expect(touched(await installNomadAgents(run, inventory.hosts, rollout))).toBe(0);
     expect(s.takeLog().filter((l) => /^(start|restart|reload|upload|daemon-reload)/.test(l))).toEqual([]);
 
     // a config change on the client: Consul there restarts, nothing else does
@@ -159,17 +162,17 @@ describe("consul and nomad agents on fake nodes", () => {
     if (!plan || !file) throw new Error("no Consul config in the client's plan");
     file.content = `${file.content}\n# changed\n`;
     c.takeLog();
-    expect(await installConsulAgents(run, inventory.hosts)).toBe(1);
-    expect(await installNomadAgents(run, inventory.hosts)).toBe(0);
+    expect(touched(await installConsulAgents(run, inventory.hosts, rollout))).toBe(1);
+    expect(touched(await installNomadAgents(run, inventory.hosts, rollout))).toBe(0);
     expect(c.takeLog().filter((l) => /^(start|restart|reload|daemon-reload)/.test(l))).toEqual(["restart consul"]);
   });
 
   it("a replaced binary restarts its running agent even when no config changed", async () => {
     const { run, server: s } = fakeRun();
-    await installNomadAgents(run, [server]);
+    await installNomadAgents(run, [server], rollout);
     await s.uploadContent("new nomad build", `${layout.binDir}/nomad`, { mode: 0o755 });
     s.takeLog();
-    expect(await installNomadAgents(run, [server])).toBe(1);
+    expect(touched(await installNomadAgents(run, [server], rollout))).toBe(1);
     expect(s.takeLog()).toContain("restart nomad");
   });
 });

@@ -135,8 +135,12 @@ export const localProvider: Provider = {
     return { provider: "local", nodes, resources } satisfies ProviderStatus;
   },
 
+  async removeNodes(context, hostNames) {
+    const names = await localNamesFor(context);
+    return names ? removeLocalNodes(context, names, hostNames) : [];
+  },
+
   async down(context, options: DownOptions) {
-    const { config } = context;
     const planned = (await plan(context)).hosts.map((h) => h.name);
     // also nodes from an older topology that are still on disk
     const onDisk = existsSync(nodesDir(context)) ? await readdir(nodesDir(context)) : [];
@@ -147,31 +151,37 @@ export const localProvider: Provider = {
     if (options.dryRun)
       return [...(await describeExisting(context, names, hostNames)), ...localLeftovers(context, options).items];
 
-    const removed: string[] = [];
-    const outcomes = await onEachHost(
-      hostNames.map((name) => ({ name })),
-      async ({ name }) => {
-        const paths = node.nodePaths(nodesDir(context), name);
-        const done: string[] = [];
-        const pid = await node.runningPid(paths);
-        if (await node.stop(paths, names.netns(name)))
-          done.push(`node ${name}${pid ? ` (pid ${pid})` : " (container without nspawn)"}`);
-        done.push(...(await node.removeTaskCgroups(paths)));
-        done.push(...(await node.removeDockerCgroups(paths)));
-        done.push(...(await node.removeNodeFiles(paths)));
-        done.push(...(await removeNodeNetwork(names, name)));
-        return done;
-      },
-      { concurrency: config.concurrency },
-    );
-    for (const outcome of outcomes) removed.push(...(outcome.value ?? []));
-    requireAllSucceeded("Removing local nodes", outcomes);
+    const removed = await removeLocalNodes(context, names, hostNames);
     // the image registry this machine served to the nodes (jobs.registry.build)
     removed.push(...(await stopServing(context.state)));
     removed.push(...(await removeBridge(names)));
     return [...removed, ...(await removeLeftovers(context, options))];
   },
 };
+
+/** Stop and remove these nodes: the container, its task cgroups, its files, its netns and veth. */
+async function removeLocalNodes(context: ProviderContext, names: LocalNames, hostNames: string[]): Promise<string[]> {
+  const removed: string[] = [];
+  const outcomes = await onEachHost(
+    hostNames.map((name) => ({ name })),
+    async ({ name }) => {
+      const paths = node.nodePaths(nodesDir(context), name);
+      const done: string[] = [];
+      const pid = await node.runningPid(paths);
+      if (await node.stop(paths, names.netns(name)))
+        done.push(`node ${name}${pid ? ` (pid ${pid})` : " (container without nspawn)"}`);
+      done.push(...(await node.removeTaskCgroups(paths)));
+      done.push(...(await node.removeDockerCgroups(paths)));
+      done.push(...(await node.removeNodeFiles(paths)));
+      done.push(...(await removeNodeNetwork(names, name)));
+      return done;
+    },
+    { concurrency: context.config.concurrency },
+  );
+  for (const outcome of outcomes) removed.push(...(outcome.value ?? []));
+  requireAllSucceeded("Removing local nodes", outcomes);
+  return removed;
+}
 
 async function removeLeftovers(context: ProviderContext, options: DownOptions): Promise<string[]> {
   const leftovers = localLeftovers(context, options);
