@@ -18,6 +18,7 @@ import { ensureDockerEngine } from "../docker/install.ts";
 import { OperationError } from "../errors.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { sh } from "../remote/command.ts";
+import { localFileSha256 } from "../remote/ssh.ts";
 import type { DirectorySpec } from "../remote/remote.ts";
 import { type NodeLayout, nodeLayout } from "../render/layout.ts";
 import type { InventoryHost } from "../inventory/schema.ts";
@@ -48,7 +49,7 @@ async function runPrepare(run: ClusterRun): Promise<string> {
   const progress = { log: (line: string) => run.reporter.debug(line), activity: (title: string) => run.reporter.activity(title) };
   const local = await localBinaries(config, versioned, onClients, progress, (line) => run.reporter.info(line));
   const layout = nodeLayout();
-  await checkInstalledVersions(run, versioned, layout);
+  await checkInstalledVersions(run, versioned, local, layout);
   const outcomes = await onEachHost(
     run.inventory.hosts,
     async (host) => {
@@ -193,17 +194,38 @@ async function localBinaries(
   return paths;
 }
 
-/** Before any upload: the configured versions must be a supported step from the installed ones. */
+/**
+ * Before any upload: the configured versions must be a supported step from the
+ * installed ones. A binary whose recorded checksum (prepare's listing) is the local
+ * build's is already the wanted version, so a no-op run asks no version at all.
+ */
 async function checkInstalledVersions(
   run: ClusterRun,
   versioned: Record<"consul" | "nomad" | "vault", ToolSpec>,
+  local: Record<string, string>,
   layout: NodeLayout,
 ): Promise<void> {
   const changes = [];
-  for (const product of ["consul", "nomad", "vault"] as const) {
+  const products = (["consul", "nomad", "vault"] as const).flatMap((product) => {
     const host = run.inventory.hosts.find((h) => product !== "vault" || h.roles.includes("vault"));
-    if (!host) continue;
-    const path = `${layout.binDir}/${product}`;
+    return host ? [{ product, host, path: `${layout.binDir}/${product}` }] : [];
+  });
+  // one listing read per probed host
+  const listings = new Map<string, Promise<Map<string, { sha256: string }>>>();
+  for (const { host } of products) {
+    if (listings.has(host.name)) continue;
+    const paths = products.filter((p) => p.host === host).map((p) => p.path);
+    listings.set(
+      host.name,
+      run
+        .remote(host)
+        .run(readListingCommand(layout.binDir, paths))
+        .then((answer) => parseListing(answer.stdout)),
+    );
+  }
+  for (const { product, host, path } of products) {
+    const listed = (await listings.get(host.name))?.get(path);
+    if (listed && local[product] && listed.sha256 === (await localFileSha256(local[product]))) continue;
     const probe = await run.remote(host).run(sh`test -x ${path} && ${path} version | head -1`, { allowFailure: true });
     const installed = probe.code === 0 ? versionFromOutput(probe.stdout) : undefined;
     if (installed && installed !== versioned[product].version)

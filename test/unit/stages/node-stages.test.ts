@@ -52,6 +52,9 @@ function fakeRun() {
         return {
           stdout: `Linux x86_64\ndebian 12\n/usr/bin/systemctl\n--- hashistack facts ---\n${listing}--- hashistack stat ---\n${fakeStat(fake)}\n`,
         };
+      // the upgrade check reads the listing on its own before any upload
+      if (command.startsWith("cat ") && command.includes(listingPath(layout.binDir)))
+        return { stdout: `${listing}--- hashistack stat ---\n${fakeStat(fake)}\n` };
       return command.startsWith("stat -c") ? { stdout: `${fakeStat(fake)}\n` } : undefined;
     };
   }
@@ -113,12 +116,13 @@ describe("prepare on fake nodes", () => {
     // the listing answered for every binary: no upload check (remote checksum), no version run
     expect(checked).toEqual([]);
     expect(s.takeLog().filter((l) => l.includes("version"))).toEqual([]);
-    // a binary changed on the node: only it is checked and uploaded again, then the versions are printed
+    // a binary changed on the node: only it is checked and uploaded again
     const consul = s.files.get(`${layout.binDir}/consul`);
     if (consul) consul.content = Buffer.from("tampered");
     expect(await prepareStage.run(run)).toBe("1 binaries uploaded");
     expect(checked).toEqual([`${layout.binDir}/consul`]);
-    expect(s.takeLog().filter((l) => l.includes("version")).length).toBe(1);
+    // its version is asked twice: by the upgrade check (its checksum is not the build's) and after the upload
+    expect(s.takeLog().filter((l) => l.includes("version")).length).toBe(2);
     checked.length = 0;
     expect(await prepareStage.run(run)).toBe("binaries up to date");
     expect(checked).toEqual([]);
