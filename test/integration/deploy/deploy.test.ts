@@ -421,6 +421,62 @@ describe("deploy against a real Nomad agent, with the CI token", () => {
     expect(run.stdout + run.stderr + dry.stdout + dry.stderr).not.toContain(ciToken);
   });
 
+  it("a system job whose task fails three starts: fatal with a fail-mode restart policy, survived with delay mode (jobs/README.md)", async () => {
+    // the platform's system jobs (fabio, energy-exporter) have no reschedule: the first
+    // unhealthy allocation fails the deployment, so a task failing at start must be restarted
+    const flaky = (name: string, restart: string) =>
+      jobFile(
+        `${name}.nomad.hcl`,
+        `job "${name}" {
+  type        = "system"
+  datacenters = ["*"]
+  update {
+    min_healthy_time  = "1s"
+    healthy_deadline  = "40s"
+    progress_deadline = "50s"
+  }
+  group "flaky" {
+    restart {
+${restart}
+    }
+    task "start" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        # exits 1 on its first three starts (the count survives restarts in the alloc dir), then runs
+        args    = ["-c", "f=$NOMAD_ALLOC_DIR/starts; n=$(( $(cat $f 2>/dev/null || echo 0) + 1 )); echo $n > $f; echo start $n >&2; [ $n -gt 3 ] || exit 1; exec sleep 3600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+`,
+      );
+    // Nomad's default for system jobs is 2 attempts in 30m, mode "fail" (delay 15s; 1s here)
+    const fail = await flaky(
+      "flaky-fail",
+      '      attempts = 2\n      interval = "30m"\n      delay    = "1s"\n      mode     = "fail"',
+    );
+    const delay = await flaky(
+      "flaky-delay",
+      '      attempts = 3\n      interval = "1m"\n      delay    = "1s"\n      mode     = "delay"',
+    );
+    const started = Date.now();
+    const [failed, survived] = await deployJobs(ci, request([fail, delay], { concurrency: 2 }), createRecordingReporter());
+    console.log(`flaky system jobs: ${Date.now() - started} ms`);
+    expect(failed?.outcome).toBe("failed");
+    expect(failed?.error?.message).toBe('job "flaky-fail" (dev) failed: deployment failed: Failed due to unhealthy allocations');
+    expect(failed?.error?.details).toContain('  task "start" dead (failed), 2 restarts');
+    expect(failed?.error?.details).toContain("      | start 3");
+    expect(survived?.error).toBeUndefined();
+    expect(survived?.outcome).toBe("deployed");
+    const [alloc] = await management.jobAllocations("flaky-delay", "dev");
+    expect(alloc?.TaskStates?.start?.Restarts).toBe(3);
+  });
+
   it("deploys a directory of jobs in parallel: a system job runs on every node, a service job gets healthy", async () => {
     const jobsDir = join(dir.path, "set");
     await $`mkdir -p ${jobsDir}`;
