@@ -57,15 +57,20 @@ const eventsPerTask = 10;
 const bytesPerLine = 400;
 const lineWidth = 300;
 
-/** Allocations that failed, were lost or marked unhealthy, or never started, with their tasks' recent events. */
-export function failingAllocations(allocs: NomadAllocationStub[]): AllocationFailure[] {
+/**
+ * Allocations that failed, were lost or marked unhealthy, or never started,
+ * with their tasks' recent events; at a timeout (`unsettled`) also those still
+ * running without a health verdict, which is what the deployment waited for.
+ */
+export function failingAllocations(allocs: NomadAllocationStub[], options: { unsettled?: boolean } = {}): AllocationFailure[] {
   return allocs
     .filter(
       (a) =>
         a.ClientStatus === "failed" ||
         a.ClientStatus === "lost" ||
         a.DeploymentStatus?.Healthy === false ||
-        a.ClientStatus === "pending",
+        a.ClientStatus === "pending" ||
+        (options.unsettled === true && a.ClientStatus === "running" && a.DeploymentStatus?.Healthy !== true),
     )
     .map((a) => ({
       allocId: a.ID,

@@ -120,7 +120,7 @@ async function followDeployment(nomad: NomadClient, options: FollowOptions, depl
       status: "timeout",
       deploymentId,
       message: `deployment ${deploymentId} still ${last?.Status ?? "unknown"}${last ? ` (${progressText(last)})` : ""}`,
-      failures: failingAllocations(await nomad.deploymentAllocations(deploymentId, namespace)),
+      failures: failingAllocations(await nomad.deploymentAllocations(deploymentId, namespace), { unsettled: true }),
     };
   }
   if (deployment.Status === "successful") {
@@ -190,7 +190,7 @@ async function followAllocations(
     return {
       status: "timeout",
       message: `allocations not ${batch ? "complete" : "running"} yet`,
-      failures: failingAllocations(last),
+      failures: failingAllocations(last, { unsettled: true }),
     };
   }
 }

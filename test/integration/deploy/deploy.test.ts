@@ -526,6 +526,8 @@ ${restart}
     expect(results[0]?.error?.message).toMatch(
       /^job "slow" \(dev\) did not finish in time: deployment [0-9a-f-]{36} still running/,
     );
+    // what it waited for: the allocation still running without a health verdict, with its task's events
+    expect(results[0]?.error?.details[0]).toMatch(/^allocation [0-9a-f]{8} \(slow\.web\[0\]\) on .+: (running|pending)/);
     expect(deployExitCode(results, { dryRun: false })).toBe(3);
   });
 

@@ -64,6 +64,19 @@ describe("failure reports", () => {
     }
   });
 
+  it("at a timeout also names allocations still running without a health verdict, never healthy ones", () => {
+    const alloc = allocations[0] as NomadAllocationStub;
+    const running = { ...alloc, ClientStatus: "running" as const, DeploymentStatus: { Healthy: null, Canary: false } };
+    const healthy = {
+      ...alloc,
+      ID: "healthy",
+      ClientStatus: "running" as const,
+      DeploymentStatus: { Healthy: true, Canary: false },
+    };
+    expect(failingAllocations([running, healthy])).toEqual([]);
+    expect(failingAllocations([running, healthy], { unsettled: true }).map((f) => f.allocId)).toEqual([alloc.ID]);
+  });
+
   it("adds the last lines of stderr and stdout and the node's events, read as Nomad serves them", async () => {
     requests.length = 0;
     answer = { logs: 200, node: 200 };
