@@ -40,9 +40,26 @@ job "fabio" {
       }
     }
 
+    # Deployment health (jobs/README.md, "Deployment health"): a system job has no
+    # reschedule, so Nomad fails the whole deployment on the first allocation it marks
+    # unhealthy. A slow start on a busy node must therefore not count as unhealthy,
+    # while a task that never stays up still fails well inside bootstrap's 5 minutes.
     update {
-      max_parallel = 1
-      stagger      = "10s"
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "10s" # two more passing checks after the first
+      healthy_deadline  = "3m"  # healthy starts took 8-18 s on a loaded 2-core machine
+      progress_deadline = "4m"  # Nomad's verdict comes before bootstrap's 5-minute wait
+    }
+
+    # Nomad's default for system jobs fails the task after 2 restarts in 30 minutes,
+    # and a failed task is an unhealthy allocation at once: keep restarting instead and
+    # let healthy_deadline decide.
+    restart {
+      attempts = 3
+      interval = "1m"
+      delay    = "5s"
+      mode     = "delay"
     }
 
     service {
@@ -51,11 +68,14 @@ job "fabio" {
       provider = "consul"
       tags     = ["prometheus"]
       check {
-        type     = "http"
-        port     = "ui"
-        path     = "/health"
-        interval = "10s"
-        timeout  = "3s"
+        type                     = "http"
+        port                     = "ui"
+        path                     = "/health"
+        # a 5 s probe with 4 s to answer, and one slow answer is not an outage:
+        # Consul marks the check critical after two failures in a row
+        interval                 = "5s"
+        timeout                  = "4s"
+        failures_before_critical = 2
       }
     }
 

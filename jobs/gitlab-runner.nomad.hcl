@@ -41,16 +41,31 @@ job "gitlab-runner" {
       }
     }
 
+    # Deployment health (jobs/README.md, "Deployment health"): an unhealthy allocation
+    # is replaced, and the deployment fails when none is healthy by progress_deadline,
+    # which comes before bootstrap's 5-minute wait.
+    update {
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "5s"
+      healthy_deadline  = "3m"
+      progress_deadline = "4m"
+      auto_revert       = true
+    }
+
     service {
       name     = "gitlab-runner"
       port     = "metrics"
       provider = "consul"
       tags     = ["prometheus"]
       check {
-        type     = "http"
-        path     = "/metrics"
-        interval = "15s"
-        timeout  = "3s"
+        type                     = "http"
+        path                     = "/metrics"
+        # a 5 s probe with 4 s to answer, and one slow answer is not an outage:
+        # Consul marks the check critical after two failures in a row
+        interval                 = "5s"
+        timeout                  = "4s"
+        failures_before_critical = 2
       }
     }
 

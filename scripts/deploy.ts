@@ -4,6 +4,7 @@ import { printJson } from "./lib/cli/output.ts";
 import { nomadFromClusterState, nomadFromEnv } from "./lib/deploy/connect.ts";
 import { deployJobs } from "./lib/deploy/deploy.ts";
 import { discoverJobFiles } from "./lib/deploy/discover.ts";
+import { defaultLogLines } from "./lib/deploy/failures.ts";
 import { deployExitCode } from "./lib/deploy/exit-code.ts";
 import { parseVarFlags } from "./lib/deploy/variables.ts";
 import { ExitCode, InputError } from "./lib/errors.ts";
@@ -18,6 +19,7 @@ interface DeployFlags {
   timeout?: string;
   force?: boolean;
   concurrency?: string;
+  logLines?: string;
 }
 
 await runCommand<DeployFlags>({
@@ -45,6 +47,11 @@ await runCommand<DeployFlags>({
     timeout: { type: "string", description: "per job wait for the deployment (default 10m)", valueName: "DURATION" },
     force: { type: "boolean", description: "take over jobs not managed by hashistack-deploy" },
     concurrency: { type: "string", description: "jobs deployed at once (default 4)", valueName: "N" },
+    "log-lines": {
+      type: "string",
+      description: "lines of a failed task's stderr and stdout in the failure report (default 20; 0: none)",
+      valueName: "N",
+    },
   },
   examples: [
     "npm run deploy -- jobs/",
@@ -59,6 +66,10 @@ await runCommand<DeployFlags>({
     const concurrency = Number(flags.concurrency ?? "4");
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new InputError(`--concurrency must be a whole number ≥ 1, not '${flags.concurrency}'.`);
+    }
+    const logLines = Number(flags.logLines ?? String(defaultLogLines));
+    if (!Number.isInteger(logLines) || logLines < 0) {
+      throw new InputError(`--log-lines must be a whole number ≥ 0, not '${flags.logLines}'.`);
     }
     const variables = parseVarFlags(flags.var ?? []);
     // bad paths are input errors before any connection is made
@@ -85,6 +96,7 @@ await runCommand<DeployFlags>({
           timeoutMs: durationSeconds(timeout) * 1000,
           force: Boolean(flags.force),
           concurrency,
+          logLines,
         },
         reporter,
       );

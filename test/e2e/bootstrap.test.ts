@@ -10,6 +10,7 @@ import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
+import { nomadAgentLog } from "../../scripts/lib/cluster/agent-log.ts";
 import type { Inventory } from "../../scripts/lib/inventory/schema.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
@@ -342,6 +343,24 @@ describe("a bootstrapped 5-node cluster", () => {
         .map((a) => a.NodeName)
         .sort(),
     ).toEqual(["client-1", "client-2"]);
+  });
+
+  it("reads a client's Nomad journal for failure reports: the lines naming an allocation, over SSH as root", async () => {
+    const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
+    const allocs = JSON.parse(
+      (await curl(`https://${ip.server1}:4646/v1/job/fabio/allocations?namespace=platform`, [nomadToken])).stdout,
+    ) as { ID: string; NodeName: string }[];
+    const alloc = allocs.find((a) => a.NodeName === "client-1");
+    expect(alloc).toBeDefined();
+    const run = await openClusterRun(context, inventory);
+    try {
+      const log = await nomadAgentLog(run.remote("client-1"), alloc?.ID ?? "");
+      expect(log.source).toMatch(/^nomad agent log on client-1 \(last \d+ lines naming the allocation\)$/);
+      expect(log.lines.length).toBeGreaterThan(0);
+      for (const line of log.lines) expect(line).toContain(alloc?.ID);
+    } finally {
+      run.close();
+    }
   });
 
   it("has Prometheus scraping Nomad servers and clients, every Consul agent, Vault, Fabio and itself", async () => {

@@ -14,6 +14,8 @@ export interface NomadDev {
   address: string;
   dataDir: string;
   management: NomadClient;
+  /** the agent's own log so far */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ ${
       address,
       dataDir,
       management,
+      log: () => started.log(),
       async stop() {
         await started.stop();
         await dir.remove();

@@ -130,6 +130,16 @@ export class HttpApi {
     return this.request<T>("GET", path, { params }).then((r) => r.data);
   }
 
+  /** A GET whose answer is text (logs, files), never parsed as JSON. */
+  getText(path: string, params?: Record<string, unknown>, timeoutMs?: number): Promise<string> {
+    return this.request<string>("GET", path, {
+      params,
+      responseType: "text",
+      transformResponse: [(data: unknown) => data],
+      ...(timeoutMs ? { timeout: timeoutMs } : {}),
+    }).then((r) => (typeof r.data === "string" ? r.data : String(r.data ?? "")));
+  }
+
   put<T>(path: string, body?: unknown, params?: Record<string, unknown>): Promise<T> {
     return this.request<T>("PUT", path, { data: body, params }).then((r) => r.data);
   }

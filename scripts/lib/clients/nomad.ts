@@ -45,6 +45,19 @@ export interface NomadNodeStub {
   Drivers?: Record<string, { Detected: boolean; Healthy: boolean; HealthDescription: string }> | null;
 }
 
+export interface NomadNodeEvent {
+  Message: string;
+  Subsystem: string;
+  /** RFC 3339 */
+  Timestamp: string;
+  Details: Record<string, string> | null;
+}
+
+export interface NomadNode extends NomadNodeStub {
+  StatusDescription: string;
+  Events: NomadNodeEvent[] | null;
+}
+
 export interface NomadAgentSelf {
   config: { Region: string; Datacenter: string; NodeName: string; Server?: { Enabled: boolean } };
   member: { Name: string; Addr: string; Status: string };
@@ -136,12 +149,7 @@ export class NomadClient {
 
   /** Nomad answers a DELETE of something absent with 200, so look first: re-runs must report no change. */
   private async deleteIfExists(path: string): Promise<boolean> {
-    try {
-      await this.api.get(path);
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return false;
-      throw error;
-    }
+    if ((await unlessMissing(this.api.get<object>(path))) === undefined) return false;
     await this.api.delete(path);
     return true;
   }
@@ -228,6 +236,28 @@ export class NomadClient {
 
   allocation(allocId: string, namespace?: string): Promise<NomadAllocationStub> {
     return this.api.get<NomadAllocationStub>(`/v1/allocation/${id(allocId)}`, ns(namespace));
+  }
+
+  /**
+   * The last `bytes` of a task's stdout or stderr, as text (the servers forward
+   * the request to the client that runs the allocation; needs read-logs).
+   */
+  taskLogTail(
+    allocId: string,
+    task: string,
+    type: "stdout" | "stderr",
+    options: { bytes: number; namespace?: string; timeoutMs?: number },
+  ): Promise<string> {
+    return this.api.getText(
+      `/v1/client/fs/logs/${id(allocId)}`,
+      { ...ns(options.namespace), task, type, origin: "end", offset: options.bytes, plain: true },
+      options.timeoutMs,
+    );
+  }
+
+  /** A node with its recent events (needs node:read), or undefined when it does not exist. */
+  node(nodeId: string): Promise<NomadNode | undefined> {
+    return unlessMissing(this.api.get<NomadNode>(`/v1/node/${id(nodeId)}`));
   }
 }
 
@@ -384,6 +414,7 @@ export interface NomadAllocationStub {
   EvalID: string;
   JobVersion: number;
   TaskGroup: string;
+  NodeID: string;
   NodeName: string;
   ClientStatus: "pending" | "running" | "complete" | "failed" | "lost" | "unknown";
   ClientDescription: string;

@@ -10,7 +10,8 @@ import type { Reporter } from "../cli/output.ts";
 import type { NomadClient, NomadJob } from "../clients/nomad.ts";
 import { ExitCode, InputError, isUserError } from "../errors.ts";
 import { discoverJobFiles } from "./discover.ts";
-import { type AllocationFailure, followRegistration, formatFailures } from "./follow.ts";
+import { type AllocationFailure, type DiagnoseOptions, diagnoseFailures, formatFailures } from "./failures.ts";
+import { followRegistration } from "./follow.ts";
 import { type ParsedJob, parseJobFile, validateParsedJob } from "./parse.ts";
 import { flattenMultiError, formatPlan, type PlanSummary, summarizePlan } from "./plan-summary.ts";
 import { checkOwnership, registerJob } from "./register.ts";
@@ -42,6 +43,10 @@ export interface DeployRequest {
   force?: boolean;
   /** jobs planned/registered/followed at once (default 4) */
   concurrency?: number;
+  /** lines of each failed task's stderr and stdout in the failure report (default 20; 0: none) */
+  logLines?: number;
+  /** the Nomad agent's log on a failed allocation's node, for callers that can reach nodes (bootstrap over SSH) */
+  agentLog?: DiagnoseOptions["agentLog"];
 }
 
 export type JobOutcome =
@@ -224,7 +229,6 @@ async function deployOne(
       progress: (detail) => step.update(detail),
     });
     result.deploymentId = outcome.deploymentId;
-    result.failures = outcome.failures;
     result.autoRevert = outcome.autoRevert;
     result.message = outcome.message;
     if (outcome.status === "successful") {
@@ -237,11 +241,16 @@ async function deployOne(
         ? `timed out after ${Math.round(request.timeoutMs / 1000)}s: ${outcome.message}`
         : outcome.message,
     );
-    for (const line of formatFailures(outcome.failures)) reporter.info(`  ${line}`);
     if (outcome.autoRevert) reporter.warn(`${label}: ${outcome.autoRevert}`);
+    // which allocations, why, and what their tasks and agents said: in the error, where CI reports look
+    result.failures = await diagnoseFailures(nomad, outcome.failures, {
+      namespace: parsed.namespace,
+      logLines: request.logLines,
+      agentLog: request.agentLog,
+    });
     result.error = {
       message: `${label} ${outcome.status === "timeout" ? "did not finish in time" : "failed"}: ${outcome.message}`,
-      details: [],
+      details: formatFailures(result.failures),
       exitCode: ExitCode.operation,
     };
     return result;

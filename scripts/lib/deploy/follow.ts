@@ -5,21 +5,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError } from "../clients/http.ts";
 import type { NomadAllocationStub, NomadClient, NomadDeployment, NomadEvaluation, NomadJob } from "../clients/nomad.ts";
+import { type AllocationFailure, failingAllocations } from "./failures.ts";
 import { placementFailures } from "./plan-summary.ts";
-
-export interface TaskEventLine {
-  type: string;
-  message: string;
-}
-
-export interface AllocationFailure {
-  allocId: string;
-  name: string;
-  node: string;
-  clientStatus: string;
-  healthy: boolean | null;
-  tasks: { task: string; state: string; failed: boolean; events: TaskEventLine[] }[];
-}
 
 export interface FollowOutcome {
   status: "successful" | "failed" | "timeout";
@@ -133,7 +120,7 @@ async function followDeployment(nomad: NomadClient, options: FollowOptions, depl
       status: "timeout",
       deploymentId,
       message: `deployment ${deploymentId} still ${last?.Status ?? "unknown"}${last ? ` (${progressText(last)})` : ""}`,
-      failures: failingAllocations(await nomad.deploymentAllocations(deploymentId, namespace)),
+      failures: failingAllocations(await nomad.deploymentAllocations(deploymentId, namespace), { unsettled: true }),
     };
   }
   if (deployment.Status === "successful") {
@@ -203,7 +190,7 @@ async function followAllocations(
     return {
       status: "timeout",
       message: `allocations not ${batch ? "complete" : "running"} yet`,
-      failures: failingAllocations(last),
+      failures: failingAllocations(last, { unsettled: true }),
     };
   }
 }
@@ -219,43 +206,4 @@ function progressText(d: NomadDeployment): string {
       `${name} ${g.HealthyAllocs}/${g.DesiredTotal} healthy${g.UnhealthyAllocs ? `, ${g.UnhealthyAllocs} unhealthy` : ""}`,
   );
   return `${d.Status}: ${groups.join("; ")}`;
-}
-
-/** Allocations that failed or were marked unhealthy, with their tasks' recent events. */
-export function failingAllocations(allocs: NomadAllocationStub[]): AllocationFailure[] {
-  return allocs
-    .filter(
-      (a) =>
-        a.ClientStatus === "failed" ||
-        a.ClientStatus === "lost" ||
-        a.DeploymentStatus?.Healthy === false ||
-        a.ClientStatus === "pending",
-    )
-    .map((a) => ({
-      allocId: a.ID,
-      name: a.Name,
-      node: a.NodeName,
-      clientStatus: a.ClientStatus,
-      healthy: a.DeploymentStatus?.Healthy ?? null,
-      tasks: Object.entries(a.TaskStates ?? {}).map(([task, state]) => ({
-        task,
-        state: state.State,
-        failed: state.Failed,
-        events: (state.Events ?? []).slice(-8).map((e) => ({
-          type: e.Type,
-          message: e.DisplayMessage || e.Message || e.DriverError || "",
-        })),
-      })),
-    }));
-}
-
-/** Lines for the terminal: one per allocation, then its tasks' events. */
-export function formatFailures(failures: AllocationFailure[]): string[] {
-  return failures.flatMap((f) => [
-    `allocation ${f.allocId.slice(0, 8)} (${f.name}) on ${f.node}: ${f.clientStatus}${f.healthy === false ? ", unhealthy" : ""}`,
-    ...f.tasks.flatMap((t) => [
-      `  task "${t.task}" ${t.state}${t.failed ? " (failed)" : ""}`,
-      ...t.events.map((e) => `    ${e.type}${e.message ? `: ${e.message}` : ""}`),
-    ]),
-  ]);
 }

@@ -8,8 +8,10 @@
 import { posix } from "node:path";
 import { runtimeProfile } from "../config/schema.ts";
 import { deployJobs, type JobDeployResult } from "../deploy/deploy.ts";
+import type { AllocationFailure } from "../deploy/failures.ts";
 import { buildExporterBundle } from "../build/exporter-bundle.ts";
 import { withNomad } from "../cluster/access.ts";
+import { type AgentLog, nomadAgentLog } from "../cluster/agent-log.ts";
 import { ensureClientToken, platformNamespace } from "../cluster/nomad-acl.ts";
 import { minimalPolicy } from "../energy/acl.ts";
 import { OperationError } from "../errors.ts";
@@ -89,7 +91,12 @@ async function runPlatform(run: ClusterRun): Promise<string> {
               await readBuiltImages(run.state),
             )
           : {};
-      const common = { timeoutMs: 300_000, concurrency: 6 };
+      const common = {
+        timeoutMs: 300_000,
+        concurrency: 6,
+        // a failed allocation's report carries its client's Nomad agent log, read over SSH
+        agentLog: (failure: AllocationFailure) => clientAgentLog(run, failure.node, failure.allocId),
+      };
       // the jobs declare different variables (the exporter's own, an image per job): one request per job, in parallel
       const perJob = await Promise.all(
         deployable.map((job) => {
@@ -125,6 +132,12 @@ async function runPlatform(run: ClusterRun): Promise<string> {
   if (deployed.length) changed.push(`deployed ${deployed.join(", ")}`);
   const unchanged = results.filter((r) => r.outcome === "unchanged").length;
   return changed.length ? `${changed.join("; ")}${unchanged ? `; ${unchanged} unchanged` : ""}` : "no changes";
+}
+
+/** The Nomad agent's log on the client named `node`, when it is one of ours. */
+async function clientAgentLog(run: ClusterRun, node: string, allocId: string): Promise<AgentLog | undefined> {
+  const host = run.inventory.hosts.find((h) => h.name === node);
+  return host ? nomadAgentLog(run.remote(host), allocId) : undefined;
 }
 
 /** Where the exec profile's exporter job expects its bundle (jobs/energy-exporter.nomad.hcl, exporter_js). */

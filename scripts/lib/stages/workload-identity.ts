@@ -9,7 +9,7 @@
 import { createPublicKey, type JsonWebKey } from "node:crypto";
 import type { ConsulBindingRule } from "../clients/consul.ts";
 import { withConsul, withNomad, withVault } from "../cluster/access.ts";
-import { ApiError } from "../clients/http.ts";
+import { unlessMissing } from "../clients/http.ts";
 import type { VaultClient } from "../clients/vault.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
@@ -155,15 +155,13 @@ class NoSigningKeyYet extends Error {}
  * them in again and they get per-task entities.
  */
 async function removeEntitiesKeyedByJob(vault: VaultClient, accessor: string): Promise<number> {
-  const aliases = await vault.api
-    .get<{ data: { key_info: Record<string, { mount_accessor: string; name: string; canonical_id: string }> } }>(
+  // Vault answers a LIST of nothing with 404
+  const aliases = (await unlessMissing(
+    vault.api.get<{ data: { key_info: Record<string, { mount_accessor: string; name: string; canonical_id: string }> } }>(
       "/v1/identity/entity-alias/id",
       { list: true },
-    )
-    .catch((error: unknown) => {
-      if (error instanceof ApiError && error.status === 404) return { data: { key_info: {} } };
-      throw error;
-    });
+    ),
+  )) ?? { data: { key_info: {} } };
   const stale = Object.values(aliases.data.key_info).filter((a) => a.mount_accessor === accessor && !a.name.includes(":"));
   for (const alias of stale) await vault.api.delete(`/v1/identity/entity/id/${encodeURIComponent(alias.canonical_id)}`);
   return stale.length;

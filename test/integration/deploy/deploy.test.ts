@@ -14,6 +14,7 @@ import { ApiError } from "../../../scripts/lib/clients/http.ts";
 import { NomadClient } from "../../../scripts/lib/clients/nomad.ts";
 import { deployJobs, type DeployRequest } from "../../../scripts/lib/deploy/deploy.ts";
 import { deployExitCode } from "../../../scripts/lib/deploy/exit-code.ts";
+import { diagnoseFailures } from "../../../scripts/lib/deploy/failures.ts";
 import { managedByKey, parseJobFile } from "../../../scripts/lib/deploy/parse.ts";
 import { summarizePlan } from "../../../scripts/lib/deploy/plan-summary.ts";
 import { loadVariables, renderVariables } from "../../../scripts/lib/deploy/variables.ts";
@@ -177,14 +178,100 @@ describe("deploy against a real Nomad agent, with the CI token", () => {
     expect(result?.failures.length).toBeGreaterThan(0);
     expect(result?.failures[0]?.healthy).toBe(false);
     expect(result?.failures[0]?.tasks[0]?.events.map((e) => e.type)).toContain("Started");
-    const text = reporter.messages.map((m) => m.text).join("\n");
-    expect(text).toMatch(/allocation [0-9a-f]{8} \(web\.web\[0\]\) on .*: running, unhealthy/);
-    expect(text).toContain("    Started: Task started by client");
-    expect(text).toContain("Nomad rolled back to job version 0");
+    // the report is the error's details: the allocation, its task's events and log tails
+    const details = result?.error?.details.join("\n") ?? "";
+    expect(details).toMatch(/allocation [0-9a-f]{8} \(web\.web\[0\]\) on .*: running, unhealthy/);
+    expect(details).toMatch(/ {4}\d\d:\d\d:\d\d Started: Task started by client/);
+    expect(details).toMatch(/stderr \(last \d+ lines?\):\n/);
+    expect(details).toMatch(/ {6}\| .*"GET \/no-such-page HTTP\/1\.[01]" 404/);
+    expect(reporter.messages.map((m) => m.text).join("\n")).toContain("Nomad rolled back to job version 0");
     // the rollback registers the old job again as a new version
     await expect
       .poll(async () => (await management.job("web", "dev"))?.Meta?.greeting, { timeout: 10_000 })
       .toBe('say "hi" ${not-a-template}');
+  });
+
+  it("a task that crashes: the report names the allocation with its events, the last lines of stderr and stdout, and the agent's log", async () => {
+    // 30 numbered lines on each stream, then exit 3; no restarts and no reschedule, so the deployment fails at once
+    const file = await jobFile(
+      "crash.nomad.hcl",
+      `job "crash" {
+  datacenters = ["*"]
+  update {
+    min_healthy_time  = "1s"
+    healthy_deadline  = "20s"
+    progress_deadline = "30s"
+  }
+  group "crash" {
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+    task "boom" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "for i in $(seq 1 30); do echo \\"out $i\\"; echo \\"err $i\\" >&2; done; exit 3"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+`,
+    );
+    const asked: string[] = [];
+    const started = Date.now();
+    const [result] = await deployJobs(
+      ci,
+      request([file], {
+        agentLog: async (failure) => {
+          asked.push(failure.node);
+          const lines = nomadDev
+            .log()
+            .split("\n")
+            .filter((l) => l.includes(failure.allocId));
+          return { lines: lines.slice(-5), source: "dev agent log" };
+        },
+      }),
+      createRecordingReporter(),
+    );
+    console.log(`crashing task detected and described: ${Date.now() - started} ms`);
+    expect(result?.outcome).toBe("failed");
+    const failure = result?.failures[0];
+    expect(failure?.clientStatus).toBe("failed");
+    expect(failure?.tasks[0]).toMatchObject({ task: "boom", state: "dead", failed: true });
+    expect(failure?.tasks[0]?.events.map((e) => e.type)).toEqual(
+      expect.arrayContaining(["Started", "Terminated", "Not Restarting"]),
+    );
+    // the last 20 lines of each stream, in order
+    expect(failure?.tasks[0]?.logs?.stdout).toEqual(Array.from({ length: 20 }, (_, i) => `out ${i + 11}`));
+    expect(failure?.tasks[0]?.logs?.stderr).toEqual(Array.from({ length: 20 }, (_, i) => `err ${i + 11}`));
+    expect(asked).toEqual([failure?.node]);
+    const details = result?.error?.details ?? [];
+    expect(details[0]).toMatch(/^allocation [0-9a-f]{8} \(crash\.crash\[0\]\) on .+: failed/);
+    expect(details).toContain('  task "boom" dead (failed)');
+    expect(details.join("\n")).toMatch(/Terminated: Exit Code: 3/);
+    expect(details).toContain("    stderr (last 20 lines):");
+    expect(details).toContain("      | err 30");
+    expect(details).toContain("    stdout (last 20 lines):");
+    expect(details).toContain("      | out 11");
+    expect(details).toContain("  dev agent log:");
+    expect(details.filter((l) => l.startsWith("    | ")).length).toBeGreaterThan(0);
+    // the CI token may not read nodes: the report goes without node events rather than failing
+    expect(failure?.nodeEvents).toBeUndefined();
+
+    // with a token that may read nodes the node's events are there too; 0 log lines reads no logs
+    const bare = (result?.failures ?? []).map((f) => ({ ...f, tasks: f.tasks.map(({ logs: _, ...t }) => t) }));
+    const [withNode] = await diagnoseFailures(management, bare, { namespace: "dev", logLines: 0 });
+    expect(withNode?.nodeEvents?.[0]).toBe("status ready");
+    expect(withNode?.tasks[0]?.logs).toBeUndefined();
   });
 
   it("var files and flags reach Nomad with the right values: later files win, flags win, escapes survive", async () => {
@@ -334,6 +421,62 @@ describe("deploy against a real Nomad agent, with the CI token", () => {
     expect(run.stdout + run.stderr + dry.stdout + dry.stderr).not.toContain(ciToken);
   });
 
+  it("a system job whose task fails three starts: fatal with a fail-mode restart policy, survived with delay mode (jobs/README.md)", async () => {
+    // the platform's system jobs (fabio, energy-exporter) have no reschedule: the first
+    // unhealthy allocation fails the deployment, so a task failing at start must be restarted
+    const flaky = (name: string, restart: string) =>
+      jobFile(
+        `${name}.nomad.hcl`,
+        `job "${name}" {
+  type        = "system"
+  datacenters = ["*"]
+  update {
+    min_healthy_time  = "1s"
+    healthy_deadline  = "40s"
+    progress_deadline = "50s"
+  }
+  group "flaky" {
+    restart {
+${restart}
+    }
+    task "start" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        # exits 1 on its first three starts (the count survives restarts in the alloc dir), then runs
+        args    = ["-c", "f=$NOMAD_ALLOC_DIR/starts; n=$(( $(cat $f 2>/dev/null || echo 0) + 1 )); echo $n > $f; echo start $n >&2; [ $n -gt 3 ] || exit 1; exec sleep 3600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+`,
+      );
+    // Nomad's default for system jobs is 2 attempts in 30m, mode "fail" (delay 15s; 1s here)
+    const fail = await flaky(
+      "flaky-fail",
+      '      attempts = 2\n      interval = "30m"\n      delay    = "1s"\n      mode     = "fail"',
+    );
+    const delay = await flaky(
+      "flaky-delay",
+      '      attempts = 3\n      interval = "1m"\n      delay    = "1s"\n      mode     = "delay"',
+    );
+    const started = Date.now();
+    const [failed, survived] = await deployJobs(ci, request([fail, delay], { concurrency: 2 }), createRecordingReporter());
+    console.log(`flaky system jobs: ${Date.now() - started} ms`);
+    expect(failed?.outcome).toBe("failed");
+    expect(failed?.error?.message).toBe('job "flaky-fail" (dev) failed: deployment failed: Failed due to unhealthy allocations');
+    expect(failed?.error?.details).toContain('  task "start" dead (failed), 2 restarts');
+    expect(failed?.error?.details).toContain("      | start 3");
+    expect(survived?.error).toBeUndefined();
+    expect(survived?.outcome).toBe("deployed");
+    const [alloc] = await management.jobAllocations("flaky-delay", "dev");
+    expect(alloc?.TaskStates?.start?.Restarts).toBe(3);
+  });
+
   it("deploys a directory of jobs in parallel: a system job runs on every node, a service job gets healthy", async () => {
     const jobsDir = join(dir.path, "set");
     await $`mkdir -p ${jobsDir}`;
@@ -383,6 +526,8 @@ describe("deploy against a real Nomad agent, with the CI token", () => {
     expect(results[0]?.error?.message).toMatch(
       /^job "slow" \(dev\) did not finish in time: deployment [0-9a-f-]{36} still running/,
     );
+    // what it waited for: the allocation still running without a health verdict, with its task's events
+    expect(results[0]?.error?.details[0]).toMatch(/^allocation [0-9a-f]{8} \(slow\.web\[0\]\) on .+: (running|pending)/);
     expect(deployExitCode(results, { dryRun: false })).toBe(3);
   });
 

@@ -64,6 +64,37 @@ describe("platform job files", () => {
     expect(results.map((r) => r.jobId).sort()).toEqual([...jobs].sort());
   });
 
+  it("every job states deployment health that survives a loaded node and still fails inside bootstrap's wait", async () => {
+    const all: PlatformJobName[] = [...jobs, "energy-exporter"];
+    const seconds = (ns: number) => ns / 1e9;
+    for (const name of all) {
+      const job = await nomadDev.management.parseJob({
+        JobHCL: await readFile(jobFile(name), "utf8"),
+        Variables: 'runtime = "exec"',
+        Canonicalize: true,
+      });
+      for (const group of job.TaskGroups ?? []) {
+        const update = group.Update as { HealthCheck: string; MinHealthyTime: number; HealthyDeadline: number; ProgressDeadline: number };
+        const where = `${name}/${group.Name}`;
+        expect(update.HealthCheck, where).toBe("checks");
+        expect(seconds(update.MinHealthyTime), where).toBeGreaterThanOrEqual(5);
+        expect(seconds(update.HealthyDeadline), where).toBe(180);
+        // Nomad's verdict comes before the platform stage's 300 s wait
+        expect(seconds(update.ProgressDeadline), where).toBe(240);
+        const checks = (group.Services as { Checks: { Interval: number; Timeout: number; FailuresBeforeCritical: number }[] }[])
+          .flatMap((s) => s.Checks ?? []);
+        expect(checks.length, where).toBeGreaterThan(0);
+        for (const check of checks) {
+          expect(seconds(check.Interval), where).toBe(5);
+          expect(seconds(check.Timeout), where).toBe(4);
+          expect(check.FailuresBeforeCritical, where).toBe(2);
+        }
+        // a system job has no reschedule: a crashing task must be restarted, never failed
+        if (job.Type === "system") expect((group.RestartPolicy as { Mode: string }).Mode, where).toBe("delay");
+      }
+    }
+  });
+
   it("refuses an unknown runtime with the job's own validation message", async () => {
     const error = await deployJobs(
       nomadDev.management,
@@ -93,6 +124,8 @@ describe("platform job files", () => {
         file: j.file,
         source: (await readFile(j.file, "utf8"))
           .replaceAll('provider = "consul"', 'provider = "nomad"')
+          // a Consul-only check setting that Nomad's own checks refuse
+          .replace(/^\s*failures_before_critical\s*=.*$/gm, "")
           // the packages' users do not exist on this machine
           .replace(/: "(grafana|gitlab-runner)"$/m, ': "nobody"'),
       })),
