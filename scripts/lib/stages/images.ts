@@ -26,9 +26,13 @@ export interface ImagePublishResult {
 }
 
 /** Build (or find cached) and push every image; serving is separate so bench can time this alone. */
-export async function buildAndPush(state: Pick<StatePaths, "root">, log: (line: string) => void): Promise<ImagePublishResult> {
+export async function buildAndPush(
+  state: Pick<StatePaths, "root">,
+  log: (line: string) => void,
+  options: { cacheDir?: string } = {},
+): Promise<ImagePublishResult> {
   const started = Date.now();
-  const build = await buildPlatformImages(log);
+  const build = await buildPlatformImages(log, options);
   const buildSeconds = (Date.now() - started) / 1000;
   const pushStarted = Date.now();
   const images = Object.entries(build.images);
