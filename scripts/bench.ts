@@ -4,11 +4,11 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { runCommand } from "./lib/cli/command.ts";
 import { printJson } from "./lib/cli/output.ts";
-import { InputError } from "./lib/errors.ts";
 import { type BootstrapFigures, benchBootstrap } from "./lib/bench/bootstrap.ts";
 import { benchEnergyExporter } from "./lib/bench/energy-exporter.ts";
 import { benchImages, type ImageFigures } from "./lib/bench/images.ts";
 import { benchLocalProvider } from "./lib/bench/local-provider.ts";
+import { type BenchPart, benchParts, selectedParts } from "./lib/bench/parts.ts";
 import { rssMb, time, type Timing } from "./lib/bench/measure.ts";
 import { readBuildRecord } from "./lib/binaries/build.ts";
 import { toolNames, tools } from "./lib/binaries/catalog.ts";
@@ -18,27 +18,6 @@ import { plannedInventory } from "./lib/topology.ts";
 import { parseYamlText } from "./lib/util/validated-yaml.ts";
 import { writeFileAtomic } from "./lib/util/fs.ts";
 import type { RenderSecrets } from "./lib/state/secrets.ts";
-
-/** the parts `--only` selects from; local, bootstrap and docker need root */
-export const benchParts = ["render", "local", "bootstrap", "docker", "energy"] as const;
-type BenchPart = (typeof benchParts)[number];
-
-function selectedParts(flags: { only?: string; skipLocal?: boolean; skipEnergy?: boolean }): Set<BenchPart> {
-  const parts = new Set<BenchPart>(benchParts);
-  if (flags.only !== undefined) {
-    parts.clear();
-    for (const name of flags.only.split(",").map((p) => p.trim())) {
-      if (!benchParts.includes(name as BenchPart))
-        throw new InputError(`Unknown bench part "${name}".`, {
-          hint: `--only takes a comma-separated list of: ${benchParts.join(", ")}`,
-        });
-      parts.add(name as BenchPart);
-    }
-  }
-  if (flags.skipLocal) for (const p of ["local", "bootstrap", "docker"] as const) parts.delete(p);
-  if (flags.skipEnergy) parts.delete("energy");
-  return parts;
-}
 
 await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean; only?: string }>({
   name: "bench",
