@@ -143,11 +143,11 @@ export function discoverTaskCgroups(
   const done = () => {
     if (cache) {
       for (const names of cache.dirs.values()) {
-        for (const [name, entry] of names) {
-          if (entry.seen === generation) continue;
+        names.forEach((entry, name) => {
+          if (entry.seen === generation) return;
           names.delete(name);
           if (entry.cg) onGone?.(entry.cg);
-        }
+        });
       }
     }
     return [...found.values()];

@@ -136,17 +136,18 @@ export class EnergyExporter {
       }
       state.goneAtMs = undefined;
     }
-    for (const [dir, cg] of this.cgroupStates) {
-      if (cg.seenSample === this.samples) continue;
+    // forEach, not for-of over entries: no [key, value] array per entry and sample
+    this.cgroupStates.forEach((cg, dir) => {
+      if (cg.seenSample === this.samples) return;
       cg.goneAtMs ??= nowMs;
       if (nowMs - cg.goneAtMs > cgroupMemoryMs) this.cgroupStates.delete(dir);
-    }
-    for (const [key, state] of this.taskStates) {
-      if (deltas.has(key)) continue;
+    });
+    this.taskStates.forEach((state, key) => {
+      if (deltas.has(key)) return;
       state.goneAtMs ??= nowMs;
       state.watts = 0;
       if (nowMs - state.goneAtMs > this.retentionMs) this.taskStates.delete(key);
-    }
+    });
 
     if (this.deps.metadata) {
       const alive = new Set<string>();
@@ -167,7 +168,8 @@ export class EnergyExporter {
     this.cachedBytes = undefined;
     if (first) return;
 
-    const tasks = [...deltas].map(([key, cpuSeconds]) => ({ key, cpuSeconds }));
+    const tasks: { key: string; cpuSeconds: number }[] = [];
+    deltas.forEach((cpuSeconds, key) => tasks.push({ key, cpuSeconds }));
     const split = attribute({ nodeJoules: energy.joules, idleJoules: energy.idleJoules, nodeCpuSeconds, tasks });
     const intensity = this.deps.intensity();
     this.lastIntensity = intensity;
@@ -180,11 +182,11 @@ export class EnergyExporter {
     add(this.system, split.system);
     add(this.unattributed, split.unattributed);
     let taskSum = 0;
-    for (const [key, joules] of split.tasks) {
+    split.tasks.forEach((joules, key) => {
       const state = this.taskStates.get(key);
       if (state) add(state, joules);
       taskSum += joules;
-    }
+    });
     this.lastConservationError = energy.joules - (taskSum + split.system + split.unattributed);
   }
 
