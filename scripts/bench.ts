@@ -70,7 +70,7 @@ await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean; o
       renderPerHostMs = Math.round(((measured[2]?.medianMs ?? 0) / 69) * 1000) / 1000;
       renderScaling = `69 hosts take ${((measured[2]?.medianMs ?? 0) / (measured[1]?.medianMs || 1)).toFixed(1)}× the time of 5 hosts (13.8× hosts)`;
     }
-    const builds = [];
+    const builds: { tool: string; version: string; seconds: number; sizeMb: number; go: string }[] = [];
     for (const name of toolNames) {
       const record = await readBuildRecord(tools[name]);
       if (record)
@@ -178,6 +178,9 @@ await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean; o
       for (const [key, value] of Object.entries(results)) {
         if (typeof value === "string" && value.startsWith("skipped") && previous[key] !== undefined) merged[key] = previous[key];
       }
+      // a tool whose build record is not in this machine's cache keeps its recorded build
+      const recorded = Array.isArray(previous.binaryBuilds) ? (previous.binaryBuilds as typeof builds) : [];
+      merged.binaryBuilds = [...builds, ...recorded.filter((r) => !builds.some((b) => b.tool === r.tool))];
       await writeFileAtomic(file, `${JSON.stringify({ ...merged, recordedAt: new Date().toISOString() }, null, 2)}\n`);
       reporter.success(`figures written to ${file}`);
     }
