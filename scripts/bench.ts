@@ -174,12 +174,14 @@ await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean; o
     }
     if (flags.write) {
       // a part skipped in this run keeps the figures recorded before, so a partial run adds, never erases
+      // (read again now: another bench run may have written meanwhile)
+      const latest = (await readFile(file, "utf8").then(JSON.parse, () => ({}))) as Record<string, unknown>;
       const merged: Record<string, unknown> = { ...results };
       for (const [key, value] of Object.entries(results)) {
-        if (typeof value === "string" && value.startsWith("skipped") && previous[key] !== undefined) merged[key] = previous[key];
+        if (typeof value === "string" && value.startsWith("skipped") && latest[key] !== undefined) merged[key] = latest[key];
       }
       // a tool whose build record is not in this machine's cache keeps its recorded build
-      const recorded = Array.isArray(previous.binaryBuilds) ? (previous.binaryBuilds as typeof builds) : [];
+      const recorded = Array.isArray(latest.binaryBuilds) ? (latest.binaryBuilds as typeof builds) : [];
       merged.binaryBuilds = [...builds, ...recorded.filter((r) => !builds.some((b) => b.tool === r.tool))];
       await writeFileAtomic(file, `${JSON.stringify({ ...merged, recordedAt: new Date().toISOString() }, null, 2)}\n`);
       reporter.success(`figures written to ${file}`);
