@@ -1,5 +1,5 @@
 /**
- * The docker profile's image build and push (scripts/lib/stages/images.ts's
+ * The docker profile's image build and push (scripts/lib/images/publish.ts's
  * buildAndPush): once cold — an empty layer cache and an empty registry, as on
  * a first bootstrap — then again with both filled, as on every later run.
  * The node image, Fabio and the registry binary are cached beforehand: their
@@ -11,7 +11,7 @@ import { ensureBinary } from "../binaries/build.ts";
 import { tools } from "../binaries/catalog.ts";
 import { ensureRegistryBinary } from "../images/registry-server.ts";
 import { ensureImage } from "../providers/local/image.ts";
-import { buildAndPush, type ImagePublishResult } from "../stages/images.ts";
+import { buildAndPush, type ImagePublishResult } from "../images/publish.ts";
 import { withIsolatedState } from "./isolated-state.ts";
 
 export interface ImagePassFigures {
