@@ -121,7 +121,7 @@ locals {
     %{~endif}
   EOT
   # Node.js flags: keep in step with scripts/lib/energy/node-flags.ts (a unit test checks)
-  node_flags = ["--max-semi-space-size=1"]
+  node_flags = ["--max-semi-space-size=1", "--single-threaded"]
   # the token is optional: without it the exporter runs and counts lookup errors, tasks unnamed
   token = <<-EOT
     {{ if nomadVarExists "nomad/jobs/energy-exporter" }}{{ with nomadVar "nomad/jobs/energy-exporter" }}NOMAD_TOKEN={{ .token }}{{ end }}{{ end }}

@@ -18,6 +18,7 @@ import { scaleIn } from "../../scripts/lib/cluster/scale-in.ts";
 import { clusterHealth } from "../../scripts/lib/stages/health.ts";
 import { planStagesOn, runStages } from "../../scripts/lib/stages/pipeline.ts";
 import { openClusterRun } from "../../scripts/lib/stages/run-context.ts";
+import { burnVersusIdle } from "../helpers/energy-e2e.ts";
 import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
 const cluster = "e2e";
@@ -488,27 +489,10 @@ describe("a bootstrapped 5-node cluster", () => {
     await submit(job("e2e-burn", "while :; do :; done"));
     await submit(job("e2e-idle", "exec sleep 3600"));
     try {
-      const joules = async () => {
-        const metrics = await $({ quiet: true, nothrow: true })`curl -sS --max-time 5 http://${ip.client1}:9875/metrics`;
-        const series = (nomadJob: string) =>
-          metrics.stdout
-            .split("\n")
-            .filter((l) => l.startsWith("hashistack_energy_task_joules_total{") && l.includes(`nomad_job="${nomadJob}"`));
-        const sum = (lines: string[]) => lines.reduce((total, l) => total + Number(l.split(" ").pop()), 0);
-        const idle = series("e2e-idle");
-        return { burn: sum(series("e2e-burn")), idle: sum(idle), idleSeen: idle.length > 0 };
-      };
-      // both tasks running and named by the exporter, then 30 s of accumulation
-      let start = await joules();
-      for (let i = 0; i < 40 && !(start.burn > 0 && start.idleSeen); i++) {
-        await new Promise((r) => setTimeout(r, 3000));
-        start = await joules();
-      }
-      await new Promise((r) => setTimeout(r, 30_000));
-      const end = await joules();
-      const burned = end.burn - start.burn;
-      const idled = end.idle - start.idle;
-      expect(start.idleSeen).toBe(true);
+      const scrape = async () =>
+        (await $({ quiet: true, nothrow: true })`curl -sS --max-time 5 http://${ip.client1}:9875/metrics`).stdout;
+      const { burned, idled, idleSeries } = await burnVersusIdle(scrape, { burn: "e2e-burn", idle: "e2e-idle" });
+      expect(idleSeries.length).toBeGreaterThan(0);
       expect(burned).toBeGreaterThan(0);
       expect(burned).toBeGreaterThan(10 * Math.max(idled, 0.001));
     } finally {

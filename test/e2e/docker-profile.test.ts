@@ -15,6 +15,7 @@ import { $ } from "zx";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
+import { burnVersusIdle } from "../helpers/energy-e2e.ts";
 import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
 const cidr = "10.97.0.0/24";
@@ -46,6 +47,44 @@ beforeAll(async () => {
 }, 1_200_000);
 
 afterAll(async () => isolated?.dispose());
+
+/** a one-task docker job in dev, submitted with the dev environment's CI token */
+async function submitDev(
+  id: string,
+  config: Record<string, unknown>,
+  job: { Type?: string; Constraints?: unknown[]; CPU?: number } = {},
+): Promise<string> {
+  const { CPU = 50, Type = "batch", ...rest } = job;
+  return nomad(`/v1/jobs?namespace=dev`, await secret("nomad-ci-token-dev"), [
+    "-X",
+    "POST",
+    "--data",
+    JSON.stringify({
+      Job: {
+        ID: id,
+        Name: id,
+        Namespace: "dev",
+        Type,
+        Datacenters: ["*"],
+        ...rest,
+        TaskGroups: [
+          {
+            Name: "g",
+            RestartPolicy: { Attempts: 0, Mode: "fail" },
+            ReschedulePolicy: { Attempts: 0, Unlimited: false },
+            Tasks: [{ Name: "t", Driver: "docker", Config: config, Resources: { CPU, MemoryMB: 32 } }],
+          },
+        ],
+      },
+    }),
+  ]);
+}
+
+/** an image built for the cluster that has a shell (Debian base) */
+async function shellImage(): Promise<string> {
+  const built = JSON.parse(await readFile(join(context.state.root, "images.json"), "utf8")) as Record<string, string>;
+  return `${registry}/${built.alertmanager}`;
+}
 
 interface Alloc {
   ID: string;
@@ -125,33 +164,9 @@ describe("the docker runtime profile on local nodes", () => {
   }, 600_000);
 
   it("a CI-token task in dev runs in docker without reaching the node", async () => {
-    const ci = await secret("nomad-ci-token-dev");
     const management = await secret("nomad-bootstrap-token");
-    const built = JSON.parse(await readFile(join(context.state.root, "images.json"), "utf8")) as Record<string, string>;
-    const image = `${registry}/${built.alertmanager}`;
-    const submit = (id: string, config: Record<string, unknown>) =>
-      nomad(`/v1/jobs?namespace=dev`, ci, [
-        "-X",
-        "POST",
-        "--data",
-        JSON.stringify({
-          Job: {
-            ID: id,
-            Name: id,
-            Namespace: "dev",
-            Type: "batch",
-            Datacenters: ["*"],
-            TaskGroups: [
-              {
-                Name: "g",
-                RestartPolicy: { Attempts: 0, Mode: "fail" },
-                ReschedulePolicy: { Attempts: 0, Unlimited: false },
-                Tasks: [{ Name: "t", Driver: "docker", Config: { image, ...config }, Resources: { CPU: 50, MemoryMB: 32 } }],
-              },
-            ],
-          },
-        }),
-      ]);
+    const image = await shellImage();
+    const submit = (id: string, config: Record<string, unknown>) => submitDev(id, { image, ...config });
     const events = (allocs: Alloc[]) =>
       allocs.flatMap((a) => Object.values(a.TaskStates ?? {}).flatMap((s) => s.Events.map((e) => e.DisplayMessage)));
     const finished = (a: Alloc) => a.ClientStatus === "failed" || a.ClientStatus === "complete";
@@ -175,12 +190,18 @@ describe("the docker runtime profile on local nodes", () => {
       // a plain container runs, and its /etc/nomad.d is not the node's
       await submit("probe-read", {
         entrypoint: ["/bin/sh", "-c"],
-        args: ["ls /etc/nomad.d 2>&1; cat /etc/nomad.d/tls/agent-key.pem 2>&1; echo probe-finished"],
+        // the pause lets Nomad's docker logger attach before a container this short exits
+        args: ["sleep 2; ls /etc/nomad.d 2>&1; cat /etc/nomad.d/tls/agent-key.pem 2>&1; echo probe-finished; sleep 2"],
       });
       const read = await waitForAlloc("probe-read", "dev", management, finished);
       const done = read.find((a) => a.ClientStatus === "complete");
       expect(done, JSON.stringify(events(read))).toBeDefined();
-      const stdout = await nomad(`/v1/client/fs/logs/${done?.ID}?task=t&type=stdout&plain=true&origin=start`, management);
+      // the docker logger copies the container's output after the task has ended: poll for it
+      let stdout = "";
+      for (let tries = 0; tries < 30 && !stdout.includes("probe-finished"); tries++) {
+        if (tries) await sleep(1000);
+        stdout = await nomad(`/v1/client/fs/logs/${done?.ID}?task=t&type=stdout&plain=true&origin=start`, management);
+      }
       expect(stdout).toContain("probe-finished");
       expect(stdout).not.toContain("PRIVATE KEY");
       expect(stdout).toMatch(/No such file or directory/);
@@ -189,4 +210,44 @@ describe("the docker runtime profile on local nodes", () => {
         await nomad(`/v1/job/${id}?namespace=dev&purge=true`, management, ["-X", "DELETE"]);
     }
   }, 600_000);
+
+  it("the energy exporter attributes a CPU-burning docker task in dev clearly more energy than an idle one, with its Nomad labels", async () => {
+    const management = await secret("nomad-bootstrap-token");
+    const image = await shellImage();
+    const onClient1 = {
+      Type: "service",
+      CPU: 100,
+      Constraints: [{ LTarget: "${node.unique.name}", RTarget: "client-1", Operand: "=" }],
+    };
+    const shell = (script: string) => ({ image, entrypoint: ["/bin/sh", "-c"], args: [script] });
+    await submitDev("e2e-docker-burn", shell("while :; do :; done"), onClient1);
+    await submitDev("e2e-docker-idle", shell("exec sleep 3600"), onClient1);
+    try {
+      const scrape = async () =>
+        (await $({ quiet: true, nothrow: true })`curl -sS --max-time 5 http://${ip.client1}:9875/metrics`).stdout;
+      const result = await burnVersusIdle(scrape, { burn: "e2e-docker-burn", idle: "e2e-docker-idle" });
+      const running = async (job: string) =>
+        (await waitForAlloc(job, "dev", management, (a) => a.ClientStatus === "running")).find(
+          (a) => a.ClientStatus === "running",
+        );
+      for (const [job, series] of [
+        ["e2e-docker-burn", result.burnSeries],
+        ["e2e-docker-idle", result.idleSeries],
+      ] as const) {
+        const alloc = await running(job);
+        // one series per task, named from the container's Nomad identity
+        expect(
+          series.map((s) => s.labels),
+          job,
+        ).toEqual([
+          expect.objectContaining({ nomad_namespace: "dev", nomad_job: job, task_group: "g", task: "t", alloc_id: alloc?.ID }),
+        ]);
+      }
+      expect(result.burned).toBeGreaterThan(0);
+      expect(result.burned).toBeGreaterThan(10 * Math.max(result.idled, 0.001));
+    } finally {
+      for (const id of ["e2e-docker-burn", "e2e-docker-idle"])
+        await nomad(`/v1/job/${id}?namespace=dev&purge=true`, management, ["-X", "DELETE"]);
+    }
+  }, 300_000);
 });

@@ -50,7 +50,14 @@ function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number {
 
 export async function benchEnergyExporter(
   log: (line: string) => void,
-  options: { tasks?: number; intervalSeconds?: number; windowSeconds?: number; listen?: string } = {},
+  options: {
+    tasks?: number;
+    intervalSeconds?: number;
+    windowSeconds?: number;
+    listen?: string;
+    /** Node.js flags added to the exporter's, e.g. --cpu-prof to see where its time goes */
+    extraNodeFlags?: string[];
+  } = {},
 ): Promise<EnergyExporterFigures> {
   const tasks = options.tasks ?? 50;
   const interval = options.intervalSeconds ?? 1;
@@ -89,6 +96,7 @@ export async function benchEnergyExporter(
     process.execPath,
     [
       ...exporterNodeFlags,
+      ...(options.extraNodeFlags ?? []),
       bundle.file,
       "--listen",
       listen,

@@ -41,6 +41,8 @@ export interface TaskCgroup {
   counterFile?: string;
   /** `<allocID>/<task>` for Nomad-named cgroups, built once */
   key?: string;
+  /** the task or container it counts for (`<allocID>/<task>`, `docker/<id>`): one cgroup per identity */
+  identity?: string;
 }
 
 export interface TaskUsage extends TaskCgroup {
@@ -81,8 +83,15 @@ export function parentPath(parent: string): string {
 const v1CpuacctControllers = ["cpuacct", "cpu,cpuacct", "cpuacct,cpu"];
 const v1OtherControllers = ["cpu", "memory", "freezer", "pids"];
 
-/** Parsed cgroup names, kept between listings so a tick parses only new ones. */
-export type CgroupNameCache = Map<string, TaskCgroup | null>;
+/**
+ * Parsed cgroup names, kept between listings so a tick parses only new ones:
+ * per listed folder, per entry name, what it is and the listing that last saw
+ * it (no path strings or "seen" sets built per tick).
+ */
+export class CgroupNameCache {
+  generation = 0;
+  readonly dirs = new Map<string, Map<string, { cg: TaskCgroup | null; seen: number }>>();
+}
 
 export function discoverTaskCgroups(
   reader: HostReader,
@@ -92,60 +101,62 @@ export function discoverTaskCgroups(
 ): TaskCgroup[] {
   const { root } = layout;
   const found = new Map<string, TaskCgroup>();
-  const seen = cache ? new Set<string>() : undefined;
+  const generation = cache ? ++cache.generation : 0;
   // one entry per task/container: the first hierarchy that counts CPU wins
-  const add = (identity: string, cg: TaskCgroup) => {
+  const add = (cg: TaskCgroup) => {
+    const identity = cg.identity as string;
     if (!found.has(identity)) found.set(identity, cg);
   };
-  const cached = (dir: string, name: string, parse: (path: string) => TaskCgroup | null) => {
-    const path = `${dir}/${name}`;
-    seen?.add(path);
-    let cg = cache?.get(path);
-    if (cg === undefined) {
-      cg = parse(path);
-      cache?.set(path, cg);
+  // names alone are enough: the patterns match no control file (cgroup.procs, cpu.stat, …)
+  const list = (dir: string) => (reader.listNames ? reader.listNames(dir) : reader.listDirs(dir));
+  const listed = (dir: string, parse: (name: string, path: string) => TaskCgroup | null) => {
+    if (!cache) {
+      for (const name of list(dir)) {
+        const cg = parse(name, `${dir}/${name}`);
+        if (cg) add(cg);
+      }
+      return;
     }
-    return cg;
+    let names = cache.dirs.get(dir);
+    if (!names) cache.dirs.set(dir, (names = new Map()));
+    for (const name of list(dir)) {
+      let entry = names.get(name);
+      if (entry) entry.seen = generation;
+      else names.set(name, (entry = { cg: parse(name, `${dir}/${name}`), seen: generation }));
+      if (entry.cg) add(entry.cg);
+    }
   };
-  const nomadName = (dir: string, name: string, pattern: RegExp, method: TaskCgroup["method"]) => {
-    const cg = cached(dir, name, (path) => {
+  const nomadNames = (dir: string, pattern: RegExp, method: TaskCgroup["method"]) =>
+    listed(dir, (name, path) => {
       const match = pattern.exec(name);
       if (!match) return null;
       const [, allocId = "", task = ""] = match;
-      return { dir: path, allocId, task, method, key: `${allocId}/${task}`, counterFile: counterFile(path, method) };
+      const key = `${allocId}/${task}`;
+      return { dir: path, allocId, task, method, key, identity: key, counterFile: counterFile(path, method) };
     });
-    if (cg) add(cg.key ?? `${cg.allocId}/${cg.task}`, cg);
-  };
-  const container = (dir: string, name: string, method: TaskCgroup["method"]) => {
-    const cg = cached(dir, name, (path) => {
+  const containers = (dir: string, method: TaskCgroup["method"]) =>
+    listed(dir, (name, path) => {
       const match = containerDir.exec(name);
-      return match ? { dir: path, containerId: match[1], method, counterFile: counterFile(path, method) } : null;
+      if (!match) return null;
+      return { dir: path, containerId: match[1], method, identity: `docker/${match[1]}`, counterFile: counterFile(path, method) };
     });
-    if (cg) add(`docker/${cg.containerId}`, cg);
-  };
   const done = () => {
-    if (cache && seen) {
-      for (const [path, cg] of cache) {
-        if (seen.has(path)) continue;
-        cache.delete(path);
-        if (cg) onGone?.(cg);
+    if (cache) {
+      for (const names of cache.dirs.values()) {
+        names.forEach((entry, name) => {
+          if (entry.seen === generation) return;
+          names.delete(name);
+          if (entry.cg) onGone?.(entry.cg);
+        });
       }
     }
     return [...found.values()];
   };
   const dockerParents = layout.dockerParents.map(parentPath);
-  // names alone are enough: the patterns match no control file (cgroup.procs, cpu.stat, …)
-  const list = (dir: string) => (reader.listNames ? reader.listNames(dir) : reader.listDirs(dir));
   if (isCgroupV2(reader, root)) {
     const slice = join(root, parentPath(layout.nomadParent ?? "nomad.slice"));
-    for (const sub of ["share.slice", "reserve.slice", "."]) {
-      const dir = join(slice, sub);
-      for (const name of list(dir)) nomadName(dir, name, v2Scope, "cgroup-v2");
-    }
-    for (const parent of dockerParents) {
-      const dir = join(root, parent);
-      for (const name of list(dir)) container(dir, name, "cgroup-v2");
-    }
+    for (const sub of ["share.slice", "reserve.slice", "."]) nomadNames(join(slice, sub), v2Scope, "cgroup-v2");
+    for (const parent of dockerParents) containers(join(root, parent), "cgroup-v2");
     return done();
   }
   const nomadParent = parentPath(layout.nomadParent ?? "nomad");
@@ -155,12 +166,8 @@ export function discoverTaskCgroups(
     [v1OtherControllers, "procfs"],
   ] as const) {
     for (const controller of controllers) {
-      const dir = join(root, controller, nomadParent);
-      for (const name of list(dir)) nomadName(dir, name, v1Dir, method);
-      for (const parent of dockerParents) {
-        const dockerDir = join(root, controller, parent);
-        for (const name of list(dockerDir)) container(dockerDir, name, method);
-      }
+      nomadNames(join(root, controller, nomadParent), v1Dir, method);
+      for (const parent of dockerParents) containers(join(root, controller, parent), method);
     }
   }
   return done();
@@ -173,7 +180,7 @@ export function discoverTaskCgroups(
 export class TaskCpuReader {
   private perProcess = new Map<string, { pids: Map<number, number>; total: number }>();
   private readonly layout: CgroupLayout;
-  private readonly names: CgroupNameCache = new Map();
+  private readonly names = new CgroupNameCache();
 
   constructor(
     private readonly reader: HostReader,

@@ -18,7 +18,7 @@ import { attribute } from "./attribution.ts";
 import { co2eGrams, type Intensity } from "./carbon.ts";
 import type { TaskCpuReader, TaskUsage } from "./cgroups.ts";
 import type { ContainerDirectory } from "./docker.ts";
-import { escapeLabel, formatValue } from "./exposition.ts";
+import { escapeLabel, ExpositionBuffer } from "./exposition.ts";
 import type { HostReader } from "./host.ts";
 import type { AllocationMeta, MetadataLookup } from "./nomad-metadata.ts";
 import type { PowerSource } from "./power.ts";
@@ -61,9 +61,10 @@ interface TaskState extends Totals {
   /** when its last cgroup disappeared; dropped `retentionMs` later */
   goneAtMs?: number;
   exported: boolean;
-  /** the label set, built when the labels change */
-  labelText?: string;
+  /** its three sample-line prefixes (joules, watts, grams), built when the labels change */
+  linePrefixes?: [string, string, string];
   labelMeta?: AllocationMeta;
+  labelBase?: string;
 }
 
 interface CgroupState {
@@ -94,7 +95,8 @@ export class EnergyExporter {
   private readonly cgroupStates = new Map<string, CgroupState>();
   private previousCpu: CpuTimes | undefined;
   private previousMs: number | undefined;
-  private cachedText: string | undefined;
+  private cachedBytes: Buffer | undefined;
+  private readonly exposition = new ExpositionBuffer();
   private readonly retentionMs: number;
   private readonly labelGraceMs: number;
 
@@ -134,17 +136,18 @@ export class EnergyExporter {
       }
       state.goneAtMs = undefined;
     }
-    for (const [dir, cg] of this.cgroupStates) {
-      if (cg.seenSample === this.samples) continue;
+    // forEach, not for-of over entries: no [key, value] array per entry and sample
+    this.cgroupStates.forEach((cg, dir) => {
+      if (cg.seenSample === this.samples) return;
       cg.goneAtMs ??= nowMs;
       if (nowMs - cg.goneAtMs > cgroupMemoryMs) this.cgroupStates.delete(dir);
-    }
-    for (const [key, state] of this.taskStates) {
-      if (deltas.has(key)) continue;
+    });
+    this.taskStates.forEach((state, key) => {
+      if (deltas.has(key)) return;
       state.goneAtMs ??= nowMs;
       state.watts = 0;
       if (nowMs - state.goneAtMs > this.retentionMs) this.taskStates.delete(key);
-    }
+    });
 
     if (this.deps.metadata) {
       const alive = new Set<string>();
@@ -162,10 +165,11 @@ export class EnergyExporter {
     this.previousMs = nowMs;
     this.lastSampleMs = nowMs;
     this.samples++;
-    this.cachedText = undefined;
+    this.cachedBytes = undefined;
     if (first) return;
 
-    const tasks = [...deltas].map(([key, cpuSeconds]) => ({ key, cpuSeconds }));
+    const tasks: { key: string; cpuSeconds: number }[] = [];
+    deltas.forEach((cpuSeconds, key) => tasks.push({ key, cpuSeconds }));
     const split = attribute({ nodeJoules: energy.joules, idleJoules: energy.idleJoules, nodeCpuSeconds, tasks });
     const intensity = this.deps.intensity();
     this.lastIntensity = intensity;
@@ -178,11 +182,11 @@ export class EnergyExporter {
     add(this.system, split.system);
     add(this.unattributed, split.unattributed);
     let taskSum = 0;
-    for (const [key, joules] of split.tasks) {
+    split.tasks.forEach((joules, key) => {
       const state = this.taskStates.get(key);
       if (state) add(state, joules);
       taskSum += joules;
-    }
+    });
     this.lastConservationError = energy.joules - (taskSum + split.system + split.unattributed);
   }
 
@@ -231,25 +235,38 @@ export class EnergyExporter {
     return this.taskStates.size;
   }
 
-  private taskLabels(base: string, t: TaskState): string {
-    if (t.labelText === undefined || t.labelMeta !== t.meta) {
+  /** the sample-line prefixes of a task's three series, rebuilt only when its labels change */
+  private taskLines(base: string, t: TaskState): [string, string, string] {
+    if (t.linePrefixes === undefined || t.labelMeta !== t.meta || t.labelBase !== base) {
       t.labelMeta = t.meta;
-      t.labelText =
+      t.labelBase = base;
+      const labels =
         `${base},nomad_namespace="${escapeLabel(t.meta?.namespace ?? "")}",nomad_job="${escapeLabel(t.meta?.job ?? "")}"` +
         `,task_group="${escapeLabel(t.meta?.group ?? "")}",task="${escapeLabel(t.task)}",alloc_id="${escapeLabel(t.allocId)}"`;
+      t.linePrefixes = [
+        `${prefix}task_joules_total{${labels}} `,
+        `${prefix}task_watts{${labels}} `,
+        `${prefix}task_co2e_grams_total{${labels}} `,
+      ];
     }
-    return t.labelText;
+    return t.linePrefixes;
   }
 
   /** The exposition text; built once per sample, and changes nothing. */
   render(): string {
-    this.cachedText ??= this.build();
-    return this.cachedText;
+    return this.renderBytes().toString("utf8");
   }
 
-  private build(): string {
+  /** The exposition as bytes (what /metrics sends); built once per sample, and changes nothing. */
+  renderBytes(): Buffer {
+    this.cachedBytes ??= this.build();
+    return this.cachedBytes;
+  }
+
+  private build(): Buffer {
     const d = this.deps;
-    const out: string[] = [];
+    const out = this.exposition;
+    out.start();
     const node = `node="${escapeLabel(d.node)}"`;
     const estimated = String(d.power.estimated);
     const base = `${node},estimated="${estimated}"`;
@@ -257,11 +274,13 @@ export class EnergyExporter {
       Object.entries(labels)
         .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
         .join(",");
+    const header = (full: string, type: "counter" | "gauge", help: string) =>
+      out.write(`# HELP ${full} ${help}\n# TYPE ${full} ${type}\n`);
     const family = (name: string, type: "counter" | "gauge", help: string, samples: [string, number][]) => {
       if (samples.length === 0) return;
       const full = prefix + name;
-      out.push(`# HELP ${full} ${help}`, `# TYPE ${full} ${type}`);
-      for (const [labels, value] of samples) out.push(`${full}{${labels}} ${formatValue(value)}`);
+      header(full, type, help);
+      for (const [labels, value] of samples) out.sample(`${full}{${labels}} `, value);
     };
 
     family("build_info", "gauge", "Exporter version; always 1.", [
@@ -299,26 +318,26 @@ export class EnergyExporter {
       "CO2e of the system and unattributed buckets.",
       buckets.map(([l, t]) => [l, t.grams]),
     );
-    const tasks: [string, TaskState][] = [];
-    for (const t of this.taskStates.values()) if (t.exported) tasks.push([this.taskLabels(base, t), t]);
-    family(
-      "task_joules_total",
-      "counter",
-      "Energy attributed to a Nomad task (its CPU-time share of the dynamic power).",
-      tasks.map(([l, t]) => [l, t.joules]),
-    );
-    family(
-      "task_watts",
-      "gauge",
-      "Average power attributed to a Nomad task over the last interval.",
-      tasks.map(([l, t]) => [l, t.watts]),
-    );
-    family(
-      "task_co2e_grams_total",
-      "counter",
-      "CO2e attributed to a Nomad task.",
-      tasks.map(([l, t]) => [l, t.grams]),
-    );
+    // tasks: one cached prefix per series, no per-line strings (500 tasks are 1500 lines)
+    const tasks: TaskState[] = [];
+    for (const t of this.taskStates.values()) if (t.exported) tasks.push(t);
+    const taskFamilies: [0 | 1 | 2, string, "counter" | "gauge", string, (t: TaskState) => number][] = [
+      [
+        0,
+        "task_joules_total",
+        "counter",
+        "Energy attributed to a Nomad task (its CPU-time share of the dynamic power).",
+        (t) => t.joules,
+      ],
+      [1, "task_watts", "gauge", "Average power attributed to a Nomad task over the last interval.", (t) => t.watts],
+      [2, "task_co2e_grams_total", "counter", "CO2e attributed to a Nomad task.", (t) => t.grams],
+    ];
+    if (tasks.length > 0) {
+      for (const [index, name, type, help, value] of taskFamilies) {
+        header(prefix + name, type, help);
+        for (const t of tasks) out.sample(this.taskLines(base, t)[index], value(t));
+      }
+    }
     if (this.lastIntensity) {
       family("carbon_intensity_grams_per_kwh", "gauge", "Grid carbon intensity in use (gCO2e per kWh).", [
         [
@@ -387,6 +406,6 @@ export class EnergyExporter {
     if (this.lastSampleMs !== undefined) {
       family("last_sample_timestamp_seconds", "gauge", "When the last sample was taken.", [[node, this.lastSampleMs / 1000]]);
     }
-    return `${out.join("\n")}\n`;
+    return out.finish();
   }
 }

@@ -34,3 +34,47 @@ export function renderFamilies(families: Family[]): string {
   }
   return `${out.join("\n")}\n`;
 }
+
+/**
+ * Writes exposition lines straight into one Buffer per render, so a scrape
+ * sends bytes without encoding a string and no text of hundreds of KB lives
+ * in the JS heap between samples (it would survive young-generation GCs and
+ * grow the old generation). Each render gets a fresh buffer sized from the
+ * last one: a slow scrape still sending the previous bytes is never
+ * overwritten.
+ */
+export class ExpositionBuffer {
+  private buffer: Buffer = Buffer.alloc(0);
+  private length = 0;
+  private lastLength = 4096;
+
+  start(): void {
+    this.buffer = Buffer.allocUnsafe(Math.ceil(this.lastLength * 1.25) + 1024);
+    this.length = 0;
+  }
+
+  /** appends `text` (no newline) */
+  write(text: string): void {
+    // utf8 is at most 3 bytes per UTF-16 unit
+    if (this.length + text.length * 3 > this.buffer.length) this.grow(text.length * 3);
+    this.length += this.buffer.write(text, this.length, "utf8");
+  }
+
+  /** appends `prefix` + the value + "\n" */
+  sample(prefix: string, value: number): void {
+    this.write(prefix);
+    this.write(formatValue(value));
+    this.write("\n");
+  }
+
+  finish(): Buffer {
+    this.lastLength = this.length;
+    return this.buffer.subarray(0, this.length);
+  }
+
+  private grow(needed: number): void {
+    const bigger = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + needed));
+    this.buffer.copy(bigger, 0, 0, this.length);
+    this.buffer = bigger;
+  }
+}

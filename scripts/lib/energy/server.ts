@@ -10,7 +10,7 @@ export function createExporterServer(exporter: EnergyExporter, intervalSeconds: 
       return;
     }
     if (path === "/metrics") {
-      const body = exporter.render();
+      const body = exporter.renderBytes();
       response.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }).end(body);
       return;
     }

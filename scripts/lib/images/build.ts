@@ -50,27 +50,34 @@ export function dpkgVersions(status: string): Map<string, string> {
 }
 
 /** A one-file layer: `file` at `destination` (owned by root, mtime 0), cached by the file's digest. */
-async function fileLayer(name: string, file: string, destination: string, mode: number) {
+async function fileLayer(name: string, file: string, destination: string, mode: number, cacheDir: string) {
   const digest = (await sha256File(file)).slice(0, 16);
-  const stage = join(ociCacheDir(), `stage-${name}-${digest}-${process.pid}`);
+  const stage = join(cacheDir, `stage-${name}-${digest}-${process.pid}`);
   await rm(stage, { recursive: true, force: true });
   try {
     await mkdir(join(stage, destination, ".."), { recursive: true });
     await copyFile(file, join(stage, destination));
     await chmod(join(stage, destination), mode);
-    return await layerFromDir(`${name}-${digest}`, stage, { normalizeOwner: true });
+    return await layerFromDir(`${name}-${digest}`, stage, { normalizeOwner: true, cacheDir });
   } finally {
     await rm(stage, { recursive: true, force: true });
   }
 }
 
 /** A cached Go build (built now if missing) as a one-file layer. */
-async function toolLayer(name: "fabio" | "prometheus" | "alertmanager", destination: string, log: (line: string) => void) {
+async function toolLayer(
+  name: "fabio" | "prometheus" | "alertmanager",
+  destination: string,
+  log: (line: string) => void,
+  cacheDir: string,
+) {
   await ensureBinary(tools[name], { log });
-  return fileLayer(name, binaryPath(tools[name]), destination, 0o755);
+  return fileLayer(name, binaryPath(tools[name]), destination, 0o755, cacheDir);
 }
 
-export async function buildPlatformImages(log: (line: string) => void): Promise<ImageBuild> {
+/** `cacheDir`: where layers are cached (default ~/.cache/hashistack/oci; the benchmark's cold build uses an empty one) */
+export async function buildPlatformImages(log: (line: string) => void, options: { cacheDir?: string } = {}): Promise<ImageBuild> {
+  const cacheDir = options.cacheDir ?? ociCacheDir();
   const node = await ensureImage(log);
   const versions = dpkgVersions(await readFile(join(node.root, "var", "lib", "dpkg", "status"), "utf8"));
   const key = createHash("sha256")
@@ -78,13 +85,13 @@ export async function buildPlatformImages(log: (line: string) => void): Promise<
     .digest("hex")
     .slice(0, 16);
   log("base layer from the node image (once: a few hundred MB of tar)");
-  const base = await layerFromDir(`base-${key}`, node.root, { exclude: baseExcludes });
-  const fabio = await toolLayer("fabio", "usr/bin/fabio", log);
+  const base = await layerFromDir(`base-${key}`, node.root, { exclude: baseExcludes, cacheDir });
+  const fabio = await toolLayer("fabio", "usr/bin/fabio", log, cacheDir);
   // /usr/local/bin: the path the exec profile installs them at, apart from Debian's older packages in the base
-  const prometheus = await toolLayer("prometheus", "usr/local/bin/prometheus", log);
-  const alertmanager = await toolLayer("alertmanager", "usr/local/bin/alertmanager", log);
+  const prometheus = await toolLayer("prometheus", "usr/local/bin/prometheus", log, cacheDir);
+  const alertmanager = await toolLayer("alertmanager", "usr/local/bin/alertmanager", log, cacheDir);
   const bundle = await buildExporterBundle();
-  const exporter = await fileLayer("energy-exporter", bundle.file, "app/energy-exporter.mjs", 0o644);
+  const exporter = await fileLayer("energy-exporter", bundle.file, "app/energy-exporter.mjs", 0o644, cacheDir);
   const layersBuilt = [base, fabio, prometheus, alertmanager, exporter].filter((l) => l.built).length;
   const labels = { "org.opencontainers.image.source": "hashistack-bootstrap (built from the node image)" };
   const nobody = "65534:65534";

@@ -3,7 +3,8 @@
  * (uncompressed) tar made by GNU tar with sorted names, so the same input gives
  * the same bytes and the same digest; the config and manifest are JSON with a
  * fixed key order. Layers are cached by their input's key under
- * ~/.cache/hashistack/oci/, so a second build only hashes nothing and reuses.
+ * ~/.cache/hashistack/oci/ (or a given folder: the benchmark's cold build), so
+ * a second build hashes nothing and reuses.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
@@ -66,8 +67,12 @@ export function bytesBlob(bytes: Buffer): Blob {
  * A layer from a folder, cached under `key` (which must change whenever the
  * folder's content does). `exclude` patterns are GNU tar's.
  */
-export async function layerFromDir(key: string, dir: string, options: { exclude?: string[]; normalizeOwner?: boolean } = {}) {
-  const dirOut = ociCacheDir();
+export async function layerFromDir(
+  key: string,
+  dir: string,
+  options: { exclude?: string[]; normalizeOwner?: boolean; cacheDir?: string } = {},
+) {
+  const dirOut = options.cacheDir ?? ociCacheDir();
   const file = join(dirOut, `${key}.tar`);
   const digestFile = `${file}.sha256`;
   const cached = async (): Promise<Blob | undefined> => {

@@ -6,58 +6,12 @@
  * build there is nothing to do: the official images, or a mirror the operator fills.
  */
 import { runtimeProfile } from "../config/schema.ts";
-import { buildPlatformImages } from "../images/build.ts";
-import { hasImage, pushImage } from "../images/push.ts";
-import { ensureServing, withPushRegistry } from "../images/registry-server.ts";
-import type { PlatformJobName } from "../platform/jobs.ts";
-import type { StatePaths } from "../state/paths.ts";
+import { buildAndPush } from "../images/publish.ts";
+import { ensureServing } from "../images/registry-server.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { builtImagesFile } from "../images/state.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
-
-export interface ImagePublishResult {
-  references: Partial<Record<PlatformJobName, string>>;
-  layersBuilt: number;
-  pushed: string[];
-  uploadedBytes: number;
-  buildSeconds: number;
-  pushSeconds: number;
-}
-
-/** Build (or find cached) and push every image; serving is separate so bench can time this alone. */
-export async function buildAndPush(state: Pick<StatePaths, "root">, log: (line: string) => void): Promise<ImagePublishResult> {
-  const started = Date.now();
-  const build = await buildPlatformImages(log);
-  const buildSeconds = (Date.now() - started) / 1000;
-  const pushStarted = Date.now();
-  const images = Object.entries(build.images);
-  const pushed: string[] = [];
-  let uploadedBytes = 0;
-  await withPushRegistry(state, log, async (base) => {
-    const repositories: string[] = [];
-    for (const [, image] of images) {
-      if (await hasImage(base, image)) {
-        repositories.push(image.repository);
-        continue;
-      }
-      const result = await pushImage(base, image, repositories);
-      repositories.push(image.repository);
-      pushed.push(result.reference);
-      uploadedBytes += result.uploadedBytes;
-    }
-  });
-  const references: Partial<Record<PlatformJobName, string>> = {};
-  for (const [job, image] of images) references[job as PlatformJobName] = `${image.repository}:${image.tag}`;
-  return {
-    references,
-    layersBuilt: build.layersBuilt,
-    pushed,
-    uploadedBytes,
-    buildSeconds,
-    pushSeconds: (Date.now() - pushStarted) / 1000,
-  };
-}
 
 export const imagesStage: Stage = {
   name: "images",

@@ -1,6 +1,11 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultDockerParents, discoverTaskCgroups, TaskCpuReader } from "../../../scripts/lib/energy/cgroups.ts";
+import {
+  CgroupNameCache,
+  defaultDockerParents,
+  discoverTaskCgroups,
+  TaskCpuReader,
+} from "../../../scripts/lib/energy/cgroups.ts";
 import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
 import { allocA, allocB, FakeHost } from "../../helpers/energy-trees.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
@@ -47,6 +52,25 @@ describe("task cgroups", () => {
     expect(r.read().map((u) => [u.task, u.cpuSeconds])).toEqual([["web", 2]]);
     rmSync(`${host.cgroup}/nomad.slice/share.slice/${allocA}.web.scope`, { recursive: true });
     expect(r.read()).toEqual([]);
+  });
+
+  it("parses a name once while it is listed, reports it gone once, and parses it again when it comes back", () => {
+    host.v2Task(allocA, "web", 1).v2Task(allocB, "db", 1);
+    const layout = { root: host.cgroup, dockerParents: defaultDockerParents };
+    const cache = new CgroupNameCache();
+    const gone: string[] = [];
+    const first = discoverTaskCgroups(fsHostReader, layout, cache, (cg) => gone.push(cg.task ?? ""));
+    const second = discoverTaskCgroups(fsHostReader, layout, cache, (cg) => gone.push(cg.task ?? ""));
+    // the same objects: nothing re-parsed or re-built while listed
+    expect(second.find((c) => c.task === "web")).toBe(first.find((c) => c.task === "web"));
+    rmSync(`${host.cgroup}/nomad.slice/share.slice/${allocA}.web.scope`, { recursive: true });
+    expect(discoverTaskCgroups(fsHostReader, layout, cache, (cg) => gone.push(cg.task ?? "")).map((c) => c.task)).toEqual(["db"]);
+    expect(discoverTaskCgroups(fsHostReader, layout, cache, (cg) => gone.push(cg.task ?? "")).map((c) => c.task)).toEqual(["db"]);
+    expect(gone).toEqual(["web"]);
+    host.v2Task(allocA, "web", 5);
+    const back = discoverTaskCgroups(fsHostReader, layout, cache).find((c) => c.task === "web");
+    expect(back).toBeDefined();
+    expect(back).not.toBe(first.find((c) => c.task === "web"));
   });
 
   it("reads cgroup v1 cpuacct (separate or co-mounted with cpu)", () => {
