@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { type ClusterConfig, runtimeProfile } from "../config/schema.ts";
 import { hostsWithRole, type Inventory, type InventoryHost } from "../inventory/schema.ts";
 import type { RenderSecrets } from "../state/secrets.ts";
-import { sharedEngine } from "./engine.ts";
+import { readFileSync } from "node:fs";
+import { sharedEngine, templatesDir } from "./engine.ts";
 import { type NodeLayout, nodeLayout, ports } from "./layout.ts";
 import { certificateNames, issuePath, type PkiProduct } from "./pki.ts";
 
@@ -107,6 +108,16 @@ export function planCluster(
       file("systemd/consul-template.service.hbs", layout.consulTemplate.unit, 0o644),
       file("dns/consul-resolved.conf.hbs", layout.resolvedDropIn, 0o644),
     ];
+    if (isServer || isVault) {
+      files.push(file("systemd/nomad-jwks-proxy.service.hbs", layout.jwksProxy.unit, 0o644), {
+        path: layout.jwksProxy.script,
+        content: readFileSync(join(templatesDir, "jwks-proxy", "nomad-jwks-proxy.mjs"), "utf8"),
+        mode: 0o644,
+        owner: "root",
+        group: "root",
+        secret: false,
+      });
+    }
     if (isVault) {
       files.push(
         file("vault/vault.hcl.hbs", layout.vault.configFile, 0o640, "root", "vault"),

@@ -231,3 +231,23 @@ describe("rendered files", () => {
     expect(hcl.evil).toBeUndefined();
   });
 });
+
+describe("the Nomad JWKS proxy", () => {
+  it("is planned on every server (Consul servers, Vault) and on no client, as the nomad user on loopback", () => {
+    for (const plan of plans) {
+      const paths = plan.files.map((f) => f.path);
+      const expected = plan.host.roles.includes("server") || plan.host.roles.includes("vault");
+      expect(paths.includes(layout.jwksProxy.unit), plan.host.name).toBe(expected);
+      expect(paths.includes(layout.jwksProxy.script), plan.host.name).toBe(expected);
+    }
+    const unit = fileOf(server, layout.jwksProxy.unit).content;
+    expect(unit).toMatch(/^User=nomad$/m);
+    expect(unit).toMatch(/^Environment=JWKS_PROXY_HOST=127\.0\.0\.1$/m);
+    expect(unit).toMatch(/^Environment=JWKS_PROXY_PORT=4649$/m);
+    expect(unit).toMatch(/^ReloadPropagatedFrom=nomad\.service$/m);
+    expect(unit).toContain(`ExecStart=/usr/bin/node ${layout.jwksProxy.script}`);
+    const script = fileOf(server, layout.jwksProxy.script);
+    expect(script.mode).toBe(0o644);
+    expect(script.content).toContain('const path = "/.well-known/jwks.json"');
+  });
+});
