@@ -89,7 +89,8 @@ const topology = z
     clients: z.number().int().min(0).max(64).default(2),
     /** node names that host Vault; default: the first server (or the first three for HA) */
     vaultNodes: z.array(z.string()).optional(),
-    vaultHa: z.boolean().default(false),
+    /** default: HA (raft on three nodes) whenever there are three servers or three vaultNodes */
+    vaultHa: z.boolean().optional(),
   })
   .refine((t) => t.servers % 2 === 1, {
     message: "an odd number of servers is needed for a raft quorum (1, 3, 5 or 7)",
@@ -98,7 +99,13 @@ const topology = z
   .refine((t) => !t.vaultHa || t.servers >= 3 || (t.vaultNodes?.length ?? 0) >= 3, {
     message: "Vault HA needs three nodes: raise topology.servers to 3 or list three topology.vaultNodes",
     path: ["vaultHa"],
-  });
+  })
+  .transform((t) => ({ ...t, vaultHa: t.vaultHa ?? defaultVaultHa(t) }));
+
+/** One Vault restarts sealed and stops every renewal: three servers are enough for raft, so HA is the default. */
+export function defaultVaultHa(t: { servers: number; vaultNodes?: string[] }): boolean {
+  return t.vaultNodes ? t.vaultNodes.length >= 3 : t.servers >= 3;
+}
 
 const versions = z.strictObject({
   consul: semver.default("1.22.5"),

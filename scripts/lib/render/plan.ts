@@ -76,7 +76,11 @@ export function planCluster(
       nomadServerIps: servers.map((s) => s.privateIp),
       nomadServerRpcAddrs: servers.map((s) => `${s.privateIp}:${ports.nomadRpc}`),
       vaultPeers: isVault ? vaultHosts.filter((v) => v.name !== host.name).map((v) => v.privateIp) : [],
-      vaultAddress: `https://${firstVault.privateIp}:${ports.vaultApi}`,
+      // a Vault node renews through its own Vault (a standby forwards to the active node), so
+      // with HA no single Vault node stops every renewal; other nodes use the first Vault node
+      vaultAddress: isVault
+        ? `https://127.0.0.1:${layout.vault.loopbackPort}`
+        : `https://${firstVault.privateIp}:${ports.vaultApi}`,
       caFileForRenewal: layout.consul.caFile,
       secrets,
       certificateTemplates: certificates.map((c) => {

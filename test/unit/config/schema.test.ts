@@ -15,10 +15,18 @@ describe("cluster config", () => {
       "Cluster config",
     );
     expect(config.name).toBe("demo");
-    expect(config.topology).toEqual({ servers: 3, clients: 2, vaultHa: false });
+    expect(config.topology).toEqual({ servers: 3, clients: 2, vaultHa: true });
     expect(config.provider.type).toBe("local");
     expect(runtimeProfile(config)).toBe("exec");
     expect(config.versions.nomad).toMatch(/^1\.\d+\.\d+$/);
+  });
+
+  it("Vault HA is the default with three servers or three vaultNodes, and false keeps one Vault", () => {
+    const topology = (yaml: string) => parseYamlText(`name: lab\n${yaml}`, "c.yaml", clusterConfigSchema, "Cluster config").topology;
+    expect(topology("topology:\n  servers: 1\n").vaultHa).toBe(false);
+    expect(topology("topology:\n  servers: 3\n").vaultHa).toBe(true);
+    expect(topology("topology:\n  servers: 5\n  vaultNodes: [server-1]\n").vaultHa).toBe(false);
+    expect(topology("topology:\n  servers: 3\n  vaultHa: false\n").vaultHa).toBe(false);
   });
 
   it("needs only a name", () => {

@@ -5,7 +5,7 @@ import { type HostPlan, planCluster } from "../../../scripts/lib/render/plan.ts"
 import { plannedInventory } from "../../../scripts/lib/topology.ts";
 import { fixedSecrets, makeConfig } from "../../helpers/fixtures.ts";
 
-const config = makeConfig({ topology: { servers: 3, clients: 2 } });
+const config = makeConfig({ topology: { servers: 3, clients: 2, vaultHa: false } });
 const inventory = plannedInventory(config, "10.99.0.0/24", { user: "root", port: 22 }, "local");
 const secrets = fixedSecrets(inventory.hosts.map((h) => h.name));
 const plans = planCluster(config, inventory, secrets);
@@ -249,5 +249,21 @@ describe("the Nomad JWKS proxy", () => {
     const script = fileOf(server, layout.jwksProxy.script);
     expect(script.mode).toBe(0o644);
     expect(script.content).toContain('const path = "/.well-known/jwks.json"');
+  });
+});
+
+describe("where renewal agents and Nomad reach Vault", () => {
+  it("a Vault node uses its own Vault on loopback; every other node the first Vault node", async () => {
+    const ha = makeConfig({ topology: { servers: 3, clients: 1 } });
+    const haInventory = plannedInventory(ha, "10.99.0.0/24", { user: "root", port: 22 }, "local");
+    const haPlans = planCluster(ha, haInventory, fixedSecrets(haInventory.hosts.map((h) => h.name)));
+    for (const plan of haPlans) {
+      const template = fileOf(plan, layout.consulTemplate.configFile).content;
+      const nomad = block((await hclOf(plan, layout.nomad.configFile)).vault);
+      const expected = plan.host.roles.includes("vault") ? "https://127.0.0.1:8200" : "https://10.99.0.11:8200";
+      expect(template, plan.host.name).toContain(`address                = "${expected}"`);
+      expect(nomad.address, plan.host.name).toBe(expected);
+    }
+    expect(haPlans.filter((p) => p.host.roles.includes("vault"))).toHaveLength(3);
   });
 });
