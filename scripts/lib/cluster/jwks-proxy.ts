@@ -10,6 +10,10 @@ import { sh } from "../remote/command.ts";
 import type { Remote } from "../remote/remote.ts";
 import { nodeLayout, ports } from "../render/layout.ts";
 
+/** Consul's JWT auth method and Vault's JWT mount for Nomad's workload identities. */
+export const consulAuthMethod = "nomad-workloads";
+export const vaultJwtMount = "jwt-nomad";
+
 /** Consul and Vault resolve this on the node that checks a token: its own proxy. */
 export const jwksProxyUrl = `https://127.0.0.1:${ports.nomadJwksProxy}/.well-known/jwks.json`;
 
@@ -17,10 +21,6 @@ export const jwksProxyUrl = `https://127.0.0.1:${ports.nomadJwksProxy}/.well-kno
 export function jwksProxyHosts(inventory: Inventory): InventoryHost[] {
   const names = new Set([...hostsWithRole(inventory, "server"), ...hostsWithRole(inventory, "vault")].map((h) => h.name));
   return inventory.hosts.filter((h) => names.has(h.name));
-}
-
-export interface JwksAnswer {
-  kids: string[];
 }
 
 /** The key ids the proxy on this node serves, checked against the cluster CA as Consul and Vault check them. */

@@ -140,6 +140,19 @@ const tls = z
     intermediateTtl: duration.default("43800h"),
     /** consul-template's pkiCert renews a leaf at about 85–90 % of this */
     leafTtl: duration.default("72h"),
+    /**
+     * Alert (Prometheus, status, verify) when an agent certificate has less than this
+     * share of its lifetime left: below the 10 % at which renewal happens at the latest,
+     * so it means renewal is failing, and high enough to leave hours to fix it (72h leaves: 5 h).
+     */
+    alertLifetimeLeft: z
+      .number()
+      .gt(0.005, "must leave time to act: at least 0.005")
+      .lt(
+        0.1,
+        "must stay below 0.1: consul-template renews with 10-15 % of the lifetime left, so a higher share fires on healthy nodes",
+      )
+      .default(0.07),
   })
   .superRefine((t, ctx) => {
     // a malformed duration is already reported by its own field
@@ -330,4 +343,9 @@ export function runtimeProfile(config: Pick<ClusterConfig, "jobs" | "provider">)
 /** How Docker Engine reaches the clients: explicit, else uploaded .debs on local nodes (no mirror there) and apt elsewhere. */
 export function dockerInstallMethod(config: Pick<ClusterConfig, "jobs" | "provider">): "apt" | "upload" {
   return config.jobs.docker.install ?? (config.provider.type === "local" ? "upload" : "apt");
+}
+
+/** Seconds of remaining lifetime below which a leaf certificate's renewal counts as failed. */
+export function certificateAlarmSeconds(config: Pick<ClusterConfig, "tls">): number {
+  return Math.round(durationSeconds(config.tls.leafTtl) * config.tls.alertLifetimeLeft);
 }

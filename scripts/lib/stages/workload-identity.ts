@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import type { ConsulBindingRule } from "../clients/consul.ts";
 import { withConsul, withVault } from "../cluster/access.ts";
-import { jwksProxyHosts, jwksProxyUrl, proxyKeyIds } from "../cluster/jwks-proxy.ts";
+import { consulAuthMethod, jwksProxyHosts, jwksProxyUrl, proxyKeyIds, vaultJwtMount } from "../cluster/jwks-proxy.ts";
 import { ApiError } from "../clients/http.ts";
 import type { VaultClient } from "../clients/vault.ts";
 import { OperationError } from "../errors.ts";
@@ -33,8 +33,8 @@ import { retryWhile } from "../util/retry.ts";
 import { platformPkiRole } from "./vault-pki.ts";
 import { vaultRootToken } from "./vault-unseal.ts";
 
-export const authMethodName = "nomad-workloads";
-export const vaultJwtPath = "jwt-nomad";
+export const authMethodName = consulAuthMethod;
+export const vaultJwtPath = vaultJwtMount;
 export const vaultRole = "nomad-workloads";
 export const kvMount = "secret";
 
