@@ -5,7 +5,7 @@
  * active Vault stopped, a standby node still renews its certificates, and
  * `npm run unseal` opens the restarted one. Needs root.
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
@@ -134,5 +134,25 @@ describe("Vault HA on raft", () => {
     const again = await $({ quiet: true, nothrow: true })`npx tsx scripts/unseal.ts --config ${config}`;
     expect(again.exitCode, again.stderr).toBe(0);
     expect(again.stdout + again.stderr).not.toMatch(/: unsealed/);
+  });
+
+  it("npm run snapshot writes the three raft snapshots and the state, 0600 in a 0700 dated folder", async () => {
+    const config = join(isolated.context.state.root, "..", "cluster.yaml");
+    const taken = await $({ quiet: true, nothrow: true })`npx tsx scripts/snapshot.ts --config ${config} --output json`;
+    expect(taken.exitCode, taken.stderr).toBe(0);
+    const result = JSON.parse(taken.stdout) as { dir: string; files: { name: string; bytes: number }[] };
+    expect(result.files.map((f) => f.name)).toEqual(["consul.snap", "nomad.snap", "vault.snap", "state.tar.gz"]);
+    expect((await stat(result.dir)).mode & 0o777).toBe(0o700);
+    for (const file of result.files) {
+      expect(file.bytes, file.name).toBeGreaterThan(100);
+      expect((await stat(join(result.dir, file.name))).mode & 0o777, file.name).toBe(0o600);
+    }
+    // Consul's and Vault's snapshots are gzipped archives; the state copy holds the unseal keys
+    for (const name of ["consul.snap", "vault.snap"]) {
+      const head = (await readFile(join(result.dir, name))).subarray(0, 2);
+      expect([...head], name).toEqual([0x1f, 0x8b]);
+    }
+    const listing = await $({ quiet: true })`tar -tzf ${join(result.dir, "state.tar.gz")}`;
+    expect(listing.stdout).toContain("secrets/vault-init.json");
   });
 });
