@@ -104,6 +104,19 @@ describe("Vault HA on raft", () => {
         timeout: 60_000,
       })
       .toBe(true);
+    // vault.service.consul (Nomad clients' address) drops the stopped node
+    const passing = async () => {
+      const tls = isolated.context.state.tls;
+      const token = (
+        await $({ quiet: true })`cat ${join(isolated.context.state.secrets, "consul-bootstrap-token")}`
+      ).stdout.trim();
+      const result = await $({
+        quiet: true,
+        nothrow: true,
+      })`curl -sS --max-time 10 --cacert ${join(tls, "ca.pem")} --cert ${join(tls, "operator.pem")} --key ${join(tls, "operator-key.pem")} -H ${`X-Consul-Token: ${token}`} https://${other}:8501/v1/health/service/vault?passing=true`;
+      return (JSON.parse(result.stdout || "[]") as { Service: { Address: string } }[]).map((e) => e.Service.Address).sort();
+    };
+    await expect.poll(passing, { timeout: 60_000, interval: 2000 }).toEqual(addresses.filter((a) => a !== stopped));
     const before = await serial(other);
     // a forced renewal: without the bundle, consul-template issues a new certificate at once
     const forced = await ssh(other, "rm -f /etc/consul.d/tls/agent-bundle.pem && systemctl restart consul-template");
@@ -130,6 +143,7 @@ describe("Vault HA on raft", () => {
     expect(unseal.stdout + unseal.stderr).toMatch(/server-\d: unsealed/);
     const health = await vaultApi(stopped, "/v1/sys/health?standbyok=true");
     expect(health).toMatchObject({ initialized: true, sealed: false });
+    await expect.poll(passing, { timeout: 60_000, interval: 2000 }).toEqual(addresses);
     // a second run finds nothing to do
     const again = await $({ quiet: true, nothrow: true })`npx tsx scripts/unseal.ts --config ${config}`;
     expect(again.exitCode, again.stderr).toBe(0);

@@ -77,10 +77,15 @@ export function planCluster(
       nomadServerRpcAddrs: servers.map((s) => `${s.privateIp}:${ports.nomadRpc}`),
       vaultPeers: isVault ? vaultHosts.filter((v) => v.name !== host.name).map((v) => v.privateIp) : [],
       // a Vault node renews through its own Vault (a standby forwards to the active node), so
-      // with HA no single Vault node stops every renewal; other nodes use the first Vault node
+      // with HA no single Vault node stops every renewal; other nodes' consul-template uses the
+      // first Vault node: it issues the first certificates before Consul (and its DNS) exists
       vaultAddress: isVault
         ? `https://127.0.0.1:${layout.vault.loopbackPort}`
         : `https://${firstVault.privateIp}:${ports.vaultApi}`,
+      // Nomad starts after Consul: other nodes find any unsealed Vault node by name
+      nomadVaultAddress: isVault
+        ? `https://127.0.0.1:${layout.vault.loopbackPort}`
+        : `https://vault.service.consul:${ports.vaultApi}`,
       caFileForRenewal: layout.consul.caFile,
       secrets,
       certificateTemplates: certificates.map((c) => {

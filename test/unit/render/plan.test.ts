@@ -253,16 +253,24 @@ describe("the Nomad JWKS proxy", () => {
 });
 
 describe("where renewal agents and Nomad reach Vault", () => {
-  it("a Vault node uses its own Vault on loopback; every other node the first Vault node", async () => {
+  it("a Vault node uses its own Vault on loopback; other nodes' renewal the first Vault node, their Nomad vault.service.consul", async () => {
     const ha = makeConfig({ topology: { servers: 3, clients: 1 } });
     const haInventory = plannedInventory(ha, "10.99.0.0/24", { user: "root", port: 22 }, "local");
     const haPlans = planCluster(ha, haInventory, fixedSecrets(haInventory.hosts.map((h) => h.name)));
     for (const plan of haPlans) {
       const template = fileOf(plan, layout.consulTemplate.configFile).content;
       const nomad = block((await hclOf(plan, layout.nomad.configFile)).vault);
-      const expected = plan.host.roles.includes("vault") ? "https://127.0.0.1:8200" : "https://10.99.0.11:8200";
+      const isVault = plan.host.roles.includes("vault");
+      const expected = isVault ? "https://127.0.0.1:8200" : "https://10.99.0.11:8200";
       expect(template, plan.host.name).toContain(`address                = "${expected}"`);
-      expect(nomad.address, plan.host.name).toBe(expected);
+      expect(nomad.address, plan.host.name).toBe(isVault ? expected : "https://vault.service.consul:8200");
+      // Vault nodes register their Vault in Consul with a health check that drops sealed ones
+      const service = (await hclOf(plan, layout.consul.configFile)).service as Hcl[] | undefined;
+      if (!isVault) expect(service, plan.host.name).toBeUndefined();
+      else {
+        expect(service?.[0]).toMatchObject({ name: "vault", address: plan.host.privateIp, port: 8200 });
+        expect(block(service?.[0]?.check)).toMatchObject({ http: "https://127.0.0.1:8200/v1/sys/health?standbyok=true" });
+      }
     }
     expect(haPlans.filter((p) => p.host.roles.includes("vault"))).toHaveLength(3);
   });
