@@ -244,6 +244,8 @@ describe("the Nomad JWKS proxy", () => {
     expect(unit).toMatch(/^User=nomad$/m);
     expect(unit).toMatch(/^Environment=JWKS_PROXY_HOST=127\.0\.0\.1$/m);
     expect(unit).toMatch(/^Environment=JWKS_PROXY_PORT=4649$/m);
+    // Nomad listens on the private address only
+    expect(unit).toMatch(/^Environment=JWKS_PROXY_NOMAD_ADDR=https:\/\/10\.99\.0\.11:4646$/m);
     expect(unit).toMatch(/^ReloadPropagatedFrom=nomad\.service$/m);
     expect(unit).toContain(`ExecStart=/usr/bin/node ${layout.jwksProxy.script}`);
     const script = fileOf(server, layout.jwksProxy.script);
