@@ -207,9 +207,13 @@ async function installJwksProxies(run: ClusterRun): Promise<number> {
         },
         (error) => error instanceof NoSigningKeyYet,
         { timeoutMs: 60_000 },
-      ).catch((error: unknown) => {
+      ).catch(async (error: unknown) => {
         if (!(error instanceof NoSigningKeyYet)) throw error;
+        const journal = await run
+          .remote(host)
+          .runAsRoot("journalctl -u nomad-jwks-proxy -n 10 --no-pager", { allowFailure: true });
         throw new OperationError(`${host.name}: the Nomad JWKS proxy served no signing key within 60s (${error.message}).`, {
+          details: journal.stdout.trim().split("\n"),
           hint: `Check 'journalctl -u nomad-jwks-proxy' on ${host.name} and the Nomad servers' logs for keyring errors.`,
         });
       }),
