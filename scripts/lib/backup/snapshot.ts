@@ -94,9 +94,11 @@ export async function takeSnapshot(run: ClusterRun, dir = snapshotDir(run)): Pro
       ),
     ),
   );
-  // the state last: it holds what opens the snapshots (unseal keys, root token, CA)
+  // the state last: it holds what opens the snapshots (unseal keys, root token, CA); not the
+  // local provider's node filesystems (nodes/), which the raft snapshots above stand for
   const state = join(dir, "state.tar.gz");
-  await $({ quiet: true })`tar -C ${dirname(run.state.root)} -czf ${state} ${basename(run.state.root)}`;
+  const name = basename(run.state.root);
+  await $({ quiet: true })`tar -C ${dirname(run.state.root)} --exclude=${`${name}/nodes`} -czf ${state} ${name}`;
   await chmod(state, 0o600);
   files.push({ name: "state.tar.gz", bytes: (await stat(state)).size });
   return { dir, files };
