@@ -39,7 +39,10 @@ async function firstAnswer(
   const failures: string[] = [];
   for (const host of hosts) {
     try {
-      return { host: host.name, data: await take(host) };
+      const data = await take(host);
+      // a Vault standby answers the snapshot request with a redirect and no body: ask the next node
+      if (data.length === 0) throw new Error("answered without a snapshot (a standby?)");
+      return { host: host.name, data };
     } catch (error) {
       failures.push(`${host.name}: ${errorMessage(error)}`);
     }
