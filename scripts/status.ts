@@ -66,6 +66,10 @@ await runCommand<{ provider?: string }>({
       reporter.info(
         `Vault on ${v.host}: ${v.error ? `unreachable (${v.error})` : v.sealed ? "sealed" : `unsealed, ${v.version}`}`,
       );
+    const trusted = health.identity.proxies.filter((x) => x.keys && health.identity.nomadKeys.every((k) => x.keys?.includes(k)));
+    reporter.info(
+      `workload identity: ${health.identity.nomadKeys.length} Nomad signing keys, served by the JWKS proxy on ${trusted.length}/${health.identity.proxies.length} Consul/Vault nodes`,
+    );
     const soonest = health.certificates
       .filter((c) => c.hoursLeft !== undefined)
       .sort((a, b) => (a.hoursLeft ?? 0) - (b.hoursLeft ?? 0))[0];

@@ -154,7 +154,12 @@ function longestLeaderless(polls: LeaderPoll[]): number {
 }
 
 beforeAll(async () => {
-  isolated = await isolatedLocalCluster("e2e", { name: cluster, provider: { local: { cidr: "10.94.0.0/24" } } });
+  isolated = await isolatedLocalCluster("e2e", {
+    name: cluster,
+    // one Vault, as before HA became the default with three servers: vault-ha.test.ts covers HA
+    topology: { vaultHa: false },
+    provider: { local: { cidr: "10.94.0.0/24" } },
+  });
   context = isolated.context;
   inventory = await localProvider.up(context);
   await withDetails(runStages(context, inventory));

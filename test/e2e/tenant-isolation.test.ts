@@ -378,6 +378,116 @@ describe("a tenant with the dev CI token", () => {
     expect(ready.stdout).toMatch(/Prometheus Server is Ready/);
   });
 
+  // Consul and Vault read Nomad's keys from the JWKS proxy on the server (issue 13): a
+  // rotation needs no bootstrap run before new workloads get their tokens again
+  const sshServer = (command: string) =>
+    $({
+      quiet: true,
+      nothrow: true,
+    })`ssh -i ${join(context.state.root, "ssh", "id_ed25519")} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@${ip.server} ${command}`;
+  const proxied = async (path = "/.well-known/jwks.json", method = "GET") =>
+    sshServer(
+      `curl -sS --max-time 8 --cacert /etc/nomad.d/tls/ca.pem -X ${method} -w '\n%{http_code}' https://127.0.0.1:4649${path}`,
+    );
+  const rootKeys = async () =>
+    JSON.parse((await nomad("/v1/operator/keyring/keys", tokens.management)).body) as { KeyID: string; State: string }[];
+  const activeKey = async () => (await rootKeys()).find((k) => k.State === "active")?.KeyID;
+  async function rotate(query = ""): Promise<string> {
+    const before = await activeKey();
+    const answer = await nomad(`/v1/operator/keyring/rotate${query}`, tokens.management, undefined, "PUT");
+    expect(answer.status, answer.body).toBe(200);
+    const after = await activeKey();
+    if (!query.includes("publish_time")) expect(after).not.toBe(before);
+    return after as string;
+  }
+  /** a new dev job: its group service registers (Consul login), its template reads its Vault secret and that service */
+  async function newJobReadsSecretAndService(round: string) {
+    const id = `rot-${round}`;
+    const value = `rotated-${round}-${Date.now()}`;
+    const written = await api(`https://${ip.server}:8200/v1/secret/data/dev/${id}/config`, tokens.vaultRoot, {
+      body: { data: { value } },
+      header: "X-Vault-Token",
+    });
+    expect(written.status).toBe(200);
+    const body = job(
+      id,
+      "dev",
+      {
+        script: "while true; do cat local/out.txt; echo; sleep 2; done",
+        extra: {
+          Vault: { ChangeMode: "noop" },
+          Consul: {},
+          Templates: [
+            {
+              EmbeddedTmpl: `secret={{ with secret "secret/data/dev/${id}/config" }}{{ .Data.data.value }}{{ end }}\n{{ range service "dev-${id}" }}service=dev-${id}:{{ .Port }}{{ end }}\n`,
+              DestPath: "local/out.txt",
+              ChangeMode: "noop",
+            },
+          ],
+        },
+      },
+      service(`dev-${id}`, []),
+      "service",
+    );
+    expect((await submit(body)).status).toBe(200);
+    const alloc = await settled(id, "dev", (a) => a.ClientStatus !== "pending", 120_000);
+    expect(alloc.ClientStatus, events(alloc)).toBe("running");
+    await expect.poll(async () => output(alloc), { timeout: 90_000, interval: 2000 }).toContain(`secret=${value}`);
+    await expect
+      .poll(async () => output(alloc), { timeout: 90_000, interval: 2000 })
+      .toMatch(new RegExp(`service=dev-${id}:\\d+`));
+    await purge(id, "dev");
+  }
+
+  it("the JWKS proxy serves only Nomad's public keys, and only on GET /.well-known/jwks.json", async () => {
+    const answer = await proxied();
+    const [text, status] = [answer.stdout.slice(0, answer.stdout.lastIndexOf("\n")), answer.stdout.split("\n").pop()];
+    expect(status, answer.stderr).toBe("200");
+    const served = JSON.parse(text) as { keys: Record<string, string>[] };
+    const direct = JSON.parse((await nomad("/.well-known/jwks.json", tokens.management)).body) as { keys: { kid: string }[] };
+    expect(served.keys.map((k) => k.kid).sort()).toEqual(direct.keys.map((k) => k.kid).sort());
+    for (const key of served.keys) expect(Object.keys(key).sort()).toEqual(["alg", "e", "kid", "kty", "n", "use"]);
+    expect((await proxied("/v1/jobs")).stdout.split("\n").pop()).toBe("404");
+    expect((await proxied("/v1/agent/self")).stdout.split("\n").pop()).toBe("404");
+    expect((await proxied("/.well-known/jwks.json", "POST")).stdout.split("\n").pop()).toBe("405");
+    // loopback only: nothing listens on the server's private address
+    const outside = await $({
+      quiet: true,
+      nothrow: true,
+    })`curl -sS -k --max-time 5 https://${ip.server}:4649/.well-known/jwks.json`;
+    expect(outside.exitCode).not.toBe(0);
+  });
+
+  let rotatedKey = "";
+  it("after an immediate rotation, a new dev job gets its Vault secret and Consul data without a bootstrap run", async () => {
+    rotatedKey = await rotate();
+    await newJobReadsSecretAndService("one");
+  });
+
+  it("a prepublished key is served before it signs; after a second rotation with the previous key removed, new jobs still work", async () => {
+    const publishAt = (Date.now() + 3_600_000) * 1_000_000;
+    await rotate(`?publish_time=${publishAt}`);
+    const next = (await rootKeys()).find((k) => k.State === "prepublished")?.KeyID;
+    expect(next).toBeTruthy();
+    await expect.poll(async () => (await proxied()).stdout, { timeout: 30_000 }).toContain(next as string);
+    // full: the variables the first rotation's key encrypted are re-encrypted with the new one;
+    // once the purged job's allocations are collected nothing uses that key and Nomad lets it go
+    await rotate("?full");
+    await expect
+      .poll(async () => (await rootKeys()).filter((k) => k.State === "rekeying").length, { timeout: 90_000, interval: 2000 })
+      .toBe(0);
+    let removed = { status: 0, body: "" };
+    for (let i = 0; i < 30 && removed.status !== 200; i++) {
+      await nomad("/v1/system/gc", tokens.management, undefined, "PUT");
+      removed = await nomad(`/v1/operator/keyring/key/${rotatedKey}`, tokens.management, undefined, "DELETE");
+      if (removed.status !== 200) await new Promise((r) => setTimeout(r, 2000));
+    }
+    expect(removed.status, removed.body).toBe(200);
+    expect((await rootKeys()).map((k) => k.KeyID)).not.toContain(rotatedKey);
+    await expect.poll(async () => (await proxied()).stdout, { timeout: 30_000 }).not.toContain(rotatedKey);
+    await newJobReadsSecretAndService("two");
+  });
+
   it("the platform jobs stay healthy throughout", async () => {
     const jobs = JSON.parse((await nomad("/v1/jobs?namespace=platform", tokens.management)).body) as {
       ID: string;

@@ -1,8 +1,11 @@
 /**
- * Vault HA: three Vault servers on integrated raft storage (topology.vaultHa).
- * Followers join the leader with a shared bootstrap CA, are unsealed after they
- * join, get their own PKI certificates, and a re-run changes nothing. Needs root.
+ * Vault HA: three Vault servers on integrated raft storage (the default with three
+ * servers). Followers join the leader with a shared bootstrap CA, are unsealed after
+ * they join, get their own PKI certificates, and a re-run changes nothing. With the
+ * active Vault stopped, a standby node still renews its certificates, and
+ * `npm run unseal` opens the restarted one. Needs root.
  */
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
@@ -27,7 +30,7 @@ const vaultApi = async (address: string, path: string) => {
 beforeAll(async () => {
   isolated = await isolatedLocalCluster("vault-ha", {
     name: "vaultha",
-    topology: { servers: 3, clients: 0, vaultHa: true },
+    topology: { servers: 3, clients: 0 },
     provider: { local: { cidr: "10.91.0.0/24" } },
   });
   inventory = await localProvider.up(isolated.context);
@@ -74,5 +77,96 @@ describe("Vault HA on raft", () => {
   it("a re-run changes nothing", async () => {
     const again = await runStages(isolated.context, inventory, ["vault"]);
     expect(again.vault?.summary).toBe("no changes");
+  });
+
+  const ssh = (address: string, command: string) =>
+    $({
+      quiet: true,
+      nothrow: true,
+    })`ssh -i ${join(isolated.context.state.root, "ssh", "id_ed25519")} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@${address} ${command}`;
+  const addresses = ["10.91.0.11", "10.91.0.12", "10.91.0.13"];
+  const serial = async (address: string) =>
+    (await ssh(address, "openssl x509 -noout -serial -in /etc/consul.d/tls/agent.pem")).stdout.trim();
+
+  it("with the active Vault stopped, a standby node renews its certificate; npm run unseal opens the restarted Vault", async () => {
+    const active = [];
+    for (const address of addresses) {
+      const health = await vaultApi(address, "/v1/sys/health?standbyok=true");
+      if (!health.standby) active.push(address);
+    }
+    expect(active).toHaveLength(1);
+    const stopped = active[0] as string;
+    expect((await ssh(stopped, "systemctl stop vault")).exitCode).toBe(0);
+    const other = addresses.find((a) => a !== stopped) as string;
+    // the two left elect a new active node
+    await expect
+      .poll(async () => (await vaultApi(other, "/v1/sys/health?standbyok=true").catch(() => ({}))).initialized, {
+        timeout: 60_000,
+      })
+      .toBe(true);
+    // vault.service.consul (Nomad clients' address) drops the stopped node
+    const passing = async () => {
+      const tls = isolated.context.state.tls;
+      const token = (
+        await $({ quiet: true })`cat ${join(isolated.context.state.secrets, "consul-bootstrap-token")}`
+      ).stdout.trim();
+      const result = await $({
+        quiet: true,
+        nothrow: true,
+      })`curl -sS --max-time 10 --cacert ${join(tls, "ca.pem")} --cert ${join(tls, "operator.pem")} --key ${join(tls, "operator-key.pem")} -H ${`X-Consul-Token: ${token}`} https://${other}:8501/v1/health/service/vault?passing=true`;
+      return (JSON.parse(result.stdout || "[]") as { Service: { Address: string } }[]).map((e) => e.Service.Address).sort();
+    };
+    await expect.poll(passing, { timeout: 60_000, interval: 2000 }).toEqual(addresses.filter((a) => a !== stopped));
+    const before = await serial(other);
+    // a forced renewal: without the bundle, consul-template issues a new certificate at once
+    const forced = await ssh(other, "rm -f /etc/consul.d/tls/agent-bundle.pem && systemctl restart consul-template");
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    await expect.poll(async () => serial(other), { timeout: 90_000, interval: 2000 }).not.toBe(before);
+
+    expect((await ssh(stopped, "systemctl start vault")).exitCode).toBe(0);
+    await expect
+      .poll(
+        async () =>
+          (await ssh(stopped, "curl -s --cacert /etc/vault.d/tls/ca.pem https://127.0.0.1:8200/v1/sys/seal-status")).stdout,
+        {
+          timeout: 30_000,
+        },
+      )
+      .toContain('"sealed":true');
+    const config = join(isolated.context.state.root, "..", "cluster.yaml");
+    await writeFile(
+      config,
+      "name: vaultha\ntopology:\n  servers: 3\n  clients: 0\nprovider:\n  local:\n    cidr: 10.91.0.0/24\n",
+    );
+    const unseal = await $({ quiet: true, nothrow: true })`npx tsx scripts/unseal.ts --config ${config}`;
+    expect(unseal.exitCode, `${unseal.stdout}\n${unseal.stderr}`).toBe(0);
+    expect(unseal.stdout + unseal.stderr).toMatch(/server-\d: unsealed/);
+    const health = await vaultApi(stopped, "/v1/sys/health?standbyok=true");
+    expect(health).toMatchObject({ initialized: true, sealed: false });
+    await expect.poll(passing, { timeout: 60_000, interval: 2000 }).toEqual(addresses);
+    // a second run finds nothing to do
+    const again = await $({ quiet: true, nothrow: true })`npx tsx scripts/unseal.ts --config ${config}`;
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout + again.stderr).not.toMatch(/: unsealed/);
+  });
+
+  it("npm run snapshot writes the three raft snapshots and the state, 0600 in a 0700 dated folder", async () => {
+    const config = join(isolated.context.state.root, "..", "cluster.yaml");
+    const taken = await $({ quiet: true, nothrow: true })`npx tsx scripts/snapshot.ts --config ${config} --output json`;
+    expect(taken.exitCode, taken.stderr).toBe(0);
+    const result = JSON.parse(taken.stdout) as { dir: string; files: { name: string; bytes: number }[] };
+    expect(result.files.map((f) => f.name)).toEqual(["consul.snap", "nomad.snap", "vault.snap", "state.tar.gz"]);
+    expect((await stat(result.dir)).mode & 0o777).toBe(0o700);
+    for (const file of result.files) {
+      expect(file.bytes, file.name).toBeGreaterThan(100);
+      expect((await stat(join(result.dir, file.name))).mode & 0o777, file.name).toBe(0o600);
+    }
+    // Consul's and Vault's snapshots are gzipped archives; the state copy holds the unseal keys
+    for (const name of ["consul.snap", "vault.snap"]) {
+      const head = (await readFile(join(result.dir, name))).subarray(0, 2);
+      expect([...head], name).toEqual([0x1f, 0x8b]);
+    }
+    const listing = await $({ quiet: true })`tar -tzf ${join(result.dir, "state.tar.gz")}`;
+    expect(listing.stdout).toContain("secrets/vault-init.json");
   });
 });

@@ -89,7 +89,8 @@ const topology = z
     clients: z.number().int().min(0).max(64).default(2),
     /** node names that host Vault; default: the first server (or the first three for HA) */
     vaultNodes: z.array(z.string()).optional(),
-    vaultHa: z.boolean().default(false),
+    /** default: HA (raft on three nodes) whenever there are three servers or three vaultNodes */
+    vaultHa: z.boolean().optional(),
   })
   .refine((t) => t.servers % 2 === 1, {
     message: "an odd number of servers is needed for a raft quorum (1, 3, 5 or 7)",
@@ -98,7 +99,13 @@ const topology = z
   .refine((t) => !t.vaultHa || t.servers >= 3 || (t.vaultNodes?.length ?? 0) >= 3, {
     message: "Vault HA needs three nodes: raise topology.servers to 3 or list three topology.vaultNodes",
     path: ["vaultHa"],
-  });
+  })
+  .transform((t) => ({ ...t, vaultHa: t.vaultHa ?? defaultVaultHa(t) }));
+
+/** One Vault restarts sealed and stops every renewal: three servers are enough for raft, so HA is the default. */
+export function defaultVaultHa(t: { servers: number; vaultNodes?: string[] }): boolean {
+  return t.vaultNodes ? t.vaultNodes.length >= 3 : t.servers >= 3;
+}
 
 const versions = z.strictObject({
   consul: semver.default("1.22.5"),
@@ -133,6 +140,19 @@ const tls = z
     intermediateTtl: duration.default("43800h"),
     /** consul-template's pkiCert renews a leaf at about 85–90 % of this */
     leafTtl: duration.default("72h"),
+    /**
+     * Alert (Prometheus, status, verify) when an agent certificate has less than this
+     * share of its lifetime left: below the 10 % at which renewal happens at the latest,
+     * so it means renewal is failing, and high enough to leave hours to fix it (72h leaves: 5 h).
+     */
+    alertLifetimeLeft: z
+      .number()
+      .gt(0.005, "must leave time to act: at least 0.005")
+      .lt(
+        0.1,
+        "must stay below 0.1: consul-template renews with 10-15 % of the lifetime left, so a higher share fires on healthy nodes",
+      )
+      .default(0.07),
   })
   .superRefine((t, ctx) => {
     // a malformed duration is already reported by its own field
@@ -338,4 +358,9 @@ export function runtimeProfile(config: Pick<ClusterConfig, "jobs" | "provider">)
 /** How Docker Engine reaches the clients: explicit, else uploaded .debs on local nodes (no mirror there) and apt elsewhere. */
 export function dockerInstallMethod(config: Pick<ClusterConfig, "jobs" | "provider">): "apt" | "upload" {
   return config.jobs.docker.install ?? (config.provider.type === "local" ? "upload" : "apt");
+}
+
+/** Seconds of remaining lifetime below which a leaf certificate's renewal counts as failed. */
+export function certificateAlarmSeconds(config: Pick<ClusterConfig, "tls">): number {
+  return Math.round(durationSeconds(config.tls.leafTtl) * config.tls.alertLifetimeLeft);
 }

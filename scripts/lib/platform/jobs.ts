@@ -9,12 +9,11 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type ClusterConfig, runtimeProfile } from "../config/schema.ts";
+import { certificateAlarmSeconds, type ClusterConfig, runtimeProfile } from "../config/schema.ts";
 import { InputError } from "../errors.ts";
 import { hostsWithRole, type Inventory } from "../inventory/schema.ts";
 import { ports } from "../render/layout.ts";
 import type { SecretStore } from "../state/secrets.ts";
-import { durationSeconds } from "../util/duration.ts";
 
 export const jobsDir = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "jobs");
 
@@ -118,7 +117,7 @@ export async function platformVariables(
   const variables: Record<string, Record<string, string>> = {};
   if (names.has("prometheus")) {
     // the same threshold `status` uses: renewal happens at 85-90 % of the lifetime
-    const alarmSeconds = Math.round(Math.min(3600, durationSeconds(config.tls.leafTtl) * 0.05));
+    const alarmSeconds = certificateAlarmSeconds(config);
     variables["nomad/jobs/prometheus"] = {
       cluster_rules: (await repoFile("prometheus/rules/cluster.rules.yml")).replaceAll(
         "__CERT_ALARM_SECONDS__",

@@ -9,7 +9,7 @@ import type { Inventory } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { KnownHosts } from "../remote/known-hosts.ts";
 import { RemoteHost, sshTarget } from "../remote/ssh.ts";
-import type { Provider, ProviderContext } from "./types.ts";
+import type { DownOptions, Provider, ProviderContext } from "./types.ts";
 
 async function inventoryOf(context: ProviderContext): Promise<Inventory> {
   const file = context.config.provider.static?.inventory;
@@ -78,9 +78,15 @@ export const staticProvider: Provider = {
   },
 
   async down(context, options) {
-    // existing hosts are never touched, nor the inventory file they came from; only our local state goes
-    const leftovers = localLeftovers(context, { ...options, published: false });
+    // existing hosts are never touched, nor the inventory file they came from. They keep running
+    // Vault, whose unseal keys and root token exist only in the state: it stays unless --delete-state
+    const leftovers = localLeftovers(context, { keepState: keepsStaticState(options), published: false });
     if (!options.dryRun) await leftovers.remove();
     return leftovers.items;
   },
 };
+
+/** The static provider's state goes only with --delete-state (and never with --keep-state). */
+export function keepsStaticState(options: Pick<DownOptions, "keepState" | "deleteState">): boolean {
+  return options.keepState || !options.deleteState;
+}

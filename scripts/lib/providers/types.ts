@@ -39,6 +39,8 @@ export interface ProviderStatus {
 export interface DownOptions {
   dryRun: boolean;
   keepState: boolean;
+  /** the static provider keeps the state unless this is set (its hosts keep running Vault) */
+  deleteState?: boolean;
 }
 
 export interface Provider {

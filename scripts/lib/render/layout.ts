@@ -30,6 +30,8 @@ export interface NodeLayout {
     installScript: string;
     unit: string;
   };
+  /** Nomad's public keys for Consul and Vault on servers and Vault nodes (templates/jwks-proxy) */
+  jwksProxy: { script: string; unit: string };
   resolvedDropIn: string;
 }
 
@@ -65,6 +67,10 @@ export function nodeLayout(root = "/"): NodeLayout {
       installScript: join(root, "usr", "local", "libexec", "hashistack", "install-certificate"),
       unit: join(root, "etc", "systemd", "system", "consul-template.service"),
     },
+    jwksProxy: {
+      script: join(root, "usr", "local", "libexec", "hashistack", "nomad-jwks-proxy.mjs"),
+      unit: join(root, "etc", "systemd", "system", "nomad-jwks-proxy.service"),
+    },
     resolvedDropIn: join(root, "etc", "systemd", "resolved.conf.d", "consul.conf"),
   };
 }
@@ -79,6 +85,8 @@ export const ports = {
   nomadHttp: 4646,
   nomadRpc: 4647,
   nomadSerf: 4648,
+  /** loopback only: the JWKS proxy (GET /.well-known/jwks.json) */
+  nomadJwksProxy: 4649,
   vaultApi: 8200,
   vaultCluster: 8201,
 } as const;

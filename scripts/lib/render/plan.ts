@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { type ClusterConfig, runtimeProfile } from "../config/schema.ts";
 import { hostsWithRole, type Inventory, type InventoryHost } from "../inventory/schema.ts";
 import type { RenderSecrets } from "../state/secrets.ts";
-import { sharedEngine } from "./engine.ts";
+import { readFileSync } from "node:fs";
+import { sharedEngine, templatesDir } from "./engine.ts";
 import { type NodeLayout, nodeLayout, ports } from "./layout.ts";
 import { certificateNames, issuePath, type PkiProduct } from "./pki.ts";
 
@@ -80,7 +81,16 @@ export function planCluster(
       nomadServerIps: servers.map((s) => s.privateIp),
       nomadServerRpcAddrs: servers.map((s) => `${s.privateIp}:${ports.nomadRpc}`),
       vaultPeers: isVault ? vaultHosts.filter((v) => v.name !== host.name).map((v) => v.privateIp) : [],
-      vaultAddress: `https://${firstVault.privateIp}:${ports.vaultApi}`,
+      // a Vault node renews through its own Vault (a standby forwards to the active node), so
+      // with HA no single Vault node stops every renewal; other nodes' consul-template uses the
+      // first Vault node: it issues the first certificates before Consul (and its DNS) exists
+      vaultAddress: isVault
+        ? `https://127.0.0.1:${layout.vault.loopbackPort}`
+        : `https://${firstVault.privateIp}:${ports.vaultApi}`,
+      // Nomad starts after Consul: other nodes find any unsealed Vault node by name
+      nomadVaultAddress: isVault
+        ? `https://127.0.0.1:${layout.vault.loopbackPort}`
+        : `https://vault.service.consul:${ports.vaultApi}`,
       caFileForRenewal: layout.consul.caFile,
       secrets,
       certificateTemplates: certificates.map((c) => {
@@ -112,6 +122,16 @@ export function planCluster(
       file("systemd/consul-template.service.hbs", layout.consulTemplate.unit, 0o644),
       file("dns/consul-resolved.conf.hbs", layout.resolvedDropIn, 0o644),
     ];
+    if (isServer || isVault) {
+      files.push(file("systemd/nomad-jwks-proxy.service.hbs", layout.jwksProxy.unit, 0o644), {
+        path: layout.jwksProxy.script,
+        content: readFileSync(join(templatesDir, "jwks-proxy", "nomad-jwks-proxy.mjs"), "utf8"),
+        mode: 0o644,
+        owner: "root",
+        group: "root",
+        secret: false,
+      });
+    }
     if (isVault) {
       files.push(
         file("vault/vault.hcl.hbs", layout.vault.configFile, 0o640, "root", "vault"),

@@ -17,8 +17,9 @@ import type { Stage } from "./stage.ts";
 const layout = nodeLayout();
 
 export const consulPolicies = {
-  agent: (host: string) =>
-    `node "${host}" {\n  policy = "write"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "read"\n}\n`,
+  /** a Vault node's agent also registers the node's Vault as the service "vault" */
+  agent: (host: string, vault = false) =>
+    `node "${host}" {\n  policy = "write"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "read"\n}\n${vault ? `service "vault" {\n  policy = "write"\n}\n` : ""}`,
   nomadAgent: `agent_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "write"\n}\n`,
 };
 
@@ -85,7 +86,7 @@ async function runConsul(run: ClusterRun): Promise<string> {
         const policy = await consul.upsertPolicy({
           Name: `agent-${host.name}`,
           Description: `Consul agent on ${host.name}`,
-          Rules: consulPolicies.agent(host.name),
+          Rules: consulPolicies.agent(host.name, host.roles.includes("vault")),
         });
         const token = await consul.ensureToken({
           SecretID: run.renderSecrets.consulAgentTokens[host.name] as string,

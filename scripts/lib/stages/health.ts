@@ -16,7 +16,7 @@ import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost } from "../remote/fanout.ts";
 import { sh } from "../remote/command.ts";
 import { nodeLayout } from "../render/layout.ts";
-import { durationSeconds } from "../util/duration.ts";
+import { consulAuthMethod, jwksProxyHosts, jwksProxyUrl, proxyKeyIds, vaultJwtMount } from "../cluster/jwks-proxy.ts";
 import type { ClusterRun } from "./run-context.ts";
 import { encryptedRootTokenSecret, rootTokenSecret } from "./vault-unseal.ts";
 
@@ -31,7 +31,24 @@ export interface ClusterHealth {
     error?: string;
   };
   vault: { host: string; initialized?: boolean; sealed?: boolean; version?: string; error?: string }[];
-  certificates: { host: string; file: string; expires?: string; hoursLeft?: number; secondsLeft?: number; error?: string }[];
+  certificates: {
+    host: string;
+    file: string;
+    expires?: string;
+    hoursLeft?: number;
+    secondsLeft?: number;
+    /** the share of the certificate's own lifetime that is left (0..1) */
+    lifetimeLeft?: number;
+    error?: string;
+  }[];
+  /** Nomad's signing keys and whether Consul and Vault can fetch them (the JWKS proxy on each of their nodes) */
+  identity: {
+    nomadKeys: string[];
+    proxies: { host: string; keys?: string[]; error?: string }[];
+    consulUsesProxy?: boolean;
+    vaultUsesProxy?: boolean;
+    error?: string;
+  };
   problems: string[];
 }
 
@@ -56,6 +73,7 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
     nomad: { peers: 0, nodes: [], jobs: [] },
     vault: [],
     certificates: [],
+    identity: { nomadKeys: [], proxies: [] },
     problems: [],
   };
   const consulToken = await run.secrets.read("consul-bootstrap-token");
@@ -68,6 +86,8 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
         host,
         async (consul) => {
           health.consul.leader = (await consul.leader()) || undefined;
+          const method = await consul.authMethod(consulAuthMethod);
+          health.identity.consulUsesProxy = method?.Config?.JWKSURL === jwksProxyUrl;
           health.consul.peers = (await consul.peers()).length;
           health.consul.members = (await consul.members()).map((m) => ({
             name: m.Name,
@@ -88,6 +108,8 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
         host,
         async (nomad) => {
           health.nomad.leader = (await nomad.leader()) || undefined;
+          const jwks = await nomad.api.get<{ keys: { kid: string }[] }>("/.well-known/jwks.json");
+          health.identity.nomadKeys = jwks.keys.map((k) => k.kid);
           health.nomad.peers = (await nomad.peers()).length;
           health.nomad.nodes = (await nomad.nodes()).map((n) => ({
             name: n.Name,
@@ -111,14 +133,30 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
   } catch (error) {
     health.nomad.error = (error as Error).message;
   }
+  // a plaintext root token reads Vault's JWT config; a PGP-encrypted one is not decrypted for a health check
+  const vaultToken = await run.secrets.read(rootTokenSecret);
   for (const host of hostsWithRole(run.inventory, "vault")) {
     try {
-      const status = await withVault(run, host, (vault) => vault.sealStatus());
+      const status = await withVault(run, host, async (vault) => {
+        const seal = await vault.sealStatus();
+        if (!seal.sealed && vaultToken && health.identity.vaultUsesProxy === undefined) {
+          const config = await vault
+            .withToken(vaultToken)
+            .read<{ jwks_url?: string }>(`auth/${vaultJwtMount}/config`)
+            .catch(() => undefined);
+          health.identity.vaultUsesProxy = config?.data.jwks_url === jwksProxyUrl;
+        }
+        return seal;
+      });
       health.vault.push({ host: host.name, initialized: status.initialized, sealed: status.sealed, version: status.version });
     } catch (error) {
       health.vault.push({ host: host.name, error: (error as Error).message });
     }
   }
+  const proxies = await onEachHost(jwksProxyHosts(run.inventory), (host) => proxyKeyIds(run.remote(host), host), {
+    concurrency: run.config.concurrency,
+  });
+  health.identity.proxies = proxies.map((o) => ({ host: o.host, keys: o.value, error: o.error?.message }));
   const certs = await onEachHost(
     run.inventory.hosts,
     async (host) => {
@@ -133,12 +171,14 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
           const pem = (await run.remote(host).runAsRoot(sh`cat ${file}`, { timeoutMs: 10_000 })).stdout;
           const leaf = new X509Certificate(pem);
           const expires = new Date(leaf.validTo);
+          const lifetime = expires.getTime() - new Date(leaf.validFrom).getTime();
           results.push({
             host: host.name,
             file,
             expires: expires.toISOString(),
             hoursLeft: Math.round((expires.getTime() - Date.now()) / 36e4) / 10,
             secondsLeft: Math.round((expires.getTime() - Date.now()) / 1000),
+            lifetimeLeft: lifetime > 0 ? Math.max(0, (expires.getTime() - Date.now()) / lifetime) : 0,
           });
         } catch (error) {
           results.push({ host: host.name, file, error: (error as Error).message });
@@ -154,7 +194,6 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
   }
 
   const expectedMembers = run.inventory.hosts.length;
-  const renewalAlarmSeconds = Math.min(3600, durationSeconds(run.config.tls.leafTtl) * 0.05);
   const p = health.problems;
   if (health.consul.error) p.push(`Consul API unreachable: ${health.consul.error}`);
   else {
@@ -181,15 +220,50 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
   }
   for (const v of health.vault) {
     if (v.error) p.push(`Vault on ${v.host} unreachable: ${v.error}`);
-    else if (v.sealed) p.push(`Vault on ${v.host} is sealed (run bootstrap to unseal)`);
+    else if (v.sealed) p.push(`Vault on ${v.host} is sealed (npm run unseal)`);
   }
-  for (const c of health.certificates) {
-    if (c.error) p.push(`${c.host}: cannot read ${c.file}: ${c.error}`);
-    // renewal happens at ~85-90 % of the lifetime, so less than 5 % left means it is not working
-    else if ((c.secondsLeft ?? 0) < renewalAlarmSeconds)
-      p.push(`${c.host}: ${c.file} expires at ${c.expires} and was not renewed`);
-  }
+  p.push(...certificateProblems(health.certificates, run.config.tls.alertLifetimeLeft));
+  p.push(...identityProblems(health.identity, !health.nomad.error));
   return health;
+}
+
+/**
+ * Renewal happens with 10-15 % of a certificate's lifetime left, so less than
+ * `alertLifetimeLeft` (default 7 %) means it is failing, while there is still time to fix it.
+ */
+export function certificateProblems(certificates: ClusterHealth["certificates"], alertLifetimeLeft: number): string[] {
+  const problems: string[] = [];
+  for (const c of certificates) {
+    if (c.error) problems.push(`${c.host}: cannot read ${c.file}: ${c.error}`);
+    else if ((c.lifetimeLeft ?? 0) < alertLifetimeLeft)
+      problems.push(
+        `${c.host}: ${c.file} has ${Math.round((c.lifetimeLeft ?? 0) * 1000) / 10} % of its lifetime left (expires ${c.expires}) and was not renewed: check 'journalctl -u consul-template' on ${c.host}`,
+      );
+  }
+  return problems;
+}
+
+/** Every key Nomad signs with (or will) must be served to Consul and Vault by the proxy on their nodes. */
+export function identityProblems(identity: ClusterHealth["identity"], nomadAnswered: boolean): string[] {
+  const problems: string[] = [];
+  const hint = "new workloads get no Consul or Vault token";
+  if (identity.consulUsesProxy === false)
+    problems.push(
+      `Consul's auth method ${consulAuthMethod} does not read Nomad's keys from the JWKS proxy (${hint} after a key rotation): run bootstrap`,
+    );
+  if (identity.vaultUsesProxy === false)
+    problems.push(
+      `Vault's ${vaultJwtMount} auth does not read Nomad's keys from the JWKS proxy (${hint} after a key rotation): run bootstrap`,
+    );
+  for (const proxy of identity.proxies) {
+    if (proxy.error) problems.push(`${proxy.error} (${hint} on ${proxy.host})`);
+    else if (nomadAnswered) {
+      const missing = identity.nomadKeys.filter((kid) => !proxy.keys?.includes(kid));
+      if (missing.length)
+        problems.push(`the JWKS proxy on ${proxy.host} does not serve Nomad's signing keys ${missing.join(", ")} (${hint})`);
+    }
+  }
+  return problems;
 }
 
 /**

@@ -55,6 +55,16 @@ export function operatorCertificateTtl(config: ClusterConfig): string {
   return durationSeconds(config.tls.intermediateTtl) < 86_400 ? config.tls.intermediateTtl : "24h";
 }
 
+/**
+ * The renewal tokens' period: a Vault outage shorter than this leaves every node's
+ * token renewable. Twice the leaf TTL (at least a day), so the tokens outlive the
+ * certificates they renew: while any certificate is still valid, its renewal works
+ * again as soon as Vault is back.
+ */
+export function renewalTokenPeriodSeconds(config: ClusterConfig): number {
+  return Math.max(2 * durationSeconds(config.tls.leafTtl), 86_400);
+}
+
 export const platformPkiRole = "platform";
 export const platformCertificateName = (region: string) => `platform.${region}.nomad`;
 

@@ -12,7 +12,7 @@ import { nodeLayout } from "../render/layout.ts";
 import { describeAgentPlan, planAgents } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
 import { pollUntil, type ServerGate } from "./rolling.ts";
-import { initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "./vault-unseal.ts";
+import { initSecret, readInitRecord, unsealIfSealed, vaultRootToken } from "./vault-unseal.ts";
 
 type GateRun = Pick<ClusterRun, "state" | "remote" | "secrets" | "reporter">;
 
@@ -22,14 +22,8 @@ const timeoutMs = 120_000;
 export async function unsealFromState(run: GateRun, host: InventoryHost, vault: VaultClient): Promise<boolean> {
   const status = await vault.sealStatus();
   const record = await readInitRecord(run.secrets);
-  if (!status.initialized || !status.sealed || !record) return false;
-  const keys = await unsealKeys(record, {
-    secretsFile: run.secrets.fileFor(initSecret),
-    what: `Vault on ${host.name}`,
-    needed: status.t > 0 ? status.t - status.progress : undefined,
-  });
-  await unsealWith(vault, keys);
-  return true;
+  if (!status.initialized || !record) return false;
+  return unsealIfSealed(vault, record, { secretsFile: run.secrets.fileFor(initSecret), what: `Vault on ${host.name}` });
 }
 
 export function vaultServerGate(run: GateRun): ServerGate {

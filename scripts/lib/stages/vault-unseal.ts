@@ -184,6 +184,23 @@ export async function unsealWith(vault: VaultClient, keys: string[]): Promise<vo
   }
 }
 
+/**
+ * Unseal this Vault when it is sealed; true when it was. The shares are decrypted
+ * (PGP) only for a sealed Vault and only in memory; shares entered by hand count
+ * (a raft follower that has not joined yet reports t = 0: it needs the threshold).
+ */
+export async function unsealIfSealed(
+  vault: VaultClient,
+  record: VaultInitRecord,
+  context: { secretsFile: string; what: string; homedir?: string },
+): Promise<boolean> {
+  const status = await vault.sealStatus();
+  if (!status.sealed) return false;
+  const keys = await unsealKeys(record, { ...context, needed: status.t > 0 ? status.t - status.progress : undefined });
+  await unsealWith(vault, keys);
+  return true;
+}
+
 const rootTokens = new Map<string, string>();
 
 /**

@@ -28,7 +28,7 @@ import { rollServers } from "./rolling.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 import { planVault, vaultServerGate } from "./vault-roll.ts";
-import { initialiseVault, initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "./vault-unseal.ts";
+import { initialiseVault, initSecret, readInitRecord, unsealIfSealed, vaultRootToken } from "./vault-unseal.ts";
 import {
   ensureIntermediate,
   ensureRoles,
@@ -37,6 +37,7 @@ import {
   pkiRoles,
   renewalPolicies,
   renewalPoliciesFor,
+  renewalTokenPeriodSeconds,
 } from "./vault-pki.ts";
 
 /**
@@ -164,18 +165,8 @@ async function runVault(run: ClusterRun): Promise<string> {
     // the leader first; raft followers join it through retry_join and are unsealed once they have
     for (const host of vaultHosts) {
       const unseal = async (target: VaultClient) => {
-        const status = await target.sealStatus();
-        if (status.sealed) {
-          // decrypted (PGP) only for a sealed Vault and only in memory; shares entered by hand count
-          // (a follower that has not joined yet reports t = 0: it needs the threshold)
-          const keys = await unsealKeys(record, {
-            secretsFile: run.secrets.fileFor(initSecret),
-            what: `Vault on ${host.name}`,
-            needed: status.t > 0 ? status.t - status.progress : undefined,
-          });
-          await unsealWith(target, keys);
+        if (await unsealIfSealed(target, record, { secretsFile: run.secrets.fileFor(initSecret), what: `Vault on ${host.name}` }))
           summary.push(`unsealed ${host.name}`);
-        }
       };
       if (host === leader) {
         await unseal(vault);
@@ -256,25 +247,33 @@ async function ensureOperatorCertificate(run: ClusterRun, vault: VaultClient): P
   await writeFileAtomic(files.operatorCert, `${issued.certificate}\n${issued.issuing_ca}\n`, 0o644);
 }
 
-/** A periodic token per node for consul-template, kept in the state; a valid one is kept. */
+/**
+ * A periodic token per node for consul-template, kept in the state; a valid one
+ * whose period still outlives the leaf TTL is kept, a shorter one is replaced
+ * (and revoked once the new one is stored).
+ */
 async function ensureRenewalToken(run: ClusterRun, vault: VaultClient, host: InventoryHost): Promise<boolean> {
   const name = `vault-renewal-token.${host.name}`;
+  const period = renewalTokenPeriodSeconds(run.config);
   const existing = await run.secrets.read(name);
+  let replaced: string | undefined;
   if (existing) {
     try {
-      await vault.withToken(existing).api.get("/v1/auth/token/lookup-self");
-      return false;
+      const self = await vault.withToken(existing).api.get<{ data: { period?: number } }>("/v1/auth/token/lookup-self");
+      if ((self.data.period ?? 0) >= period) return false;
+      replaced = existing;
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 403)) throw error;
     }
   }
   const created = await vault.api.post<{ auth: { client_token: string } }>("/v1/auth/token/create-orphan", {
     policies: renewalPoliciesFor(host),
-    period: "24h",
+    period: `${period}s`,
     display_name: `cert-renewal-${host.name}`,
     no_default_policy: false,
     meta: { host: host.name },
   });
   await run.secrets.write(name, created.auth.client_token);
+  if (replaced) await vault.api.post("/v1/auth/token/revoke", { token: replaced });
   return true;
 }

@@ -1,14 +1,16 @@
 /**
  * workload-identity: Consul and Vault trust the identities Nomad signs for its
- * workloads (required since Nomad 1.10). Both get a JWT auth method with
- * Nomad's public signing keys. Nomad's JWKS endpoint sits behind the same mTLS
- * as the rest of its API, which neither Consul nor Vault can present, so the
- * keys are fetched here and configured statically; every bootstrap run refreshes
- * them (Nomad keeps retired keys for verification while it rotates).
+ * workloads (required since Nomad 1.10). Both get a JWT auth method that reads
+ * Nomad's JWKS from the JWKS proxy on their own node (cluster/jwks-proxy.ts):
+ * Nomad's endpoint sits behind the same mTLS as the rest of its API, which
+ * neither can present. They fetch the keys again whenever a token names a key
+ * they have not seen, so Nomad's rotations (immediate or prepublished) need no
+ * operator run.
  */
-import { createPublicKey, type JsonWebKey } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import type { ConsulBindingRule } from "../clients/consul.ts";
-import { withConsul, withNomad, withVault } from "../cluster/access.ts";
+import { withConsul, withVault } from "../cluster/access.ts";
+import { consulAuthMethod, jwksProxyHosts, jwksProxyUrl, proxyKeyIds, vaultJwtMount } from "../cluster/jwks-proxy.ts";
 import { unlessMissing } from "../clients/http.ts";
 import type { VaultClient } from "../clients/vault.ts";
 import { OperationError } from "../errors.ts";
@@ -22,13 +24,17 @@ import {
 } from "../security/tenancy.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
+import { nodeLayout } from "../render/layout.ts";
 import { pki } from "../render/pki.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import { sh } from "../remote/command.ts";
+import { installAgents, touched } from "./install.ts";
 import { retryWhile } from "../util/retry.ts";
 import { platformPkiRole } from "./vault-pki.ts";
 import { vaultRootToken } from "./vault-unseal.ts";
 
-export const authMethodName = "nomad-workloads";
-export const vaultJwtPath = "jwt-nomad";
+export const authMethodName = consulAuthMethod;
+export const vaultJwtPath = vaultJwtMount;
 export const vaultRole = "nomad-workloads";
 export const kvMount = "secret";
 
@@ -147,6 +153,91 @@ export function vaultWorkloadPolicy(accessor: string): string {
 
 class NoSigningKeyYet extends Error {}
 
+interface VaultJwtConfig {
+  jwks_url?: string;
+  jwks_ca_pem?: string;
+  jwt_validation_pubkeys?: string[];
+  default_role?: string;
+}
+
+/** Vault reads its keys from the proxy, and nothing static is left beside it. */
+export function vaultTrustsProxy(config: VaultJwtConfig | undefined, caPem?: string): boolean {
+  return (
+    config?.jwks_url === jwksProxyUrl &&
+    !config.jwt_validation_pubkeys?.length &&
+    (caPem === undefined || config.jwks_ca_pem?.trim() === caPem.trim())
+  );
+}
+
+const layout = nodeLayout();
+
+/**
+ * The proxy on every Consul server and Vault node; then wait until each one serves
+ * at least one key (a new leader creates its first signing key a moment after
+ * election). Returns how many proxies were started or restarted.
+ */
+async function installJwksProxies(run: ClusterRun): Promise<number> {
+  const hosts = jwksProxyHosts(run.inventory);
+  requireAllSucceeded(
+    "checking Node.js for the JWKS proxy",
+    await onEachHost(
+      hosts,
+      async (host) => {
+        const probe = await run.remote(host).run(sh`test -x /usr/bin/node`, { allowFailure: true });
+        if (probe.code !== 0) {
+          throw new OperationError(`${host.name}: /usr/bin/node is missing; the Nomad JWKS proxy runs on it.`, {
+            hint: "Install Debian's nodejs package on the servers and Vault nodes (local nodes and DigitalOcean droplets have it).",
+          });
+        }
+      },
+      { concurrency: run.config.concurrency },
+    ),
+  );
+  const servingKeys = async (batch: InventoryHost[]) => {
+    const outcomes = await onEachHost(
+      batch,
+      (host) =>
+        retryWhile(
+          async () => {
+            const kids = await proxyKeyIds(run.remote(host), host).catch((error: unknown) => {
+              throw new NoSigningKeyYet(error instanceof Error ? error.message : String(error));
+            });
+            if (!kids.length) throw new NoSigningKeyYet(`${host.name}: Nomad published no signing key yet`);
+            return kids;
+          },
+          (error) => error instanceof NoSigningKeyYet,
+          { timeoutMs: 60_000 },
+        ).catch(async (error: unknown) => {
+          if (!(error instanceof NoSigningKeyYet)) throw error;
+          const journal = await run
+            .remote(host)
+            .runAsRoot("journalctl -u nomad-jwks-proxy -n 10 --no-pager", { allowFailure: true });
+          throw new OperationError(`${host.name}: the Nomad JWKS proxy served no signing key within 60s (${error.message}).`, {
+            details: journal.stdout.trim().split("\n"),
+            hint: `Check 'journalctl -u nomad-jwks-proxy' on ${host.name} and the Nomad servers' logs for keyring errors.`,
+          });
+        }),
+      { concurrency: run.config.concurrency },
+    );
+    requireAllSucceeded("waiting for the Nomad JWKS proxy", outcomes);
+  };
+  // one proxy at a time, each serving keys again before the next: Consul and Vault keep a proxy to ask
+  const rollout = await installAgents(
+    run,
+    hosts,
+    {
+      service: "nomad-jwks-proxy",
+      what: "installing the Nomad JWKS proxy",
+      paths: [layout.jwksProxy.script, layout.jwksProxy.unit],
+      unitFile: layout.jwksProxy.unit,
+    },
+    { kind: "clients", batchSize: 1, gate: { waitHealthy: servingKeys } },
+  );
+  // a new proxy (and one that restarted) is waited for before its keys are configured
+  await servingKeys(hosts);
+  return touched(rollout);
+}
+
 /**
  * Clusters bootstrapped before the roles keyed entities by Nomad's subject have
  * entities keyed by job ID alone, shared by same-named jobs of every namespace.
@@ -176,26 +267,9 @@ export const workloadIdentityStage: Stage = {
 async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
   const summary: string[] = [];
   const server = hostsWithRole(run.inventory, "server")[0] as InventoryHost;
-  const keys = await withNomad(run, server, async (nomad) => {
-    // a new leader creates its first signing key a moment after election: an empty set is "not yet"
-    const jwks = await retryWhile(
-      async () => {
-        const answer = await nomad.api.get<{ keys: (JsonWebKey & { kid: string })[] }>("/.well-known/jwks.json");
-        if (!answer.keys.length) throw new NoSigningKeyYet();
-        return answer;
-      },
-      (error) => error instanceof NoSigningKeyYet,
-      { timeoutMs: 60_000 },
-    ).catch((error: unknown) => {
-      if (!(error instanceof NoSigningKeyYet)) throw error;
-      throw new OperationError("Nomad published no workload identity signing key within 60s.", {
-        hint: "Check the Nomad servers' logs for keyring errors (journalctl -u nomad on a server).",
-      });
-    });
-    return jwks.keys.map((jwk) =>
-      createPublicKey({ key: jwk, format: "jwk" }).export({ type: "spki", format: "pem" }).toString().trim(),
-    );
-  });
+  const proxies = await installJwksProxies(run);
+  if (proxies) summary.push(`JWKS proxy on ${proxies} nodes`);
+  const caPem = (await readFile(run.state.tlsFiles.rootCa, "utf8")).trim();
 
   const consulToken = await run.secrets.read("consul-bootstrap-token");
   await withConsul(
@@ -208,7 +282,8 @@ async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
         DisplayName: "Nomad workload identities",
         Description: "JWTs signed by Nomad for services and tasks",
         Config: {
-          JWTValidationPubKeys: keys,
+          JWKSURL: jwksProxyUrl,
+          JWKSCACert: caPem,
           JWTSupportedAlgs: ["RS256"],
           BoundAudiences: ["consul.io"],
           ClaimMappings: claimMappings,
@@ -249,14 +324,18 @@ async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
       if (await vault.ensureMount(kvMount, "kv", {}, { version: "2" })) summary.push("Vault KV secret/");
       const auth = await vault.ensureAuth(vaultJwtPath, "jwt");
       if (auth.created) summary.push("Vault JWT auth");
-      const config = { jwt_validation_pubkeys: keys, jwt_supported_algs: ["RS256"], default_role: vaultRole };
-      const current = await vault
-        .read<{ jwt_validation_pubkeys?: string[]; default_role?: string }>(`auth/${vaultJwtPath}/config`)
-        .catch(() => undefined);
-      const sameKeys = JSON.stringify(current?.data.jwt_validation_pubkeys?.map((k) => k.trim())) === JSON.stringify(keys);
-      if (!sameKeys || current?.data.default_role !== vaultRole) {
+      const config = {
+        jwks_url: jwksProxyUrl,
+        jwks_ca_pem: caPem,
+        jwt_validation_pubkeys: [],
+        jwt_supported_algs: ["RS256"],
+        default_role: vaultRole,
+      };
+      const current = await vault.read<VaultJwtConfig>(`auth/${vaultJwtPath}/config`).catch(() => undefined);
+      if (!vaultTrustsProxy(current?.data, caPem) || current?.data.default_role !== vaultRole) {
+        // Vault fetches the URL once here to check it: the proxy on the active node answers
         await vault.write(`auth/${vaultJwtPath}/config`, config);
-        summary.push("Vault JWT keys");
+        summary.push("Vault JWT keys from the JWKS proxy");
       }
       await vault.putPolicy("nomad-workloads", vaultWorkloadPolicy(auth.accessor));
       await vault.write(`auth/${vaultJwtPath}/role/${vaultRole}`, {

@@ -21,6 +21,7 @@ import {
   initSecret,
   readInitRecord,
   rootTokenSecret,
+  unsealIfSealed,
   unsealKeys,
   unsealWith,
   vaultRootToken,
@@ -239,6 +240,14 @@ describe("PGP-wrapped Vault unseal keys", () => {
     expect(keys).toHaveLength(3);
     expect(keys).toEqual(await Promise.all([0, 1, 2].map((i) => gpgDecrypt(fullHome, record.keys_base64[i]!))));
     await unsealWith(vault, keys);
+    expect((await vault.sealStatus()).sealed).toBe(false);
+  });
+
+  it("npm run unseal's step: nothing on an unsealed Vault, the state's PGP shares on a sealed one", async () => {
+    const context = { secretsFile: store.fileFor(initSecret), what: "Vault", homedir: fullHome };
+    expect(await unsealIfSealed(vault, record, context)).toBe(false);
+    await vault.withToken(await vaultRootToken(store, fullHome)).api.put("/v1/sys/seal", {});
+    expect(await unsealIfSealed(vault, record, context)).toBe(true);
     expect((await vault.sealStatus()).sealed).toBe(false);
   });
 });

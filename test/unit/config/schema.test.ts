@@ -15,15 +15,31 @@ describe("cluster config", () => {
       "Cluster config",
     );
     expect(config.name).toBe("demo");
-    expect(config.topology).toEqual({ servers: 3, clients: 2, vaultHa: false });
+    expect(config.topology).toEqual({ servers: 3, clients: 2, vaultHa: true });
     expect(config.provider.type).toBe("local");
     expect(runtimeProfile(config)).toBe("exec");
     expect(config.versions.nomad).toMatch(/^1\.\d+\.\d+$/);
   });
 
+  it("Vault HA is the default with three servers or three vaultNodes, and false keeps one Vault", () => {
+    const topology = (yaml: string) =>
+      parseYamlText(`name: lab\n${yaml}`, "c.yaml", clusterConfigSchema, "Cluster config").topology;
+    expect(topology("topology:\n  servers: 1\n").vaultHa).toBe(false);
+    expect(topology("topology:\n  servers: 3\n").vaultHa).toBe(true);
+    expect(topology("topology:\n  servers: 5\n  vaultNodes: [server-1]\n").vaultHa).toBe(false);
+    expect(topology("topology:\n  servers: 3\n  vaultHa: false\n").vaultHa).toBe(false);
+  });
+
+  it("tls.alertLifetimeLeft: 7 % by default, and only below the 10 % at which renewal happens", () => {
+    const parse = (yaml: string) => parseYamlText(`name: lab\n${yaml}`, "c.yaml", clusterConfigSchema, "Cluster config");
+    expect(parse("").tls.alertLifetimeLeft).toBe(0.07);
+    expect(parse("tls:\n  alertLifetimeLeft: 0.05\n").tls.alertLifetimeLeft).toBe(0.05);
+    expect(problems("name: lab\ntls:\n  alertLifetimeLeft: 0.2\n")[0]).toMatch(/tls\.alertLifetimeLeft: must stay below 0\.1/);
+  });
+
   it("needs only a name", () => {
     const config = parseYamlText("name: lab\n", "c.yaml", clusterConfigSchema, "Cluster config");
-    expect(config.tls).toEqual({ rootTtl: "87600h", intermediateTtl: "43800h", leafTtl: "72h" });
+    expect(config.tls).toEqual({ rootTtl: "87600h", intermediateTtl: "43800h", leafTtl: "72h", alertLifetimeLeft: 0.07 });
     expect(runtimeProfile({ ...config, provider: { ...config.provider, type: "digitalocean" } })).toBe("docker");
   });
 

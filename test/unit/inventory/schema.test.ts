@@ -57,8 +57,8 @@ describe("inventory", () => {
     const inventory = plannedInventory(config, "10.99.0.0/24", { user: "root", port: 22 }, "local");
     expect(inventory.hosts.map((h) => [h.name, h.roles.join("+"), h.privateIp])).toEqual([
       ["server-1", "server+vault", "10.99.0.11"],
-      ["server-2", "server", "10.99.0.12"],
-      ["server-3", "server", "10.99.0.13"],
+      ["server-2", "server+vault", "10.99.0.12"],
+      ["server-3", "server+vault", "10.99.0.13"],
       ["client-1", "client", "10.99.0.101"],
       ["client-2", "client", "10.99.0.102"],
     ]);

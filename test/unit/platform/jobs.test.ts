@@ -52,7 +52,8 @@ describe("platform jobs", () => {
     const jobs = await platformJobs(config, secrets, nothingInstalled);
     const vars = await platformVariables(config, inventory, secrets, jobs);
     const prometheus = vars["nomad/jobs/prometheus"] as Record<string, string>;
-    expect(prometheus.cluster_rules).toContain("consul_agent_tls_cert_expiry < 3600");
+    // 7 % (tls.alertLifetimeLeft) of 24 h: no longer capped at an hour
+    expect(prometheus.cluster_rules).toContain("consul_agent_tls_cert_expiry < 6048");
     expect(prometheus.cluster_rules).not.toContain("__CERT_ALARM_SECONDS__");
     expect(prometheus.vault_targets).toBe('"10.0.0.11:8200"');
     expect(vars["nomad/jobs/alertmanager"]).toEqual({ receiver: "null" });

@@ -51,8 +51,8 @@ describe("DigitalOcean desired resources and reconcile", () => {
   it("tags droplets with the cluster and role tags and renders cloud-init", () => {
     expect(desired.map((d) => [d.body.name, d.body.tags])).toEqual([
       ["demo-server-1", ["hashistack-demo", "server", "vault"]],
-      ["demo-server-2", ["hashistack-demo", "server"]],
-      ["demo-server-3", ["hashistack-demo", "server"]],
+      ["demo-server-2", ["hashistack-demo", "server", "vault"]],
+      ["demo-server-3", ["hashistack-demo", "server", "vault"]],
       ["demo-client-1", ["hashistack-demo", "client"]],
       ["demo-client-2", ["hashistack-demo", "client"]],
     ]);

@@ -85,15 +85,23 @@ describe("inventory and state on this machine", () => {
     expect(existsSync(ctx.state.root)).toBe(false);
   });
 
-  it("the static provider never lists or removes the user's inventory file, and --keep-state lists nothing", async () => {
+  it("the static provider never lists or removes the user's inventory file, and keeps the state unless --delete-state", async () => {
     const ctx = await context("unit-static");
     await mkdir(ctx.state.root, { recursive: true });
     const own = join(process.env.HASHISTACK_INVENTORY_DIR as string, "unit-static.yaml");
     await mkdir(join(own, ".."), { recursive: true });
     await writeFile(own, "hosts: []\n");
     expect(await staticProvider.down(ctx, { dryRun: true, keepState: true })).toEqual([]);
-    expect(await staticProvider.down(ctx, { dryRun: true, keepState: false })).toEqual([`state ${ctx.state.root}`]);
-    expect(await staticProvider.down(ctx, { dryRun: false, keepState: false })).toEqual([`state ${ctx.state.root}`]);
+    // the hosts keep running Vault: its unseal keys are only in the state
+    expect(await staticProvider.down(ctx, { dryRun: false, keepState: false })).toEqual([]);
+    expect(existsSync(ctx.state.root)).toBe(true);
+    expect(await staticProvider.down(ctx, { dryRun: true, keepState: true, deleteState: true })).toEqual([]);
+    expect(await staticProvider.down(ctx, { dryRun: true, keepState: false, deleteState: true })).toEqual([
+      `state ${ctx.state.root}`,
+    ]);
+    expect(await staticProvider.down(ctx, { dryRun: false, keepState: false, deleteState: true })).toEqual([
+      `state ${ctx.state.root}`,
+    ]);
     expect(existsSync(ctx.state.root)).toBe(false);
     expect(existsSync(own)).toBe(true);
   });

@@ -102,8 +102,8 @@ describe("vagrant topology", () => {
     });
     expect(topology.machines.map((m) => [m.name, m.ip, m.memoryMb, m.roles.join("+")])).toEqual([
       ["server-1", "192.168.56.11", 2048, "server+vault"],
-      ["server-2", "192.168.56.12", 2048, "server"],
-      ["server-3", "192.168.56.13", 2048, "server"],
+      ["server-2", "192.168.56.12", 2048, "server+vault"],
+      ["server-3", "192.168.56.13", 2048, "server+vault"],
       ["client-1", "192.168.56.101", 4096, "client"],
       ["client-2", "192.168.56.102", 4096, "client"],
     ]);

@@ -5,7 +5,7 @@ import { type HostPlan, planCluster } from "../../../scripts/lib/render/plan.ts"
 import { plannedInventory } from "../../../scripts/lib/topology.ts";
 import { fixedSecrets, makeConfig } from "../../helpers/fixtures.ts";
 
-const config = makeConfig({ topology: { servers: 3, clients: 2 } });
+const config = makeConfig({ topology: { servers: 3, clients: 2, vaultHa: false } });
 const inventory = plannedInventory(config, "10.99.0.0/24", { user: "root", port: 22 }, "local");
 const secrets = fixedSecrets(inventory.hosts.map((h) => h.name));
 const plans = planCluster(config, inventory, secrets);
@@ -229,5 +229,51 @@ describe("rendered files", () => {
     // hcl2json keeps template escapes as written: "$${" is a literal "${", not interpolation
     expect(hcl.encrypt).toBe('x" \n evil = "$${file("/etc/shadow")}');
     expect(hcl.evil).toBeUndefined();
+  });
+});
+
+describe("the Nomad JWKS proxy", () => {
+  it("is planned on every server (Consul servers, Vault) and on no client, as the nomad user on loopback", () => {
+    for (const plan of plans) {
+      const paths = plan.files.map((f) => f.path);
+      const expected = plan.host.roles.includes("server") || plan.host.roles.includes("vault");
+      expect(paths.includes(layout.jwksProxy.unit), plan.host.name).toBe(expected);
+      expect(paths.includes(layout.jwksProxy.script), plan.host.name).toBe(expected);
+    }
+    const unit = fileOf(server, layout.jwksProxy.unit).content;
+    expect(unit).toMatch(/^User=nomad$/m);
+    expect(unit).toMatch(/^Environment=JWKS_PROXY_HOST=127\.0\.0\.1$/m);
+    expect(unit).toMatch(/^Environment=JWKS_PROXY_PORT=4649$/m);
+    // Nomad listens on the private address only
+    expect(unit).toMatch(/^Environment=JWKS_PROXY_NOMAD_ADDR=https:\/\/10\.99\.0\.11:4646$/m);
+    expect(unit).toMatch(/^ReloadPropagatedFrom=nomad\.service$/m);
+    expect(unit).toContain(`ExecStart=/usr/bin/node ${layout.jwksProxy.script}`);
+    const script = fileOf(server, layout.jwksProxy.script);
+    expect(script.mode).toBe(0o644);
+    expect(script.content).toContain('const path = "/.well-known/jwks.json"');
+  });
+});
+
+describe("where renewal agents and Nomad reach Vault", () => {
+  it("a Vault node uses its own Vault on loopback; other nodes' renewal the first Vault node, their Nomad vault.service.consul", async () => {
+    const ha = makeConfig({ topology: { servers: 3, clients: 1 } });
+    const haInventory = plannedInventory(ha, "10.99.0.0/24", { user: "root", port: 22 }, "local");
+    const haPlans = planCluster(ha, haInventory, fixedSecrets(haInventory.hosts.map((h) => h.name)));
+    for (const plan of haPlans) {
+      const template = fileOf(plan, layout.consulTemplate.configFile).content;
+      const nomad = block((await hclOf(plan, layout.nomad.configFile)).vault);
+      const isVault = plan.host.roles.includes("vault");
+      const expected = isVault ? "https://127.0.0.1:8200" : "https://10.99.0.11:8200";
+      expect(template, plan.host.name).toContain(`address                = "${expected}"`);
+      expect(nomad.address, plan.host.name).toBe(isVault ? expected : "https://vault.service.consul:8200");
+      // Vault nodes register their Vault in Consul with a health check that drops sealed ones
+      const service = (await hclOf(plan, layout.consul.configFile)).service as Hcl[] | undefined;
+      if (!isVault) expect(service, plan.host.name).toBeUndefined();
+      else {
+        expect(service?.[0]).toMatchObject({ name: "vault", address: plan.host.privateIp, port: 8200 });
+        expect(block(service?.[0]?.check)).toMatchObject({ http: "https://127.0.0.1:8200/v1/sys/health?standbyok=true" });
+      }
+    }
+    expect(haPlans.filter((p) => p.host.roles.includes("vault"))).toHaveLength(3);
   });
 });

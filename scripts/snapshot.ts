@@ -1,0 +1,36 @@
+#!/usr/bin/env -S npx tsx
+import { existsSync } from "node:fs";
+import { runCommand } from "./lib/cli/command.ts";
+import { clusterContext } from "./lib/cli/cluster-context.ts";
+import { printJson } from "./lib/cli/output.ts";
+import { OperationError } from "./lib/errors.ts";
+import { loadInventory } from "./lib/inventory/load.ts";
+import { takeSnapshot } from "./lib/backup/snapshot.ts";
+import { openClusterRun } from "./lib/stages/run-context.ts";
+
+await runCommand({
+  name: "snapshot",
+  summary: "Consul, Nomad and Vault raft snapshots and the state dir into a dated folder (files 0600)",
+  common: { cluster: true, config: true, output: true },
+  examples: ["npm run snapshot"],
+  async run({ flags, reporter }) {
+    const context = await clusterContext(flags, reporter);
+    if (!existsSync(context.state.inventoryCopy)) {
+      throw new OperationError(`Cluster '${context.config.name}' has no inventory in the state: it was never bootstrapped.`, {
+        hint: "Run 'npm run bootstrap' first.",
+      });
+    }
+    const run = await openClusterRun(context, await loadInventory(context.state.inventoryCopy), { tolerateUnreachable: true });
+    try {
+      const step = reporter.step(`snapshot of '${context.config.name}'`);
+      const taken = await takeSnapshot(run);
+      step.done(taken.dir);
+      if (flags.output === "json") printJson(taken);
+      else for (const f of taken.files) reporter.info(`${f.name}: ${f.bytes} bytes${f.host ? ` (through ${f.host})` : ""}`);
+      reporter.warn("the folder holds the unseal keys and root token (state.tar.gz): store it as you store the state");
+      return 0;
+    } finally {
+      run.close();
+    }
+  },
+});
