@@ -1,15 +1,14 @@
 #!/usr/bin/env -S npx tsx
 // Shell exports that point the official consul, nomad and vault CLIs at the cluster.
-import { existsSync } from "node:fs";
 import { runCommand } from "./lib/cli/command.ts";
 import { clusterContext } from "./lib/cli/cluster-context.ts";
 import { printJson } from "./lib/cli/output.ts";
 import { OperationError } from "./lib/errors.ts";
-import { loadInventory } from "./lib/inventory/load.ts";
 import { hostsWithRole } from "./lib/inventory/schema.ts";
 import { shellQuote } from "./lib/remote/quote.ts";
 import { ports } from "./lib/render/layout.ts";
 import { SecretStore } from "./lib/state/secrets.ts";
+import { bootstrappedInventory } from "./lib/stages/run-context.ts";
 import { vaultRootToken } from "./lib/stages/vault-unseal.ts";
 
 await runCommand<{ withTokens?: boolean }>({
@@ -25,12 +24,7 @@ await runCommand<{ withTokens?: boolean }>({
   examples: ['eval "$(npm run -s env)"', 'eval "$(npm run -s env -- --with-tokens)"'],
   async run({ flags, reporter }) {
     const context = await clusterContext(flags, reporter);
-    if (!existsSync(context.state.inventoryCopy)) {
-      throw new OperationError(`Cluster '${context.config.name}' has not been bootstrapped.`, {
-        hint: "Run 'npm run bootstrap' first.",
-      });
-    }
-    const inventory = await loadInventory(context.state.inventoryCopy);
+    const inventory = await bootstrappedInventory(context);
     const server = hostsWithRole(inventory, "server")[0];
     const vault = hostsWithRole(inventory, "vault")[0];
     const files = context.state.tlsFiles;

@@ -1,12 +1,9 @@
 #!/usr/bin/env -S npx tsx
-import { existsSync } from "node:fs";
 import { runCommand } from "./lib/cli/command.ts";
 import { clusterContext } from "./lib/cli/cluster-context.ts";
 import { printJson } from "./lib/cli/output.ts";
-import { OperationError } from "./lib/errors.ts";
-import { loadInventory } from "./lib/inventory/load.ts";
 import { takeSnapshot } from "./lib/backup/snapshot.ts";
-import { openClusterRun } from "./lib/stages/run-context.ts";
+import { bootstrappedInventory, openClusterRun } from "./lib/stages/run-context.ts";
 
 await runCommand({
   name: "snapshot",
@@ -15,12 +12,7 @@ await runCommand({
   examples: ["npm run snapshot"],
   async run({ flags, reporter }) {
     const context = await clusterContext(flags, reporter);
-    if (!existsSync(context.state.inventoryCopy)) {
-      throw new OperationError(`Cluster '${context.config.name}' has no inventory in the state: it was never bootstrapped.`, {
-        hint: "Run 'npm run bootstrap' first.",
-      });
-    }
-    const run = await openClusterRun(context, await loadInventory(context.state.inventoryCopy), { tolerateUnreachable: true });
+    const run = await openClusterRun(context, await bootstrappedInventory(context), { tolerateUnreachable: true });
     try {
       const step = reporter.step(`snapshot of '${context.config.name}'`);
       const taken = await takeSnapshot(run);

@@ -2,6 +2,9 @@
  * Everything the cluster stages share for one run: the inventory, an SSH
  * connection per host, the secret store and the rendered file plan.
  */
+import { existsSync } from "node:fs";
+import { OperationError } from "../errors.ts";
+import { loadInventory } from "../inventory/load.ts";
 import type { Inventory, InventoryHost } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
@@ -64,4 +67,14 @@ export async function openClusterRun(
       for (const r of remotes.values()) r.dispose();
     },
   };
+}
+
+/** The inventory of a cluster that was bootstrapped (a clear error otherwise), for the day-two commands. */
+export async function bootstrappedInventory(context: ProviderContext): Promise<Inventory> {
+  if (!existsSync(context.state.inventoryCopy)) {
+    throw new OperationError(`Cluster '${context.config.name}' has not been bootstrapped.`, {
+      hint: "Run 'npm run bootstrap' first.",
+    });
+  }
+  return loadInventory(context.state.inventoryCopy);
 }
