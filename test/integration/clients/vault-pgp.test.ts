@@ -246,6 +246,8 @@ describe("PGP-wrapped Vault unseal keys", () => {
   it("npm run unseal's step: nothing on an unsealed Vault, the state's PGP shares on a sealed one", async () => {
     const context = { secretsFile: store.fileFor(initSecret), what: "Vault", homedir: fullHome };
     expect(await unsealIfSealed(vault, record, context)).toBe(false);
+    // a raft Vault unsealed a moment ago may still be standby, which refuses to seal: wait until it is active
+    for (let tries = 0; tries < 60 && (await vault.health()).standby; tries++) await new Promise((r) => setTimeout(r, 500));
     await vault.withToken(await vaultRootToken(store, fullHome)).api.put("/v1/sys/seal", {});
     expect(await unsealIfSealed(vault, record, context)).toBe(true);
     expect((await vault.sealStatus()).sealed).toBe(false);
