@@ -210,11 +210,34 @@ export class RemoteHost implements Remote {
         "The host may have stopped.",
       );
     }
+    // a command killed by a signal may be the first sign of a dying host (its processes are
+    // killed before sshd and the connection go): tell that apart by asking the host again
+    if (response.code === null && response.signal !== null && !(await this.answers())) {
+      throw new HostUnreachableError(
+        this.name,
+        `'${command}' was killed by ${response.signal} and the host stopped answering.`,
+        "The host may have stopped or rebooted; check it and run the command again.",
+      );
+    }
     const result = { stdout: buffers.stdout, stderr: buffers.stderr, code: response.code };
     if (response.code !== 0 && !options.allowFailure) {
       throw new RemoteCommandError(this.name, command, response.code, response.stderr, response.signal);
     }
     return result;
+  }
+
+  /** Whether the host still runs a no-op over this connection within a few seconds. */
+  private async answers(timeoutMs = 3000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      const probe = this.ssh.execCommand("true").then((r) => r.code === 0, () => false);
+      return await Promise.race([probe, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Run with root privileges (sudo -n when the SSH user is not root). */

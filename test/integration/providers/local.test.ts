@@ -158,6 +158,13 @@ describe("remote execution", () => {
     );
   });
 
+  it("reports a command killed by a signal on a live host as that command's failure", async () => {
+    const error = await (hosts[0] as RemoteHost).run("kill -TERM $$").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RemoteCommandError);
+    expect((error as Error).message).toMatch(/server-1: 'kill -TERM \$\$' was killed by (SIG)?TERM/);
+    expect((await (hosts[0] as RemoteHost).run("echo still-here")).stdout.trim()).toBe("still-here");
+  });
+
   it("refuses a wrong SSH key and a changed host key with clear messages", async () => {
     const wrongKey = join(dir.path, "wrong_key");
     await $({ quiet: true })`ssh-keygen -q -t ed25519 -N ${""} -f ${wrongKey}`;

@@ -207,6 +207,28 @@ async function describeExisting(context: ProviderContext, names: LocalNames, hos
   return found;
 }
 
+/**
+ * A node is ready once hashistack-cgroups-rw.service has made the cgroup v1 controllers
+ * writable: a Nomad client started before that (or after it failed) cannot run tasks.
+ */
+async function waitForWritableCgroups(remote: RemoteHost, name: string): Promise<void> {
+  const unit = "hashistack-cgroups-rw.service";
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const state = (await remote.run(`systemctl is-active ${unit}`, { allowFailure: true, timeoutMs: 10_000 })).stdout.trim();
+    if (state === "active") return;
+    if (state === "failed" || Date.now() > deadline) {
+      const journal = await remote.run(`journalctl -u ${unit} -n 5 --no-pager -o cat`, { allowFailure: true });
+      throw new HostUnreachableError(
+        name,
+        `the node booted but ${unit} is ${state}: its cgroup controllers are not writable.\n${journal.stdout.trim()}`,
+        "Stop the cluster with `npm run teardown` and bring it up again; if it repeats, the host's cgroup mounts may be busy.",
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Wait for sshd, failing fast with the console tail if the container died while booting. */
 async function waitForSsh(context: ProviderContext, host: InventoryHost, knownHosts: KnownHosts): Promise<void> {
   const paths = node.nodePaths(nodesDir(context), host.name);
@@ -231,7 +253,7 @@ async function waitForSsh(context: ProviderContext, host: InventoryHost, knownHo
         `See the full console log in ${paths.consoleLog}.`,
       );
     }
-    await remote.run("true", { timeoutMs: 10_000 });
+    await waitForWritableCgroups(remote, host.name);
   } finally {
     settled = true;
     remote.dispose();
