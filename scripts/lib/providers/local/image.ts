@@ -25,18 +25,13 @@ export const imagePackages = [
   "unzip",
   "iproute2",
   "procps",
-  // what the exec job profile runs on clients (no Docker engine, no registry)
-  "prometheus",
-  "prometheus-alertmanager",
-  "prometheus-node-exporter",
+  // the energy exporter's runtime in the exec profile (Prometheus, Alertmanager and Fabio
+  // are built binaries that prepare uploads)
   "nodejs",
 ];
 
-/** Units that must not run in every node: the jobs start these through Nomad. */
+/** Units that must not run in every node: timers that would wake 5+ nodes at once. */
 const disabledUnits = [
-  "prometheus.service",
-  "prometheus-alertmanager.service",
-  "prometheus-node-exporter.service",
   "apt-daily.timer",
   "apt-daily-upgrade.timer",
   "systemd-timesyncd.service",
