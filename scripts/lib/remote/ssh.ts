@@ -227,17 +227,11 @@ export class RemoteHost implements Remote {
   }
 
   /** Whether the host still runs a no-op over this connection within a few seconds. */
-  private async answers(timeoutMs = 3000): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    try {
-      const probe = this.ssh.execCommand("true").then((r) => r.code === 0, () => false);
-      return await Promise.race([probe, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private answers(timeoutMs = 3000): Promise<boolean> {
+    return this.run("true", { timeoutMs }).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Run with root privileges (sudo -n when the SSH user is not root). */

@@ -10,6 +10,8 @@ import { localLeftovers, saveInventory } from "../local-state.ts";
 import { runtimeProfile } from "../../config/schema.ts";
 import { servingPid, stopServing } from "../../images/registry-server.ts";
 import type { Inventory, InventoryHost } from "../../inventory/schema.ts";
+import { OperationError } from "../../errors.ts";
+import { sh } from "../../remote/command.ts";
 import { HostUnreachableError } from "../../remote/errors.ts";
 import { onEachHost, requireAllSucceeded } from "../../remote/fanout.ts";
 import { KnownHosts } from "../../remote/known-hosts.ts";
@@ -215,15 +217,14 @@ async function waitForWritableCgroups(remote: RemoteHost, name: string): Promise
   const unit = "hashistack-cgroups-rw.service";
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const state = (await remote.run(`systemctl is-active ${unit}`, { allowFailure: true, timeoutMs: 10_000 })).stdout.trim();
+    const state = (await remote.run(sh`systemctl is-active ${unit}`, { allowFailure: true, timeoutMs: 10_000 })).stdout.trim();
     if (state === "active") return;
     if (state === "failed" || Date.now() > deadline) {
-      const journal = await remote.run(`journalctl -u ${unit} -n 5 --no-pager -o cat`, { allowFailure: true });
-      throw new HostUnreachableError(
-        name,
-        `the node booted but ${unit} is ${state}: its cgroup controllers are not writable.\n${journal.stdout.trim()}`,
-        "Stop the cluster with `npm run teardown` and bring it up again; if it repeats, the host's cgroup mounts may be busy.",
-      );
+      const journal = await remote.run(sh`journalctl -u ${unit} -n 5 --no-pager -o cat`, { allowFailure: true });
+      throw new OperationError(`${name}: the node booted but ${unit} is ${state}: its cgroup controllers are not writable.`, {
+        details: journal.stdout.trim().split("\n").filter(Boolean).map((line) => `${name} journal: ${line}`),
+        hint: "Stop the cluster with `npm run teardown` and bring it up again; if it repeats, the host's cgroup mounts may be busy.",
+      });
     }
     await new Promise((r) => setTimeout(r, 200));
   }
