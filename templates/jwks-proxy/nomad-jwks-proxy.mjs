@@ -9,7 +9,16 @@
 // know yet, so a rotated (or prepublished) Nomad key is trusted without an operator run.
 // Configuration comes from the unit's environment; SIGHUP re-reads the certificate
 // (the unit's reload follows Nomad's, which consul-template triggers on renewal).
+//
+// With JWKS_PROXY_METRICS_HOST/PORT set it also checks, every
+// JWKS_PROXY_CHECK_INTERVAL_MS (default 30 s), that it can fetch Nomad's keys, and
+// serves the outcome as Prometheus metrics over plain HTTP on that address (GET
+// /metrics only): whether the last check worked, when one last worked, how many keys
+// Nomad served and when the certificate it presents expires. No key material, key id,
+// token or Nomad data is in them; they are what the NomadKeysNotServed alert reads.
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 
 function setting(name) {
@@ -107,6 +116,71 @@ const server = https.createServer({ ca: tls.ca, cert: tls.cert, key: tls.key, mi
 });
 server.requestTimeout = 10_000;
 server.headersTimeout = 5_000;
+
+// What the last checks found, for /metrics (see the top of this file).
+const health = { up: 0, keys: 0, lastSuccess: 0, failures: 0 };
+
+function certificateExpiry() {
+  try {
+    return Math.floor(Date.parse(new X509Certificate(tls.cert).validTo) / 1000);
+  } catch {
+    return 0;
+  }
+}
+
+function checkNomad() {
+  return fetchNomadKeys().then(
+    (keys) => {
+      health.up = 1;
+      health.keys = keys.length;
+      health.lastSuccess = Date.now() / 1000;
+    },
+    (error) => {
+      if (health.up === 1 || health.failures === 0) console.error(`nomad-jwks-proxy: check failed: ${error.message}`);
+      health.up = 0;
+      health.failures++;
+    },
+  );
+}
+
+function metricsText() {
+  const gauge = (name, help, value, type = "gauge") => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`;
+  return [
+    gauge("hashistack_jwks_proxy_nomad_up", "Whether the last check fetched Nomad's signing keys (1) or failed (0).", health.up),
+    gauge("hashistack_jwks_proxy_keys", "Public signing keys Nomad served at the last successful check.", health.keys),
+    gauge(
+      "hashistack_jwks_proxy_last_success_timestamp_seconds",
+      "When a check last fetched Nomad's signing keys (0: never).",
+      health.lastSuccess,
+    ),
+    gauge("hashistack_jwks_proxy_check_failures_total", "Checks that could not fetch Nomad's signing keys.", health.failures, "counter"),
+    gauge(
+      "hashistack_jwks_proxy_certificate_expiry_timestamp_seconds",
+      "When the certificate the proxy presents to Consul and Vault expires.",
+      certificateExpiry(),
+    ),
+  ].join("");
+}
+
+const metricsHost = process.env.JWKS_PROXY_METRICS_HOST;
+const metricsPort = Number(process.env.JWKS_PROXY_METRICS_PORT ?? "");
+if (metricsHost && metricsPort) {
+  const interval = Number(process.env.JWKS_PROXY_CHECK_INTERVAL_MS ?? "30000");
+  const metrics = http.createServer((request, response) => {
+    const pathname = new URL(request.url ?? "/", "http://proxy").pathname;
+    if (pathname !== "/metrics") return reply(response, 404, { error: "not found" });
+    if (request.method !== "GET" && request.method !== "HEAD")
+      return reply(response, 405, { error: "method not allowed" }, { allow: "GET, HEAD" });
+    const text = metricsText();
+    response.writeHead(200, { "content-type": "text/plain; version=0.0.4", "content-length": Buffer.byteLength(text) });
+    response.end(request.method === "HEAD" ? undefined : text);
+  });
+  metrics.requestTimeout = 10_000;
+  metrics.headersTimeout = 5_000;
+  void checkNomad();
+  setInterval(() => void checkNomad(), interval).unref();
+  metrics.listen(metricsPort, metricsHost, () => console.log(`nomad-jwks-proxy: metrics on ${metricsHost}:${metricsPort}`));
+}
 
 process.on("SIGHUP", () => {
   try {

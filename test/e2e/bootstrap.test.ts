@@ -369,7 +369,7 @@ describe("a bootstrapped 5-node cluster", () => {
     }
   });
 
-  it("has Prometheus scraping Nomad servers and clients, every Consul agent, Vault, Fabio and itself", async () => {
+  it("has Prometheus scraping Nomad servers and clients, every Consul agent, Vault, the JWKS proxies, Fabio and itself", async () => {
     const expected = {
       "nomad-servers": 3,
       "nomad-clients": 2,
@@ -379,6 +379,7 @@ describe("a bootstrapped 5-node cluster", () => {
       fabio: 2,
       alertmanager: 1,
       "energy-exporter": 2,
+      "nomad-jwks-proxy": 3,
     };
     let up: Record<string, number> = {};
     for (let i = 0; i < 40; i++) {

@@ -3,7 +3,8 @@
  * servers). Followers join the leader with a shared bootstrap CA, are unsealed after
  * they join, get their own PKI certificates, and a re-run changes nothing. With the
  * active Vault stopped, a standby node still renews its certificates, and
- * `npm run unseal` opens the restarted one. Needs root.
+ * `npm run unseal` opens the restarted one; with the first Vault node stopped, a client
+ * (no Vault of its own) renews through vault.service.consul. Needs root.
  */
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -30,7 +31,7 @@ const vaultApi = async (address: string, path: string) => {
 beforeAll(async () => {
   isolated = await isolatedLocalCluster("vault-ha", {
     name: "vaultha",
-    topology: { servers: 3, clients: 0 },
+    topology: { servers: 3, clients: 1 },
     provider: { local: { cidr: "10.91.0.0/24" } },
   });
   inventory = await localProvider.up(isolated.context);
@@ -87,6 +88,21 @@ describe("Vault HA on raft", () => {
   const addresses = ["10.91.0.11", "10.91.0.12", "10.91.0.13"];
   const serial = async (address: string) =>
     (await ssh(address, "openssl x509 -noout -serial -in /etc/consul.d/tls/agent.pem")).stdout.trim();
+  /** the addresses of the Vault nodes passing their health check in Consul (vault.service.consul) */
+  const passing = async (through = "10.91.0.13") => {
+    const tls = isolated.context.state.tls;
+    const token = (await $({ quiet: true })`cat ${join(isolated.context.state.secrets, "consul-bootstrap-token")}`).stdout.trim();
+    const result = await $({
+      quiet: true,
+      nothrow: true,
+    })`curl -sS --max-time 10 --cacert ${join(tls, "ca.pem")} --cert ${join(tls, "operator.pem")} --key ${join(tls, "operator-key.pem")} -H ${`X-Consul-Token: ${token}`} https://${through}:8501/v1/health/service/vault?passing=true`;
+    return (JSON.parse(result.stdout || "[]") as { Service: { Address: string } }[]).map((e) => e.Service.Address).sort();
+  };
+  const clusterConfig = async () => {
+    const config = join(isolated.context.state.root, "..", "cluster.yaml");
+    await writeFile(config, "name: vaultha\ntopology:\n  servers: 3\n  clients: 1\nprovider:\n  local:\n    cidr: 10.91.0.0/24\n");
+    return config;
+  };
 
   it("with the active Vault stopped, a standby node renews its certificate; npm run unseal opens the restarted Vault", async () => {
     const active = [];
@@ -105,18 +121,7 @@ describe("Vault HA on raft", () => {
       })
       .toBe(true);
     // vault.service.consul (Nomad clients' address) drops the stopped node
-    const passing = async () => {
-      const tls = isolated.context.state.tls;
-      const token = (
-        await $({ quiet: true })`cat ${join(isolated.context.state.secrets, "consul-bootstrap-token")}`
-      ).stdout.trim();
-      const result = await $({
-        quiet: true,
-        nothrow: true,
-      })`curl -sS --max-time 10 --cacert ${join(tls, "ca.pem")} --cert ${join(tls, "operator.pem")} --key ${join(tls, "operator-key.pem")} -H ${`X-Consul-Token: ${token}`} https://${other}:8501/v1/health/service/vault?passing=true`;
-      return (JSON.parse(result.stdout || "[]") as { Service: { Address: string } }[]).map((e) => e.Service.Address).sort();
-    };
-    await expect.poll(passing, { timeout: 60_000, interval: 2000 }).toEqual(addresses.filter((a) => a !== stopped));
+    await expect.poll(() => passing(other), { timeout: 60_000, interval: 2000 }).toEqual(addresses.filter((a) => a !== stopped));
     const before = await serial(other);
     // a forced renewal: without the bundle, consul-template issues a new certificate at once
     const forced = await ssh(other, "rm -f /etc/consul.d/tls/agent-bundle.pem && systemctl restart consul-template");
@@ -133,21 +138,36 @@ describe("Vault HA on raft", () => {
         },
       )
       .toContain('"sealed":true');
-    const config = join(isolated.context.state.root, "..", "cluster.yaml");
-    await writeFile(
-      config,
-      "name: vaultha\ntopology:\n  servers: 3\n  clients: 0\nprovider:\n  local:\n    cidr: 10.91.0.0/24\n",
-    );
+    const config = await clusterConfig();
     const unseal = await $({ quiet: true, nothrow: true })`npx tsx scripts/unseal.ts --config ${config}`;
     expect(unseal.exitCode, `${unseal.stdout}\n${unseal.stderr}`).toBe(0);
     expect(unseal.stdout + unseal.stderr).toMatch(/server-\d: unsealed/);
     const health = await vaultApi(stopped, "/v1/sys/health?standbyok=true");
     expect(health).toMatchObject({ initialized: true, sealed: false });
-    await expect.poll(passing, { timeout: 60_000, interval: 2000 }).toEqual(addresses);
+    await expect.poll(() => passing(other), { timeout: 60_000, interval: 2000 }).toEqual(addresses);
     // a second run finds nothing to do
     const again = await $({ quiet: true, nothrow: true })`npx tsx scripts/unseal.ts --config ${config}`;
     expect(again.exitCode, again.stderr).toBe(0);
     expect(again.stdout + again.stderr).not.toMatch(/: unsealed/);
+  });
+
+  it("with the first Vault node stopped, a client renews its certificate through vault.service.consul", async () => {
+    const client = inventory.hosts.find((h) => !h.roles.includes("server"))?.privateIp as string;
+    const firstVault = addresses[0] as string;
+    const renewal = await ssh(client, "grep -E '^ *address' /etc/consul-template.d/consul-template.hcl");
+    expect(renewal.stdout).toContain('"https://vault.service.consul:8200"');
+    expect((await ssh(firstVault, "systemctl stop vault")).exitCode).toBe(0);
+    await expect.poll(() => passing(), { timeout: 60_000, interval: 2000 }).toEqual(addresses.slice(1));
+    const before = await serial(client);
+    const forced = await ssh(client, "rm -f /etc/consul.d/tls/agent-bundle.pem && systemctl restart consul-template");
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    await expect.poll(async () => serial(client), { timeout: 90_000, interval: 2000 }).not.toBe(before);
+    expect((await ssh(firstVault, "systemctl start vault")).exitCode).toBe(0);
+    const sealStatus = `curl -s --cacert /etc/vault.d/tls/ca.pem https://127.0.0.1:8200/v1/sys/seal-status`;
+    await expect.poll(async () => (await ssh(firstVault, sealStatus)).stdout, { timeout: 30_000 }).toContain('"sealed":true');
+    const unseal = await $({ quiet: true, nothrow: true })`npx tsx scripts/unseal.ts --config ${await clusterConfig()}`;
+    expect(unseal.exitCode, `${unseal.stdout}\n${unseal.stderr}`).toBe(0);
+    await expect.poll(() => passing(), { timeout: 60_000, interval: 2000 }).toEqual(addresses);
   });
 
   it("npm run snapshot writes the three raft snapshots and the state, 0600 in a 0700 dated folder", async () => {

@@ -87,6 +87,8 @@ export const ports = {
   nomadSerf: 4648,
   /** loopback only: the JWKS proxy (GET /.well-known/jwks.json) */
   nomadJwksProxy: 4649,
+  /** the JWKS proxy's health as Prometheus metrics (GET /metrics, plain HTTP, private address) */
+  nomadJwksProxyMetrics: 4650,
   vaultApi: 8200,
   vaultCluster: 8201,
 } as const;

@@ -56,8 +56,8 @@ export function planCluster(
     typeof options.layout === "function" ? options.layout : () => (options.layout as NodeLayout | undefined) ?? nodeLayout();
   const servers = hostsWithRole(inventory, "server");
   const vaultHosts = hostsWithRole(inventory, "vault");
-  const firstVault = vaultHosts[0];
-  if (!firstVault) throw new Error("inventory has no vault host (validated earlier)");
+  if (!vaultHosts[0]) throw new Error("inventory has no vault host (validated earlier)");
+  const names = certificateNames(config);
 
   return inventory.hosts.map((host) => {
     const layout = layoutFor(host);
@@ -71,7 +71,7 @@ export function planCluster(
         region: config.region,
         logLevel: config.agents.logLevel.toUpperCase(),
       },
-      host: { ...host, isServer, isClient: !isServer, isVault },
+      host: { ...host, isServer, isClient: !isServer, isVault, runsJwksProxy: isServer || isVault },
       layout,
       ports,
       runtime: runtimeProfile(config),
@@ -81,12 +81,11 @@ export function planCluster(
       nomadServerIps: servers.map((s) => s.privateIp),
       nomadServerRpcAddrs: servers.map((s) => `${s.privateIp}:${ports.nomadRpc}`),
       vaultPeers: isVault ? vaultHosts.filter((v) => v.name !== host.name).map((v) => v.privateIp) : [],
-      // a Vault node renews through its own Vault (a standby forwards to the active node), so
-      // with HA no single Vault node stops every renewal; other nodes' consul-template uses the
-      // first Vault node: it issues the first certificates before Consul (and its DNS) exists
-      vaultAddress: isVault
-        ? `https://127.0.0.1:${layout.vault.loopbackPort}`
-        : `https://${firstVault.privateIp}:${ports.vaultApi}`,
+      // a Vault node renews through its own Vault (a standby forwards to the active node);
+      // other nodes through vault.service.consul, i.e. any unsealed Vault node. Their first
+      // certificates come before Consul (and its DNS) exists: the certificates stage issues
+      // those once through a Vault node's address (certificates.ts)
+      vaultAddress: isVault ? `https://127.0.0.1:${layout.vault.loopbackPort}` : `https://${names.vaultServer}:${ports.vaultApi}`,
       // Nomad starts after Consul: other nodes find any unsealed Vault node by name
       nomadVaultAddress: isVault
         ? `https://127.0.0.1:${layout.vault.loopbackPort}`

@@ -2,14 +2,18 @@
  * certificates: every node gets the cluster root CA, its renewal token (0600)
  * and consul-template, which issues the Consul, Nomad (and Vault) certificates
  * from the PKI, renews them before expiry and reloads the agents.
+ *
+ * Nodes without Vault renew through vault.service.consul, which needs their Consul
+ * agent, which needs a certificate: their first certificates are issued by one
+ * `consul-template -once` run against a Vault node's address.
  */
 import { readFile } from "node:fs/promises";
 import { OperationError } from "../errors.ts";
-import type { InventoryHost } from "../inventory/schema.ts";
+import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { sh } from "../remote/command.ts";
 import type { Remote } from "../remote/remote.ts";
-import { nodeLayout } from "../render/layout.ts";
+import { nodeLayout, ports } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
@@ -37,6 +41,7 @@ async function runCertificates(run: ClusterRun): Promise<string> {
       const tokenChanged =
         (await remote.uploadContent(`${token}\n`, layout.consulTemplate.tokenFile, { mode: 0o600 })) !== "unchanged";
       const plan = run.plans.get(host.name);
+      const vaultAddresses = hostsWithRole(run.inventory, "vault").map((v) => `https://${v.privateIp}:${ports.vaultApi}`);
       const files = await installFiles(
         remote,
         filesUnder(
@@ -46,6 +51,7 @@ async function runCertificates(run: ClusterRun): Promise<string> {
           layout.consulTemplate.unit,
         ),
       );
+      if (!host.roles.includes("vault") && !(await hasCertificates(remote))) await issueFirstCertificates(remote, host, vaultAddresses);
       const outcome = await ensureService(remote, "consul-template", {
         changed: files.length > 0 || tokenChanged,
         unitFileChanged: files.includes(layout.consulTemplate.unit),
@@ -60,9 +66,33 @@ async function runCertificates(run: ClusterRun): Promise<string> {
   return changes ? `renewal agent configured on ${run.inventory.hosts.length} nodes, certificates issued` : "no changes";
 }
 
+const certificateFiles = [layout.consul.certFile, layout.consul.keyFile, layout.nomad.certFile, layout.nomad.keyFile];
+const certificatesPresent = certificateFiles.map((f) => sh`test -s ${f}`).join(" && ");
+
+async function hasCertificates(remote: Remote): Promise<boolean> {
+  return (await remote.runAsRoot(certificatesPresent, { allowFailure: true })).code === 0;
+}
+
+/** One consul-template run that renders every template once, through the first Vault node that answers. */
+async function issueFirstCertificates(remote: Remote, host: InventoryHost, vaultAddresses: string[]): Promise<void> {
+  const binary = `${layout.binDir}/consul-template`;
+  const failures: string[] = [];
+  for (const address of vaultAddresses) {
+    const once = await remote.runAsRoot(
+      sh`timeout 45 ${binary} -config=${layout.consulTemplate.configFile} -once -vault-addr=${address}`,
+      { allowFailure: true, timeoutMs: 60_000 },
+    );
+    if (once.code === 0 && (await hasCertificates(remote))) return;
+    failures.push(`${address}: ${once.stderr.trim().split("\n").slice(-3).join(" ") || `exit ${once.code}`}`);
+  }
+  throw new OperationError(`${host.name}: no Vault node issued its first certificates.`, {
+    details: failures,
+    hint: "Check that a Vault node is unsealed (npm run status) and reachable from this node on port 8200.",
+  });
+}
+
 async function waitForCertificates(remote: Remote, host: InventoryHost): Promise<void> {
-  const files = [layout.consul.certFile, layout.consul.keyFile, layout.nomad.certFile, layout.nomad.keyFile];
-  const check = files.map((f) => sh`test -s ${f}`).join(" && ");
+  const check = certificatesPresent;
   const wait = await remote.runAsRoot(`for i in $(seq 1 120); do ${check} && exit 0; sleep 0.5; done; exit 1`, {
     allowFailure: true,
     timeoutMs: 90_000,

@@ -5,6 +5,7 @@
  */
 import { ApiError } from "../clients/http.ts";
 import { withConsul } from "../cluster/access.ts";
+import { jwksProxyHosts } from "../cluster/jwks-proxy.ts";
 import { retryWhile } from "../util/retry.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { nodeLayout } from "../render/layout.ts";
@@ -17,9 +18,12 @@ import type { Stage } from "./stage.ts";
 const layout = nodeLayout();
 
 export const consulPolicies = {
-  /** a Vault node's agent also registers the node's Vault as the service "vault" */
-  agent: (host: string, vault = false) =>
-    `node "${host}" {\n  policy = "write"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "read"\n}\n${vault ? `service "vault" {\n  policy = "write"\n}\n` : ""}`,
+  /** a Vault node's agent also registers the node's Vault as the service "vault", a server's or
+   * Vault node's its JWKS proxy as "nomad-jwks-proxy" */
+  agent: (host: string, registers: { vault?: boolean; jwksProxy?: boolean } = {}) =>
+    `node "${host}" {\n  policy = "write"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "read"\n}\n` +
+    (registers.vault ? `service "vault" {\n  policy = "write"\n}\n` : "") +
+    (registers.jwksProxy ? `service "nomad-jwks-proxy" {\n  policy = "write"\n}\n` : ""),
   nomadAgent: `agent_prefix "" {\n  policy = "read"\n}\nnode_prefix "" {\n  policy = "read"\n}\nservice_prefix "" {\n  policy = "write"\n}\n`,
 };
 
@@ -86,7 +90,10 @@ async function runConsul(run: ClusterRun): Promise<string> {
         const policy = await consul.upsertPolicy({
           Name: `agent-${host.name}`,
           Description: `Consul agent on ${host.name}`,
-          Rules: consulPolicies.agent(host.name, host.roles.includes("vault")),
+          Rules: consulPolicies.agent(host.name, {
+            vault: host.roles.includes("vault"),
+            jwksProxy: jwksProxyHosts(run.inventory).some((h) => h.name === host.name),
+          }),
         });
         const token = await consul.ensureToken({
           SecretID: run.renderSecrets.consulAgentTokens[host.name] as string,

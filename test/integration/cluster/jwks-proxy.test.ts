@@ -3,6 +3,7 @@
  * Nomad server whose HTTPS API requires client certificates, as on the cluster: it
  * answers GET /.well-known/jwks.json without a client certificate with Nomad's own
  * keys, public members only, refuses everything else, and follows a rotation at once.
+ * Its metrics listener reports whether its checks reach Nomad, for the NomadKeysNotServed alert.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { type Agent, startAgent, untilReady } from "../../helpers/processes.ts";
 
 const nomadPort = 24646;
 const proxyPort = 24649;
+const metricsPort = 24650;
 const script = join(import.meta.dirname, "..", "..", "..", "templates", "jwks-proxy", "nomad-jwks-proxy.mjs");
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let nomad: Agent | undefined;
@@ -29,6 +31,11 @@ const viaProxy = (path = "/.well-known/jwks.json", method = "GET") =>
   curl(["--cacert", tls.ca, "-X", method, `https://127.0.0.1:${proxyPort}${path}`]);
 const viaNomad = (path: string, method = "GET") =>
   curl(["--cacert", tls.ca, "--cert", tls.cert, "--key", tls.key, "-X", method, `https://127.0.0.1:${nomadPort}${path}`]);
+const metric = async (name: string) => {
+  const answer = await curl([`http://127.0.0.1:${metricsPort}/metrics`]);
+  const line = answer.body.split("\n").find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(" ")[1]);
+};
 const kids = (body: string) => (JSON.parse(body) as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort();
 
 beforeAll(async () => {
@@ -87,6 +94,9 @@ tls {
     JWKS_PROXY_CA_FILE: tls.ca,
     JWKS_PROXY_CERT_FILE: tls.cert,
     JWKS_PROXY_KEY_FILE: tls.key,
+    JWKS_PROXY_METRICS_HOST: "127.0.0.1",
+    JWKS_PROXY_METRICS_PORT: String(metricsPort),
+    JWKS_PROXY_CHECK_INTERVAL_MS: "500",
   });
   await untilReady(proxy, async () => {
     if ((await viaProxy()).status !== "200") throw new Error("proxy not ready");
@@ -138,6 +148,20 @@ describe("the Nomad JWKS proxy", () => {
     expect(kids((await viaProxy()).body)).toEqual(nomadKeys);
   });
 
+  it("reports its checks as metrics: Nomad reached, the keys counted, the certificate's expiry; nothing else served", async () => {
+    await expect.poll(() => metric("hashistack_jwks_proxy_nomad_up"), { timeout: 5000 }).toBe(1);
+    const served = kids((await viaNomad("/.well-known/jwks.json")).body).length;
+    await expect.poll(() => metric("hashistack_jwks_proxy_keys"), { timeout: 5000 }).toBe(served);
+    const lastSuccess = (await metric("hashistack_jwks_proxy_last_success_timestamp_seconds")) ?? 0;
+    expect(Math.abs(lastSuccess - Date.now() / 1000)).toBeLessThan(30);
+    const notAfter = (await $({ quiet: true })`openssl x509 -noout -enddate -in ${tls.cert}`).stdout.trim().replace("notAfter=", "");
+    expect(await metric("hashistack_jwks_proxy_certificate_expiry_timestamp_seconds")).toBe(Date.parse(notAfter) / 1000);
+    const body = (await curl([`http://127.0.0.1:${metricsPort}/metrics`])).body;
+    expect(body).not.toMatch(/"kid"|"n":/);
+    expect((await curl([`http://127.0.0.1:${metricsPort}/.well-known/jwks.json`])).status).toBe("404");
+    expect((await curl(["-X", "POST", `http://127.0.0.1:${metricsPort}/metrics`])).status).toBe("405");
+  });
+
   it("answers 502 without leaking why when Nomad is down, and re-reads its certificate on SIGHUP", async () => {
     proxy?.child.kill("SIGHUP");
     await expect.poll(() => proxy?.log() ?? "", { timeout: 5000 }).toContain("certificate reloaded");
@@ -145,5 +169,8 @@ describe("the Nomad JWKS proxy", () => {
     const down = await viaProxy();
     expect(down.status).toBe("502");
     expect(down.body.trim()).toBe('{"error":"Nomad\'s keys are not available"}');
+    // its checks notice: the metric the NomadKeysNotServed alert reads drops to 0
+    await expect.poll(() => metric("hashistack_jwks_proxy_nomad_up"), { timeout: 5000 }).toBe(0);
+    expect(await metric("hashistack_jwks_proxy_check_failures_total")).toBeGreaterThan(0);
   });
 });

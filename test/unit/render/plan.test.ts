@@ -255,7 +255,7 @@ describe("the Nomad JWKS proxy", () => {
 });
 
 describe("where renewal agents and Nomad reach Vault", () => {
-  it("a Vault node uses its own Vault on loopback; other nodes' renewal the first Vault node, their Nomad vault.service.consul", async () => {
+  it("a Vault node uses its own Vault on loopback; other nodes' renewal agent and Nomad vault.service.consul", async () => {
     const ha = makeConfig({ topology: { servers: 3, clients: 1 } });
     const haInventory = plannedInventory(ha, "10.99.0.0/24", { user: "root", port: 22 }, "local");
     const haPlans = planCluster(ha, haInventory, fixedSecrets(haInventory.hosts.map((h) => h.name)));
@@ -263,15 +263,23 @@ describe("where renewal agents and Nomad reach Vault", () => {
       const template = fileOf(plan, layout.consulTemplate.configFile).content;
       const nomad = block((await hclOf(plan, layout.nomad.configFile)).vault);
       const isVault = plan.host.roles.includes("vault");
-      const expected = isVault ? "https://127.0.0.1:8200" : "https://10.99.0.11:8200";
+      const expected = isVault ? "https://127.0.0.1:8200" : "https://vault.service.consul:8200";
       expect(template, plan.host.name).toContain(`address                = "${expected}"`);
-      expect(nomad.address, plan.host.name).toBe(isVault ? expected : "https://vault.service.consul:8200");
+      expect(nomad.address, plan.host.name).toBe(expected);
       // Vault nodes register their Vault in Consul with a health check that drops sealed ones
-      const service = (await hclOf(plan, layout.consul.configFile)).service as Hcl[] | undefined;
-      if (!isVault) expect(service, plan.host.name).toBeUndefined();
+      const services = ((await hclOf(plan, layout.consul.configFile)).service as Hcl[] | undefined) ?? [];
+      const vault = services.find((s) => s.name === "vault");
+      if (!isVault) expect(vault, plan.host.name).toBeUndefined();
       else {
-        expect(service?.[0]).toMatchObject({ name: "vault", address: plan.host.privateIp, port: 8200 });
-        expect(block(service?.[0]?.check)).toMatchObject({ http: "https://127.0.0.1:8200/v1/sys/health?standbyok=true" });
+        expect(vault).toMatchObject({ name: "vault", address: plan.host.privateIp, port: 8200 });
+        expect(block(vault?.check)).toMatchObject({ http: "https://127.0.0.1:8200/v1/sys/health?standbyok=true" });
+      }
+      // servers and Vault nodes register their JWKS proxy's metrics for Prometheus, checked on loopback
+      const proxy = services.find((s) => s.name === "nomad-jwks-proxy");
+      if (!plan.host.roles.includes("server") && !isVault) expect(proxy, plan.host.name).toBeUndefined();
+      else {
+        expect(proxy, plan.host.name).toMatchObject({ address: plan.host.privateIp, port: 4650, tags: ["prometheus"] });
+        expect(block(proxy?.check)).toMatchObject({ http: "https://127.0.0.1:4649/.well-known/jwks.json" });
       }
     }
     expect(haPlans.filter((p) => p.host.roles.includes("vault"))).toHaveLength(3);
