@@ -211,7 +211,9 @@ describe(`an upgrade of consul-template ${from} → ${to} with a log-level chang
     const stopped = await unitStarts();
     const restartedBeforeKill = servers().filter((h) => stopped[h.name]?.consul !== before[h.name]?.consul);
     const left = servers().filter((h) => stopped[h.name]?.consul === before[h.name]?.consul);
-    expect(restartedBeforeKill.map((h) => h.name)).toEqual([first]);
+    // killed while the first restarted server rejoined (or, on a slow poll, a little later): at least one left
+    expect(restartedBeforeKill.map((h) => h.name)).toContain(first);
+    expect(left.length, `servers left by the killed run:\n${output}`).toBeGreaterThan(0);
     // the state a re-run without the journal would miss: new files on every server, two still running the old ones
     for (const host of servers()) {
       const file = await ssh(host.privateIp, "grep log_level /etc/consul.d/consul.hcl");
