@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { $ } from "zx";
 import { binaryPath } from "../../scripts/lib/binaries/build.ts";
 import { tools, upgradeTestFrom } from "../../scripts/lib/binaries/catalog.ts";
@@ -87,6 +88,15 @@ function watchLeaders(nomadToken: string) {
     nomad: pollLeaders(addresses, probes.nomad(files, nomadToken)),
     vault: pollLeaders(addresses, probes.vault(files.ca)),
   };
+}
+
+function processGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const figures = (polls: LeaderPoll[]) => ({
@@ -171,20 +181,11 @@ describe(`an upgrade of consul-template ${from} → ${to} with a log-level chang
   it("a bootstrap killed after its first Consul server restarted: the re-run restarts the servers left, whose files were already current", async () => {
     const warn = withSettings({ logLevel: "warn" });
     const config = join(isolated.dir, "cluster.yaml");
-    await writeFile(
-      config,
-      [
-        "name: upgrade",
-        "topology: { servers: 3, clients: 0 }",
-        `provider: { local: { cidr: "${cidr}" } }`,
-        `versions: { consulTemplate: "${to}" }`,
-        "install: { method: upload }",
-        "agents: { logLevel: warn }",
-        "",
-      ].join("\n"),
-    );
+    await writeFile(config, stringify(warn.config));
     const before = await unitStarts();
-    const child = spawn("npx", ["tsx", "scripts/bootstrap.ts", "--config", config, "--stages", "consul", "--yes"], {
+    // the real CLI in its own process group (npx → tsx → node die together)
+    const child = spawn("npx", ["--no-install", "tsx", "scripts/bootstrap.ts", "--config", config, "--stages", "consul"], {
+      env: { ...process.env, CI: "true" },
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -207,6 +208,12 @@ describe(`an upgrade of consul-template ${from} → ${to} with a log-level chang
       if (child.pid && child.exitCode === null) process.kill(-child.pid, "SIGKILL");
     }
     await exited;
+    // until every process of the group is gone, the killed bootstrap holds the cluster lock
+    const groupGone = Date.now() + 30_000;
+    while (processGroupAlive(child.pid as number)) {
+      if (Date.now() > groupGone) throw new Error("the killed bootstrap's processes did not exit within 30 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(first, `no Consul server restarted before the bootstrap ended:\n${output}`).toBeDefined();
     const stopped = await unitStarts();
     const restartedBeforeKill = servers().filter((h) => stopped[h.name]?.consul !== before[h.name]?.consul);
