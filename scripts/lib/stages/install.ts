@@ -208,12 +208,12 @@ export async function planAgents(run: AgentRun, hosts: InventoryHost[], agent: A
 /** A dry run's lines for one agent: each host's changed files, then the starts and the restart order. */
 export function describeAgentPlan(service: string, plans: AgentPlan[], rollout: Rollout, leader?: string): string[] {
   const lines = plans.filter((p) => p.files.length).map((p) => `${p.host.name}: ${p.files.join(", ")} would change`);
-  const left = plans.filter((p) => p.left && p.action !== "none").map((p) => p.host.name);
+  const restarting = plans.filter((p) => p.action === "restart" || p.action === "reload");
+  const left = restarting.filter((p) => p.left).map((p) => p.host.name);
   if (left.length) lines.push(`${service} on ${left.join(", ")}: not restarted by a stopped run, would restart to resume it`);
   const starts = plans.filter((p) => p.action === "start").map((p) => p.host.name);
   if (starts.length) lines.push(`${service} would start on ${starts.join(", ")}`);
   // those a stopped run left restart first (resume.ts)
-  const restarting = plans.filter((p) => p.action === "restart" || p.action === "reload");
   const pending = [...restarting.filter((p) => p.left), ...restarting.filter((p) => !p.left)].map((p) => p.host);
   if (pending.length) {
     const order = plannedOrder(pending, rollout, leader).map((step) => step.join(" + "));
