@@ -15,6 +15,7 @@ import { sh } from "../remote/command.ts";
 import type { Remote } from "../remote/remote.ts";
 import { nodeLayout, ports } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
+import { resumableRollout } from "./resume.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -28,6 +29,8 @@ export const certificatesStage: Stage = {
 
 async function runCertificates(run: ClusterRun): Promise<string> {
   const rootCa = await readFile(run.state.tlsFiles.rootCa, "utf8");
+  // a node whose new files were written by a run that stopped before reloading consul-template reloads now
+  const resume = await resumableRollout(run.state, "consul-template", run.inventory.hosts);
   const outcomes = await onEachHost(
     run.inventory.hosts,
     async (host) => {
@@ -38,8 +41,10 @@ async function runCertificates(run: ClusterRun): Promise<string> {
       for (const caFile of [layout.consul.caFile, layout.nomad.caFile]) {
         if ((await remote.uploadContent(rootCa, caFile, { mode: 0o644 })) !== "unchanged") changed++;
       }
-      const tokenChanged =
-        (await remote.uploadContent(`${token}\n`, layout.consulTemplate.tokenFile, { mode: 0o600 })) !== "unchanged";
+      const tokenFile = { mode: 0o600 };
+      if ((await remote.compareContent(`${token}\n`, layout.consulTemplate.tokenFile, tokenFile)) !== "unchanged")
+        await resume.writing(host);
+      const tokenChanged = (await remote.uploadContent(`${token}\n`, layout.consulTemplate.tokenFile, tokenFile)) !== "unchanged";
       const plan = run.plans.get(host.name);
       const vaultAddresses = hostsWithRole(run.inventory, "vault").map((v) => `https://${v.privateIp}:${ports.vaultApi}`);
       const files = await installFiles(
@@ -50,20 +55,23 @@ async function runCertificates(run: ClusterRun): Promise<string> {
           layout.consulTemplate.installScript,
           layout.consulTemplate.unit,
         ),
+        () => resume.writing(host),
       );
       if (!host.roles.includes("vault") && !(await hasCertificates(remote)))
         await issueFirstCertificates(remote, host, vaultAddresses);
       const outcome = await ensureService(remote, "consul-template", {
-        changed: files.length > 0 || tokenChanged,
+        changed: files.length > 0 || tokenChanged || resume.isLeft(host),
         unitFileChanged: files.includes(layout.consulTemplate.unit),
         reload: !files.includes(layout.consulTemplate.unit),
       });
+      await resume.done([host]);
       await waitForCertificates(remote, host);
       return changed + files.length + (outcome === "unchanged" ? 0 : 1);
     },
     { concurrency: run.config.concurrency },
   );
   const changes = requireAllSucceeded("certificates", outcomes).reduce((a, b) => a + b, 0);
+  await resume.finish();
   return changes ? `renewal agent configured on ${run.inventory.hosts.length} nodes, certificates issued` : "no changes";
 }
 
