@@ -121,7 +121,6 @@ export async function prepareRestoredState(
  */
 export async function commitRestoredState(state: StatePaths): Promise<string> {
   const paths = restorePaths(state);
-  await rm(paths.previous, { recursive: true, force: true });
   await privateDir(paths.previous);
   for (const [live, name] of [
     [state.secrets, "secrets"],
@@ -129,8 +128,12 @@ export async function commitRestoredState(state: StatePaths): Promise<string> {
   ] as const) {
     const next = join(paths.next, name);
     if (!existsSync(next)) throw new Error(`bug: commitRestoredState without ${next}`);
-    if (existsSync(live)) await rename(live, join(paths.previous, name));
+    const kept = join(paths.previous, name);
+    // a restore run again after a failure: the backup of the cluster's own state is already there, keep it
+    const aside = existsSync(kept) ? join(paths.work, `${name}.replaced`) : kept;
+    if (existsSync(live)) await rename(live, aside);
     await rename(next, live);
+    if (aside !== kept) await rm(aside, { recursive: true, force: true });
   }
   return paths.previous;
 }
