@@ -45,7 +45,14 @@ import { nodeLayout } from "../render/layout.ts";
 import { platformNamespace } from "../security/tenancy.ts";
 import { runStages, type StageRecords } from "../stages/pipeline.ts";
 import { type ClusterRun, openClusterRun } from "../stages/run-context.ts";
-import { readInitRecord, initSecret, unsealKeys, unsealWith, vaultRootToken } from "../stages/vault-unseal.ts";
+import {
+  forgetDecryptedRootTokens,
+  initSecret,
+  readInitRecord,
+  unsealKeys,
+  unsealWith,
+  vaultRootToken,
+} from "../stages/vault-unseal.ts";
 import { kvMount } from "../stages/workload-identity.ts";
 import { statePaths } from "../state/paths.ts";
 import { SecretStore } from "../state/secrets.ts";
@@ -182,6 +189,7 @@ export async function restoreSnapshot(
       }
       await commitRestoredState(context.state);
       committed = true;
+      forgetDecryptedRootTokens();
       steps.push("state: the snapshot's secrets and CA");
     } catch (error) {
       if (!committed) await abandonRestoreWork(context.state);
@@ -303,6 +311,10 @@ async function targetTokens(run: ClusterRun, homedir: string | undefined): Promi
 }
 
 type TokenProbe = (token: string) => Promise<void>;
+
+/** A server that is electing a leader or reloading its state after a restore answers 5xx (or not at all) for a moment. */
+const transient = (e: unknown) => e instanceof ApiError && (e.status === undefined || e.status >= 500);
+const settled = <T>(operation: () => Promise<T>) => retryWhile(operation, transient, { timeoutMs: 90_000, initialDelayMs: 500 });
 
 /**
  * The first token the API accepts: the cluster's own before the product is
@@ -434,16 +446,14 @@ async function restoreNomad(run: ClusterRun, data: Buffer, tokens: (string | und
       );
       await n.api.request("PUT", "/v1/operator/snapshot", { ...transfer, data, headers: { ...octets, "X-Nomad-Token": before } });
       // the restore replaced the ACL tokens too: the snapshot's management token works from here on
-      const token = await retryWhile(
-        () => workingToken("Nomad", tokens, nomadProbe(n)),
-        (e) => e instanceof ApiError && (e.status === undefined || e.status >= 500),
-        { timeoutMs: 60_000, initialDelayMs: 500 },
-      );
+      const token = await settled(() => workingToken("Nomad", tokens, nomadProbe(n)));
       const headers = { "X-Nomad-Token": token };
-      const restored = (await n.api.request<{ ID: string; Name: string }[]>("GET", "/v1/nodes", { headers })).data;
+      const restored = await settled(
+        async () => (await n.api.request<{ ID: string; Name: string }[]>("GET", "/v1/nodes", { headers })).data,
+      );
       // the snapshot's client nodes are other machines (other node IDs): purged, their allocations are placed anew
       const stale = restored.filter((x) => !current.has(x.ID));
-      for (const node of stale) await n.api.request("PUT", `/v1/node/${node.ID}/purge`, { headers });
+      for (const node of stale) await settled(() => n.api.request("PUT", `/v1/node/${node.ID}/purge`, { headers }));
       return `Nomad snapshot restored (through ${host.name}${stale.length ? `, ${stale.length} old client nodes purged` : ""})`;
     }),
   );
@@ -476,7 +486,7 @@ async function unsealRestoredVault(run: ClusterRun, snapshot: SnapshotSecrets): 
       await v.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable after the restore" });
       // a restored node may seal itself a moment after the restore returned: settle first
       for (let i = 0; i < 10; i++) {
-        const status = await v.sealStatus();
+        const status = await settled(() => v.sealStatus());
         if (status.sealed) {
           await unsealWith(v, snapshot.unsealKeys);
           unsealed.push(host.name);
@@ -489,11 +499,7 @@ async function unsealRestoredVault(run: ClusterRun, snapshot: SnapshotSecrets): 
   const leader = hostsWithRole(run.inventory, "vault")[0] as InventoryHost;
   await withVault(run, leader, async (v) => {
     await v.waitUntil((h) => !h.sealed && h.initialized, { timeoutMs: 60_000, what: "unsealed with the snapshot's keys" });
-    await retryWhile(
-      () => vaultProbe(v)(snapshot.rootToken),
-      (e) => e instanceof ApiError && (e.status === undefined || e.status >= 500),
-      { timeoutMs: 60_000, initialDelayMs: 500 },
-    );
+    await settled(() => vaultProbe(v)(snapshot.rootToken));
   });
   return unsealed.length ? `Vault unsealed with the snapshot's keys (${unsealed.join(", ")})` : "Vault unsealed";
 }

@@ -203,6 +203,11 @@ export async function unsealIfSealed(
 
 const rootTokens = new Map<string, string>();
 
+/** After a restore replaced the state's root token file, the decrypted one of this process is stale. */
+export function forgetDecryptedRootTokens(): void {
+  rootTokens.clear();
+}
+
 /**
  * The root token for the bootstrap's own work: the plaintext file, or the
  * PGP-encrypted one decrypted in memory (once per process and state).
