@@ -424,14 +424,27 @@ async function eachUntilOne<T>(what: string, hosts: InventoryHost[], attempt: (h
 
 async function restoreConsul(run: ClusterRun, data: Buffer, tokens: (string | undefined)[]): Promise<string> {
   const servers = hostsWithRole(run.inventory, "server");
-  const host = await eachUntilOne("Consul", servers, (host) =>
+  return eachUntilOne("Consul", servers, (host) =>
     withConsul(run, host, async (c) => {
-      const token = await workingToken("Consul", tokens, consulProbe(c));
-      await c.api.request("PUT", "/v1/snapshot", { ...transfer, data, headers: { ...octets, "X-Consul-Token": token } });
-      return host.name;
+      type CatalogNode = { Node: string; ID: string };
+      const before = await workingToken("Consul", tokens, consulProbe(c));
+      const nodes = async (token: string) =>
+        (await c.api.request<CatalogNode[]>("GET", "/v1/catalog/nodes", { headers: { "X-Consul-Token": token } })).data;
+      const current = new Map((await nodes(before)).map((n) => [n.Node, n.ID]));
+      await c.api.request("PUT", "/v1/snapshot", { ...transfer, data, headers: { ...octets, "X-Consul-Token": before } });
+      const token = await settled(() => workingToken("Consul", tokens, consulProbe(c)));
+      // the snapshot's catalog holds this cluster's node names with the old agents' node IDs, and Consul
+      // keeps a name for the ID it has while that node looks healthy: this cluster's agents could never
+      // register (https://github.com/hashicorp/consul/pull/18060). Those entries go; the agents register
+      // again with their own IDs. Old nodes of other names are reaped by the leader as usual.
+      const conflicting = (await settled(() => nodes(token))).filter((n) => current.has(n.Node) && current.get(n.Node) !== n.ID);
+      for (const node of conflicting)
+        await settled(() =>
+          c.api.request("PUT", "/v1/catalog/deregister", { data: { Node: node.Node }, headers: { "X-Consul-Token": token } }),
+        );
+      return `Consul snapshot restored (through ${host.name}${conflicting.length ? `, ${conflicting.length} old node entries of the same names removed` : ""})`;
     }),
   );
-  return `Consul snapshot restored (through ${host})`;
 }
 
 async function restoreNomad(run: ClusterRun, data: Buffer, tokens: (string | undefined)[]): Promise<string> {
