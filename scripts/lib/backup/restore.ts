@@ -520,10 +520,15 @@ async function unsealRestoredVault(run: ClusterRun, snapshot: SnapshotSecrets): 
 /**
  * The agents' certificates (and consul-template's bundles, which it reads back)
  * were issued by this cluster's CA: removed, so the certificates stage waits for
- * new ones from the restored PKI. Vault's own are replaced by the vault stage.
+ * new ones from the restored PKI. Vault keeps serving its own until the vault
+ * stage replaces it; only its bundle goes, so the renewal agent never installs
+ * the old one again.
  */
 async function removeAgentCertificates(run: ClusterRun): Promise<string> {
-  const files = [layout.consul, layout.nomad].flatMap((p) => [p.certFile, p.keyFile, bundleFile(p.certFile)]);
-  for (const host of run.inventory.hosts) await run.remote(host).runAsRoot(sh`rm -f ${files}`);
+  const agents = [layout.consul, layout.nomad].flatMap((p) => [p.certFile, p.keyFile, bundleFile(p.certFile)]);
+  for (const host of run.inventory.hosts) {
+    const files = host.roles.includes("vault") ? [...agents, bundleFile(layout.vault.certFile)] : agents;
+    await run.remote(host).runAsRoot(sh`rm -f ${files}`);
+  }
   return `agent certificates of the cluster's own CA removed on ${run.inventory.hosts.length} nodes`;
 }
