@@ -53,7 +53,6 @@ import {
   unsealWith,
   vaultRootToken,
 } from "../stages/vault-unseal.ts";
-import { kvMount } from "../stages/workload-identity.ts";
 import { statePaths } from "../state/paths.ts";
 import { SecretStore } from "../state/secrets.ts";
 import { retryWhile } from "../util/retry.ts";
@@ -108,6 +107,8 @@ interface SnapshotSecrets {
 const transfer = { timeout: 300_000, maxBodyLength: Number.POSITIVE_INFINITY, maxContentLength: Number.POSITIVE_INFINITY };
 const octets = { "Content-Type": "application/octet-stream" };
 const layout = nodeLayout();
+/** the KV v2 mount the workload-identity stage creates (nothing outside the stages imports a stage) */
+const kvMount = "secret";
 
 /** A snapshot folder read, checked against its manifest and decrypted (in memory). */
 export interface OpenedSnapshot {
