@@ -208,7 +208,7 @@ describe("snapshot and restore into a cluster bootstrapped empty", () => {
       .toMatchObject({ NodeName: "client-1" });
     // the restore's work files are gone once it succeeded
     expect((await $({ quiet: true, nothrow: true })`test -e ${join(context.state.root, "restore")}`).exitCode).toBe(1);
-  });
+  }, 1_800_000); // a teardown, a bootstrap and a restore that runs every stage again
 
   it("the restored cluster verifies healthy (npm run status exits 0)", async () => {
     const status = await cli("status", ["--config", configFile]);
