@@ -100,7 +100,10 @@ describe("Vault HA on raft", () => {
   };
   const clusterConfig = async () => {
     const config = join(isolated.context.state.root, "..", "cluster.yaml");
-    await writeFile(config, "name: vaultha\ntopology:\n  servers: 3\n  clients: 1\nprovider:\n  local:\n    cidr: 10.91.0.0/24\n");
+    await writeFile(
+      config,
+      "name: vaultha\ntopology:\n  servers: 3\n  clients: 1\nprovider:\n  local:\n    cidr: 10.91.0.0/24\n",
+    );
     return config;
   };
 

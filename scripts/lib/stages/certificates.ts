@@ -51,7 +51,8 @@ async function runCertificates(run: ClusterRun): Promise<string> {
           layout.consulTemplate.unit,
         ),
       );
-      if (!host.roles.includes("vault") && !(await hasCertificates(remote))) await issueFirstCertificates(remote, host, vaultAddresses);
+      if (!host.roles.includes("vault") && !(await hasCertificates(remote)))
+        await issueFirstCertificates(remote, host, vaultAddresses);
       const outcome = await ensureService(remote, "consul-template", {
         changed: files.length > 0 || tokenChanged,
         unitFileChanged: files.includes(layout.consulTemplate.unit),
