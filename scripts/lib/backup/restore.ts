@@ -473,20 +473,48 @@ async function restoreNomad(run: ClusterRun, data: Buffer, tokens: (string | und
   );
 }
 
+/** The raft snapshot into the active Vault `v`, forced (it holds another cluster's keyring). */
+export async function forceRestoreVault(v: VaultClient, data: Buffer, tokens: (string | undefined)[]): Promise<void> {
+  const health = await v.health();
+  if (health.sealed || health.standby) throw new OperationError(`not the active Vault (${health.sealed ? "sealed" : "standby"})`);
+  const token = await workingToken("Vault", tokens, vaultProbe(v));
+  const answer = await v.api.request("POST", "/v1/sys/storage/raft/snapshot-force", {
+    ...transfer,
+    data,
+    headers: { ...octets, "X-Vault-Token": token },
+  });
+  if (answer.status >= 300) throw new OperationError(`Vault answered ${answer.status} (not the active node?)`);
+}
+
+/**
+ * A Vault after a forced restore: sealed (its keyring is the snapshot's) a moment
+ * after the restore returned, so wait for that and unseal with the snapshot's
+ * keys; true when it was sealed.
+ */
+export async function unsealAfterRestore(v: VaultClient, keys: string[]): Promise<boolean> {
+  await v.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable after the restore" });
+  for (let i = 0; i < 10; i++) {
+    const status = await settled(() => v.sealStatus());
+    if (status.sealed) {
+      await unsealWith(v, keys);
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return false;
+}
+
+/** Unsealed and active again, and the snapshot's root token accepted. */
+export async function restoredVaultAnswers(v: VaultClient, rootToken: string): Promise<void> {
+  await v.waitUntil((h) => !h.sealed && h.initialized, { timeoutMs: 60_000, what: "unsealed with the snapshot's keys" });
+  await settled(() => vaultProbe(v)(rootToken));
+}
+
 async function restoreVault(run: ClusterRun, data: Buffer, tokens: (string | undefined)[]): Promise<string> {
   const vaultHosts = hostsWithRole(run.inventory, "vault");
   return eachUntilOne("Vault", vaultHosts, (host) =>
     withVault(run, host, async (v) => {
-      const health = await v.health();
-      if (health.sealed || health.standby)
-        throw new OperationError(`not the active Vault (${health.sealed ? "sealed" : "standby"})`);
-      const token = await workingToken("Vault", tokens, vaultProbe(v));
-      const answer = await v.api.request("POST", "/v1/sys/storage/raft/snapshot-force", {
-        ...transfer,
-        data,
-        headers: { ...octets, "X-Vault-Token": token },
-      });
-      if (answer.status >= 300) throw new OperationError(`Vault answered ${answer.status} (not the active node?)`);
+      await forceRestoreVault(v, data, tokens);
       return `Vault snapshot restored (through ${host.name}, forced: the snapshot's keyring)`;
     }),
   );
@@ -496,25 +524,10 @@ async function restoreVault(run: ClusterRun, data: Buffer, tokens: (string | und
 async function unsealRestoredVault(run: ClusterRun, snapshot: SnapshotSecrets): Promise<string> {
   const unsealed: string[] = [];
   for (const host of hostsWithRole(run.inventory, "vault")) {
-    await withVault(run, host, async (v) => {
-      await v.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable after the restore" });
-      // a restored node may seal itself a moment after the restore returned: settle first
-      for (let i = 0; i < 10; i++) {
-        const status = await settled(() => v.sealStatus());
-        if (status.sealed) {
-          await unsealWith(v, snapshot.unsealKeys);
-          unsealed.push(host.name);
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    });
+    if (await withVault(run, host, (v) => unsealAfterRestore(v, snapshot.unsealKeys))) unsealed.push(host.name);
   }
   const leader = hostsWithRole(run.inventory, "vault")[0] as InventoryHost;
-  await withVault(run, leader, async (v) => {
-    await v.waitUntil((h) => !h.sealed && h.initialized, { timeoutMs: 60_000, what: "unsealed with the snapshot's keys" });
-    await settled(() => vaultProbe(v)(snapshot.rootToken));
-  });
+  await withVault(run, leader, (v) => restoredVaultAnswers(v, snapshot.rootToken));
   return unsealed.length ? `Vault unsealed with the snapshot's keys (${unsealed.join(", ")})` : "Vault unsealed";
 }
 
