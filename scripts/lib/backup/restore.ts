@@ -33,7 +33,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { tryLock } from "../binaries/lock.ts";
-import { ApiError } from "../clients/http.ts";
+import { ApiError, type HttpApi } from "../clients/http.ts";
 import type { VaultClient } from "../clients/vault.ts";
 import { withConsul, withNomad, withVault } from "../cluster/access.ts";
 import { errorMessage, InputError, OperationError, isUserError } from "../errors.ts";
@@ -340,12 +340,12 @@ async function workingToken(what: string, candidates: (string | undefined)[], pr
 }
 
 const consulProbe =
-  (c: { api: { request: (m: string, p: string, o: object) => Promise<unknown> } }): TokenProbe =>
+  (c: { api: HttpApi }): TokenProbe =>
   async (token) => {
     await c.api.request("GET", "/v1/acl/token/self", { headers: { "X-Consul-Token": token } });
   };
 const nomadProbe =
-  (n: { api: { request: (m: string, p: string, o: object) => Promise<unknown> } }): TokenProbe =>
+  (n: { api: HttpApi }): TokenProbe =>
   async (token) => {
     await n.api.request("GET", "/v1/acl/token/self", { headers: { "X-Nomad-Token": token } });
   };
@@ -423,27 +423,37 @@ async function eachUntilOne<T>(what: string, hosts: InventoryHost[], attempt: (h
   });
 }
 
+/**
+ * The snapshot into the Consul agent `c` answers for. The snapshot's catalog
+ * holds this cluster's node names with the old agents' node IDs, and Consul keeps
+ * a name for the ID it has while that node looks healthy: this cluster's agents
+ * could never register again (https://github.com/hashicorp/consul/pull/18060).
+ * Those entries go; the leader and the agents register them again with their own
+ * IDs. Old nodes of other names are reaped by the leader as usual. Returns how
+ * many entries were removed.
+ */
+export async function restoreConsulVia(c: { api: HttpApi }, data: Buffer, tokens: (string | undefined)[]): Promise<number> {
+  type CatalogNode = { Node: string; ID: string };
+  const before = await workingToken("Consul", tokens, consulProbe(c));
+  const nodes = async (token: string) =>
+    (await c.api.request<CatalogNode[]>("GET", "/v1/catalog/nodes", { headers: { "X-Consul-Token": token } })).data;
+  const current = new Map((await nodes(before)).map((n) => [n.Node, n.ID]));
+  await c.api.request("PUT", "/v1/snapshot", { ...transfer, data, headers: { ...octets, "X-Consul-Token": before } });
+  const token = await settled(() => workingToken("Consul", tokens, consulProbe(c)));
+  const conflicting = (await settled(() => nodes(token))).filter((n) => current.has(n.Node) && current.get(n.Node) !== n.ID);
+  for (const node of conflicting)
+    await settled(() =>
+      c.api.request("PUT", "/v1/catalog/deregister", { data: { Node: node.Node }, headers: { "X-Consul-Token": token } }),
+    );
+  return conflicting.length;
+}
+
 async function restoreConsul(run: ClusterRun, data: Buffer, tokens: (string | undefined)[]): Promise<string> {
   const servers = hostsWithRole(run.inventory, "server");
   return eachUntilOne("Consul", servers, (host) =>
     withConsul(run, host, async (c) => {
-      type CatalogNode = { Node: string; ID: string };
-      const before = await workingToken("Consul", tokens, consulProbe(c));
-      const nodes = async (token: string) =>
-        (await c.api.request<CatalogNode[]>("GET", "/v1/catalog/nodes", { headers: { "X-Consul-Token": token } })).data;
-      const current = new Map((await nodes(before)).map((n) => [n.Node, n.ID]));
-      await c.api.request("PUT", "/v1/snapshot", { ...transfer, data, headers: { ...octets, "X-Consul-Token": before } });
-      const token = await settled(() => workingToken("Consul", tokens, consulProbe(c)));
-      // the snapshot's catalog holds this cluster's node names with the old agents' node IDs, and Consul
-      // keeps a name for the ID it has while that node looks healthy: this cluster's agents could never
-      // register (https://github.com/hashicorp/consul/pull/18060). Those entries go; the agents register
-      // again with their own IDs. Old nodes of other names are reaped by the leader as usual.
-      const conflicting = (await settled(() => nodes(token))).filter((n) => current.has(n.Node) && current.get(n.Node) !== n.ID);
-      for (const node of conflicting)
-        await settled(() =>
-          c.api.request("PUT", "/v1/catalog/deregister", { data: { Node: node.Node }, headers: { "X-Consul-Token": token } }),
-        );
-      return `Consul snapshot restored (through ${host.name}${conflicting.length ? `, ${conflicting.length} old node entries of the same names removed` : ""})`;
+      const removed = await restoreConsulVia(c, data, tokens);
+      return `Consul snapshot restored (through ${host.name}${removed ? `, ${removed} old node entries of the same names removed` : ""})`;
     }),
   );
 }
