@@ -267,7 +267,12 @@ describe("where renewal agents and Nomad reach Vault", () => {
       expect(template, plan.host.name).toContain(`address                = "${expected}"`);
       expect(nomad.address, plan.host.name).toBe(expected);
       // Vault nodes register their Vault in Consul with a health check that drops sealed ones
-      const services = ((await hclOf(plan, layout.consul.configFile)).service as Hcl[] | undefined) ?? [];
+      // `service` for Vault and `services` for the JWKS proxy: two `service` blocks would not parse in Consul
+      const consulHcl = await hclOf(plan, layout.consul.configFile);
+      const services = [
+        ...((consulHcl.service as Hcl[] | undefined) ?? []),
+        ...((consulHcl.services as Hcl[] | undefined) ?? []),
+      ];
       const vault = services.find((s) => s.name === "vault");
       if (!isVault) expect(vault, plan.host.name).toBeUndefined();
       else {
