@@ -50,6 +50,17 @@ async function startServer(name: string, token: string): Promise<{ node: Loopbac
 const catalogId = async (consul: ConsulClient) =>
   (await consul.api.get<{ Node: string; ID: string }[]>("/v1/catalog/nodes")).find((n) => n.Node === "server-1")?.ID;
 
+async function until<T>(probe: () => Promise<T>, want: T, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await probe().catch(() => undefined);
+    if (last === want) return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`expected ${String(want)}, still ${String(last)} after ${timeoutMs} ms`);
+}
+
 let tokenA: string;
 let tokenB: string;
 let idA: string;
@@ -61,12 +72,12 @@ beforeAll(async () => {
   tokenB = randomUUID();
   const a = await startServer("a", tokenA);
   idA = a.id;
-  await expect.poll(() => catalogId(a.consul), { timeout: 60_000 }).toBe(idA);
+  await until(() => catalogId(a.consul), idA, 60_000);
   await a.consul.api.put("/v1/kv/app/config", "from-cluster-a");
   snapshot = Buffer.from((await a.consul.api.request<ArrayBuffer>("GET", "/v1/snapshot", { responseType: "arraybuffer" })).data);
   await agent?.stop();
   b = await startServer("b", tokenB);
-  await expect.poll(() => catalogId(b.consul), { timeout: 60_000 }).toBe(b.id);
+  await until(() => catalogId(b.consul), b.id, 60_000);
 }, 240_000);
 
 afterAll(async () => {
