@@ -45,14 +45,7 @@ import { nodeLayout } from "../render/layout.ts";
 import { platformNamespace } from "../security/tenancy.ts";
 import { runStages, type StageRecords } from "../stages/pipeline.ts";
 import { type ClusterRun, openClusterRun } from "../stages/run-context.ts";
-import {
-  forgetDecryptedRootTokens,
-  initSecret,
-  readInitRecord,
-  unsealKeys,
-  unsealWith,
-  vaultRootToken,
-} from "../stages/vault-unseal.ts";
+import { initSecret, readInitRecord, unsealKeys, unsealWith, vaultRootToken } from "../stages/vault-unseal.ts";
 import { statePaths } from "../state/paths.ts";
 import { SecretStore } from "../state/secrets.ts";
 import { retryWhile } from "../util/retry.ts";
@@ -190,7 +183,6 @@ export async function restoreSnapshot(
       }
       await commitRestoredState(context.state);
       committed = true;
-      forgetDecryptedRootTokens();
       steps.push("state: the snapshot's secrets and CA");
     } catch (error) {
       if (!committed) await abandonRestoreWork(context.state);
