@@ -1,10 +1,13 @@
 /**
- * Snapshot and restore on a real 2-node cluster (1 server with Vault, 1 client):
- * a job, a Vault KV secret, the ACL tokens and the PKI root CA are recorded and
- * snapshotted; the cluster is torn down and bootstrapped again empty (a new CA,
- * new tokens); `npm run restore` brings every one of them back and the cluster
- * verifies healthy. A restore into a cluster that has data of its own is
- * refused first, changing nothing. Needs root.
+ * Snapshot and restore on a real 2-node cluster (1 server with Vault, 1 client)
+ * whose config names an operator's OpenPGP key (a throwaway key in a temp
+ * GNUPGHOME): the unseal share and root token are PGP-wrapped and the snapshot
+ * files are encrypted to it. A job, a Vault KV secret, the ACL tokens and the
+ * PKI root CA are recorded and snapshotted; the cluster is torn down and
+ * bootstrapped again empty (a new CA, new tokens); `npm run restore` decrypts
+ * the snapshot with HASHISTACK_GNUPGHOME and brings every one of them back, and
+ * the cluster verifies healthy. A restore into a cluster that has data of its
+ * own is refused first, changing nothing. Needs root.
  */
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
@@ -17,12 +20,19 @@ import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { ciTokenSecret } from "../../scripts/lib/security/tenancy.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
+import { vaultRootToken } from "../../scripts/lib/stages/vault-unseal.ts";
+import { SecretStore } from "../../scripts/lib/state/secrets.ts";
+import { tempDir } from "../helpers/fixtures.ts";
+import { generateTestKey, gnupgHome, stopGnupgHome, type TestPgpKey } from "../helpers/gpg.ts";
 import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
 let isolated: IsolatedCluster;
 let context: ProviderContext;
 let inventory: Inventory;
 let configFile: string;
+let gpgDir: Awaited<ReturnType<typeof tempDir>> | undefined;
+let home: string | undefined;
+let operatorKey: TestPgpKey;
 
 const jobId = "restore-probe";
 const secretValue = randomBytes(12).toString("hex");
@@ -30,6 +40,8 @@ const secretValue = randomBytes(12).toString("hex");
 const server = () => inventory.hosts.find((h) => h.roles.includes("server"))?.privateIp as string;
 const tls = () => context.state.tls;
 const secret = async (name: string) => (await readFile(join(context.state.secrets, name), "utf8")).trim();
+/** the root token, PGP-wrapped in the state: decrypted with the operator's keyring */
+const rootTokenOfState = () => vaultRootToken(new SecretStore(context.state), home);
 
 /** An API call with the state's CA and operator certificate; status and parsed body. */
 async function api(url: string, header: string, body?: unknown): Promise<{ status: number; body: unknown }> {
@@ -90,10 +102,16 @@ async function bootstrapFresh(): Promise<void> {
 }
 
 beforeAll(async () => {
+  gpgDir = await tempDir("restore-gpg");
+  home = await gnupgHome(join(gpgDir.path, "gnupg"));
+  operatorKey = await generateTestKey(home, "operator", join(gpgDir.path, "keys"));
+  // the stages in this process and the CLIs it runs decrypt with this keyring
+  process.env.HASHISTACK_GNUPGHOME = home;
   isolated = await isolatedLocalCluster("restore", {
     name: "rst",
     topology: { servers: 1, clients: 1, vaultHa: false },
     provider: { local: { cidr: "10.88.0.0/24" } },
+    vault: { keyShares: 1, keyThreshold: 1, unsealPgpKeys: [operatorKey.armored], rootTokenPgpKey: operatorKey.armored },
     // this test is about the data; the platform jobs are the 5-node suite's
     jobs: {
       prometheus: { enabled: false },
@@ -109,7 +127,15 @@ beforeAll(async () => {
   await bootstrapFresh();
 }, 900_000);
 
-afterAll(async () => isolated?.dispose(), 300_000);
+afterAll(async () => {
+  try {
+    await isolated?.dispose();
+  } finally {
+    delete process.env.HASHISTACK_GNUPGHOME;
+    if (home) await stopGnupgHome(home);
+    await gpgDir?.remove();
+  }
+}, 300_000);
 
 describe("snapshot and restore into a cluster bootstrapped empty", () => {
   it("records a job, a KV secret, the tokens and the root CA, and snapshots them", async () => {
@@ -139,7 +165,7 @@ describe("snapshot and restore into a cluster bootstrapped empty", () => {
     expect(registered.status, JSON.stringify(registered.body)).toBe(200);
     await expect.poll(() => runningAllocation(management), { timeout: 120_000, interval: 2000 }).toBeTruthy();
 
-    const rootToken = await secret("vault-root-token");
+    const rootToken = await rootTokenOfState();
     const written = await vault("/v1/secret/data/restore/probe", rootToken, { data: { value: secretValue } });
     expect(written.status, JSON.stringify(written.body)).toBe(200);
 
@@ -158,11 +184,18 @@ describe("snapshot and restore into a cluster bootstrapped empty", () => {
     const taken = await cli("snapshot", ["--config", configFile, "--output", "json"]);
     expect(taken.exitCode, taken.stderr).toBe(0);
     const result = JSON.parse(taken.stdout) as { dir: string; files: { name: string }[] };
-    expect(result.files.map((f) => f.name)).toEqual(["consul.snap", "nomad.snap", "vault.snap", "state.tar.gz"]);
+    // encrypted to the operator's key: only .gpg files, none of them a plain gzip (the raft snapshots and the state are)
+    expect(result.files.map((f) => f.name)).toEqual(["consul.snap.gpg", "nomad.snap.gpg", "vault.snap.gpg", "state.tar.gz.gpg"]);
+    for (const file of result.files) {
+      const head = (await readFile(join(result.dir, file.name))).subarray(0, 2);
+      expect([...head], file.name).not.toEqual([0x1f, 0x8b]);
+    }
     const manifest = JSON.parse(await readFile(join(result.dir, "manifest.json"), "utf8")) as {
       topology: { servers: number; vault: number };
+      encryptedTo: string[];
       files: { sha256: string }[];
     };
+    expect(manifest.encryptedTo).toEqual([operatorKey.fingerprint]);
     expect(manifest.topology).toMatchObject({ servers: 1, vault: 1 });
     expect(manifest.files.every((f) => /^[0-9a-f]{64}$/.test(f.sha256))).toBe(true);
     snapshotDir = result.dir;
@@ -175,7 +208,7 @@ describe("snapshot and restore into a cluster bootstrapped empty", () => {
     expect(refused.stderr).toContain("has data of its own that the restore would replace");
     expect(refused.stderr).toContain(`Nomad job dev/${jobId}`);
     expect(refused.stderr).toContain("Vault KV secret/restore/");
-    expect(await secret("vault-root-token")).toBe(recorded.rootToken);
+    expect(await rootTokenOfState()).toBe(recorded.rootToken);
   });
 
   it("after a teardown and an empty bootstrap, restore brings back the job, the secret, the tokens and the root CA", async () => {
@@ -183,7 +216,8 @@ describe("snapshot and restore into a cluster bootstrapped empty", () => {
     await localProvider.down(context, { dryRun: false, keepState: false });
     await bootstrapFresh();
     // a really new cluster: another CA, and the old tokens mean nothing to it
-    const freshRoot = await secret("vault-root-token");
+    const freshRoot = await rootTokenOfState();
+    expect(freshRoot).not.toBe(recorded.rootToken);
     expect(((await vault("/v1/pki-root/ca/pem", freshRoot)).body as string).trim()).not.toBe(recorded.rootCa);
     expect((await nomad("/v1/acl/token/self", recorded.nomadManagement.secret)).status).toBe(403);
 
@@ -193,6 +227,7 @@ describe("snapshot and restore into a cluster bootstrapped empty", () => {
 
     // the tokens: the snapshot's, in the state, with the same accessors
     expect(await secret("nomad-bootstrap-token")).toBe(recorded.nomadManagement.secret);
+    expect(await rootTokenOfState()).toBe(recorded.rootToken);
     expect(await accessor("nomad", recorded.nomadManagement.secret)).toBe(recorded.nomadManagement.accessor);
     expect(await accessor("nomad", recorded.ciDev.secret)).toBe(recorded.ciDev.accessor);
     expect(await accessor("consul", recorded.consulManagement.secret)).toBe(recorded.consulManagement.accessor);
