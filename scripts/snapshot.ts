@@ -7,7 +7,8 @@ import { bootstrappedInventory, openClusterRun } from "./lib/stages/run-context.
 
 await runCommand({
   name: "snapshot",
-  summary: "Consul, Nomad and Vault raft snapshots and the state dir into a dated folder (files 0600)",
+  summary:
+    "Consul, Nomad and Vault raft snapshots and the state dir into a dated folder (files 0600, encrypted to the operators' PGP keys when the config names them)",
   common: { cluster: true, config: true, output: true },
   examples: ["npm run snapshot"],
   async run({ flags, reporter }) {
@@ -19,7 +20,9 @@ await runCommand({
       step.done(taken.dir);
       if (flags.output === "json") printJson(taken);
       else for (const f of taken.files) reporter.info(`${f.name}: ${f.bytes} bytes${f.host ? ` (through ${f.host})` : ""}`);
-      reporter.warn("the folder holds the unseal keys and root token (state.tar.gz): store it as you store the state");
+      if (taken.encryptedTo)
+        reporter.info(`every file is encrypted to ${taken.encryptedTo.join(", ")}; manifest.json lists their sha256`);
+      else reporter.warn("the folder holds the unseal keys and root token (state.tar.gz): store it as you store the state");
       return 0;
     } finally {
       run.close();

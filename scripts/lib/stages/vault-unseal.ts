@@ -201,18 +201,17 @@ export async function unsealIfSealed(
   return true;
 }
 
+/** decrypted root tokens by their ciphertext: a file replaced by a new init or a restore is decrypted anew */
 const rootTokens = new Map<string, string>();
 
 /**
  * The root token for the bootstrap's own work: the plaintext file, or the
- * PGP-encrypted one decrypted in memory (once per process and state).
+ * PGP-encrypted one decrypted in memory (once per process and ciphertext).
  */
 export async function vaultRootToken(secrets: SecretStore, homedir = operatorGnupgHome()): Promise<string> {
   const plain = await secrets.read(rootTokenSecret);
   if (plain) return plain;
   const encryptedFile = secrets.fileFor(encryptedRootTokenSecret);
-  const cached = rootTokens.get(encryptedFile);
-  if (cached) return cached;
   const text = await secrets.read(encryptedRootTokenSecret);
   if (!text) {
     throw new OperationError("The Vault root token is missing from the state.", {
@@ -228,6 +227,8 @@ export async function vaultRootToken(secrets: SecretStore, homedir = operatorGnu
       hint: "Restore it from your backup.",
     });
   }
+  const cached = rootTokens.get(encrypted.token_base64);
+  if (cached) return cached;
   const result = await pgpDecrypt(Buffer.from(encrypted.token_base64, "base64"), homedir);
   if (!result.ok) {
     throw new OperationError(
@@ -244,7 +245,7 @@ export async function vaultRootToken(secrets: SecretStore, homedir = operatorGnu
       hint: "Restore it from your backup.",
     });
   }
-  rootTokens.set(encryptedFile, token);
+  rootTokens.set(encrypted.token_base64, token);
   return token;
 }
 

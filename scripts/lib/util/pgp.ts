@@ -2,8 +2,9 @@
  * OpenPGP through the operator's own `gpg`: reading public key files (in a
  * throwaway GNUPGHOME, so the operator's keyring is never touched) and
  * decrypting Vault's PGP-wrapped unseal key shares and root token with the
- * operator's keyring and agent. Decrypted values stay in memory: they are
- * returned to the caller and never logged or written.
+ * operator's keyring and agent, and encrypting snapshot files to the
+ * operators' public keys. Decrypted values stay in memory: they are returned to
+ * the caller and never logged or written.
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -179,4 +180,39 @@ export async function pgpDecrypt(
       .filter(Boolean)
       .pop() ?? `gpg exited ${result.code}`;
   return { ok: false, reason };
+}
+
+/**
+ * Encrypt to every recipient (any one of them can decrypt), in a throwaway
+ * GNUPGHOME holding only their public keys, so the operator's keyring and its
+ * trust settings play no part. The plaintext goes to gpg on stdin and the
+ * ciphertext comes back in memory: no plaintext file is ever written.
+ */
+export async function pgpEncrypt(plaintext: Buffer, recipients: PgpPublicKey[]): Promise<Buffer> {
+  if (recipients.length === 0) throw new Error("bug: pgpEncrypt without recipients");
+  return withTempHome(async (home) => {
+    for (const key of recipients) {
+      const imported = await gpg(["--import"], { input: Buffer.from(key.base64, "base64"), homedir: home });
+      if (imported.code !== 0) {
+        throw new OperationError(`gpg could not import the public key ${key.fingerprint} (${key.file}).`, {
+          details: [imported.stderr.trim().split("\n").pop() ?? ""],
+        });
+      }
+    }
+    const args = [
+      "--quiet",
+      "--trust-model",
+      "always",
+      "--encrypt",
+      ...recipients.flatMap((k) => ["--recipient", k.fingerprint]),
+    ];
+    const result = await gpg(args, { input: plaintext, homedir: home });
+    if (result.code !== 0 || result.stdout.length === 0) {
+      throw new OperationError(`gpg could not encrypt to ${recipients.map((k) => k.fingerprint).join(", ")}.`, {
+        details: [result.stderr.trim().split("\n").pop() ?? `gpg exited ${result.code}`],
+        hint: "Check that each key has a usable encryption subkey (not expired or revoked).",
+      });
+    }
+    return result.stdout;
+  });
 }

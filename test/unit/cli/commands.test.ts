@@ -167,6 +167,21 @@ describe("command line", () => {
     expect((await run("teardown", [...local, "--dry-run"], env)).stdout).toContain(`nothing to remove for cluster '${name}'`);
   }, 90_000); // six command runs
 
+  it("restore checks the snapshot folder before it looks at any cluster: bad input exits 2", async () => {
+    const dir = await scratch.make("restore");
+    const env = { HASHISTACK_STATE_DIR: join(dir, "state") };
+    const none = await run("restore", ["--config", "cluster.example.yaml"], env);
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr).toContain("Give exactly one snapshot folder.");
+    const notSnapshot = await run("restore", [dir, "--config", "cluster.example.yaml", "--cluster", "unit-cli"], env);
+    expect(notSnapshot.exitCode).toBe(2);
+    expect(notSnapshot.stderr).toContain(`${dir} is not a snapshot folder: it has no manifest.json.`);
+    const help = await run("restore", ["--help"]);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toMatch(/^restore — /);
+    expect(help.stdout).toContain("--force");
+  }, 60_000);
+
   it("env explains that the cluster must be bootstrapped first", async () => {
     const dir = await scratch.make("env");
     const result = await run("env", ["--config", "cluster.example.yaml", "--cluster", "unit-cli"], { HASHISTACK_STATE_DIR: dir });
