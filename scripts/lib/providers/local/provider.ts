@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { requireEssentialHostsAnswered } from "../../cluster/reachability.ts";
 import { localLeftovers, saveInventory } from "../local-state.ts";
 import { runtimeProfile } from "../../config/schema.ts";
 import { servingPid, stopServing } from "../../images/registry-server.ts";
@@ -106,8 +107,15 @@ export const localProvider: Provider = {
     const ready = await onEachHost(inventory.hosts, (host) => waitForSsh(context, host, knownHosts), {
       concurrency: inventory.hosts.length,
     });
-    requireAllSucceeded("Waiting for SSH", ready);
-    sshStep.done(`${inventory.hosts.length} nodes answer`);
+    let silent: InventoryHost[];
+    try {
+      silent = requireEssentialHostsAnswered("Waiting for SSH", inventory, ready);
+    } catch (error) {
+      sshStep.fail();
+      throw error;
+    }
+    sshStep.done(`${inventory.hosts.length - silent.length} of ${inventory.hosts.length} nodes answer`);
+    for (const host of silent) reporter.warn(`${host.name} (${host.privateIp}) does not answer over SSH`);
 
     const file = await saveInventory(context, inventory);
     reporter.info(`inventory written to ${file}`);
@@ -222,7 +230,11 @@ async function waitForWritableCgroups(remote: RemoteHost, name: string): Promise
     if (state === "failed" || Date.now() > deadline) {
       const journal = await remote.run(sh`journalctl -u ${unit} -n 5 --no-pager -o cat`, { allowFailure: true });
       throw new OperationError(`${name}: the node booted but ${unit} is ${state}: its cgroup controllers are not writable.`, {
-        details: journal.stdout.trim().split("\n").filter(Boolean).map((line) => `${name} journal: ${line}`),
+        details: journal.stdout
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => `${name} journal: ${line}`),
         hint: "Stop the cluster with `npm run teardown` and bring it up again; if it repeats, the host's cgroup mounts may be busy.",
       });
     }
