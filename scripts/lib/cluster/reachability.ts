@@ -20,6 +20,8 @@ export interface ReachabilityPlan {
   reachable: InventoryHost[];
   /** clients that did not answer: the run goes on without them */
   skipped: InventoryHost[];
+  /** hosts that did not answer but stay in the run, which works around them ("tolerate") */
+  unreachable: InventoryHost[];
 }
 
 /** A server or Vault node: the run cannot go on without it. */
@@ -79,7 +81,7 @@ export function planReachability(
       },
     );
   }
-  return { reachable: hosts.filter((h) => !down.has(h.name)), skipped: hosts.filter((h) => down.has(h.name)) };
+  return { reachable: hosts.filter((h) => !down.has(h.name)), skipped: hosts.filter((h) => down.has(h.name)), unreachable: [] };
 }
 
 /**
@@ -115,10 +117,13 @@ export async function connectForRun(
   options: { concurrency: number; policy: UnreachablePolicy },
 ): Promise<ReachabilityPlan> {
   const outcomes = await onEachHost(inventory.hosts, connect, { concurrency: options.concurrency });
-  if (options.policy === "tolerate") return { reachable: inventory.hosts, skipped: [] };
+  if (options.policy === "tolerate") {
+    const failed = new Set(outcomes.filter((o) => !o.ok).map((o) => o.host));
+    return { reachable: inventory.hosts, skipped: [], unreachable: inventory.hosts.filter((h) => failed.has(h.name)) };
+  }
   if (options.policy === "require-all") {
     requireAllSucceeded("Connecting over SSH", outcomes);
-    return { reachable: inventory.hosts, skipped: [] };
+    return { reachable: inventory.hosts, skipped: [], unreachable: [] };
   }
   const failures = outcomes.filter((o) => !o.ok).map((o) => ({ host: o.host, error: o.error as Error }));
   return planReachability(inventory, failures);

@@ -157,8 +157,10 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
     concurrency: run.config.concurrency,
   });
   health.identity.proxies = proxies.map((o) => ({ host: o.host, keys: o.value, error: o.error?.message }));
+  // a host that did not answer is named once below, not once per certificate file
+  const silent = new Set(run.unreachable.map((h) => h.name));
   const certs = await onEachHost(
-    run.inventory.hosts,
+    run.inventory.hosts.filter((h) => !silent.has(h.name)),
     async (host) => {
       const files = [
         layout.consul.certFile,
@@ -197,6 +199,7 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
     ...clusterProblems(health, {
       hosts: run.inventory.hosts,
       skipped: run.skipped.map((h) => h.name),
+      unreachable: run.unreachable,
       runtime: runtimeProfile(run.config),
       alertLifetimeLeft: run.config.tls.alertLifetimeLeft,
     }),
@@ -208,14 +211,22 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
  * Everything wrong in the gathered health. `hosts` are the hosts this run expects to
  * find; `skipped` are hosts the run already named as unreachable and left out (a
  * bootstrap with a down client): that they are down in Consul and Nomad is not news.
+ * `unreachable` hosts stayed in the run (status) and are named.
  */
 export function clusterProblems(
   health: Omit<ClusterHealth, "problems">,
-  expected: { hosts: InventoryHost[]; skipped: string[]; runtime: RuntimeProfile; alertLifetimeLeft: number },
+  expected: {
+    hosts: InventoryHost[];
+    skipped: string[];
+    /** hosts that did not answer over SSH (status): named first */
+    unreachable?: InventoryHost[];
+    runtime: RuntimeProfile;
+    alertLifetimeLeft: number;
+  },
 ): string[] {
   const skipped = new Set(expected.skipped);
   const expectedMembers = expected.hosts.length;
-  const p: string[] = [];
+  const p: string[] = (expected.unreachable ?? []).map((h) => `${h.name} (${h.privateIp}): unreachable over SSH`);
   if (health.consul.error) p.push(`Consul API unreachable: ${health.consul.error}`);
   else {
     if (!health.consul.leader) p.push("Consul has no leader");

@@ -19,6 +19,8 @@ export interface ClusterRun extends ProviderContext {
   inventory: Inventory;
   /** unreachable clients this run goes on without (`skipUnreachableClients`); empty otherwise */
   skipped: InventoryHost[];
+  /** hosts of `inventory` that did not answer (`tolerateUnreachable`): the run works around them and names them */
+  unreachable: InventoryHost[];
   remotes: Map<string, RemoteHost>;
   secrets: SecretStore;
   renderSecrets: RenderSecrets;
@@ -69,6 +71,7 @@ export async function openClusterRun(
     ...context,
     inventory: plan.skipped.length ? { ...inventory, hosts: plan.reachable } : inventory,
     skipped: plan.skipped,
+    unreachable: plan.unreachable,
     remotes,
     secrets,
     renderSecrets,

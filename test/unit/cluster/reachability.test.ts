@@ -70,7 +70,7 @@ describe("connectForRun with an unreachable client", () => {
     expect(both.skipped.map((h) => h.name)).toEqual(["client-1", "client-2"]);
     expect(both.reachable.map((h) => h.name)).toEqual(["server-1", "server-2", "server-3"]);
     const none = await connectForRun(inventory, fakeConnect({}).connect, { concurrency: 5, policy: "skip-clients" });
-    expect(none).toEqual({ reachable: inventory.hosts, skipped: [] });
+    expect(none).toEqual({ reachable: inventory.hosts, skipped: [], unreachable: [] });
   });
 
   it("stops the run when every host must answer (the library default)", async () => {
@@ -86,7 +86,9 @@ describe("connectForRun with an unreachable client", () => {
       concurrency: 5,
       policy: "tolerate",
     });
-    expect(plan).toEqual({ reachable: inventory.hosts, skipped: [] });
+    expect(plan.reachable).toEqual(inventory.hosts);
+    expect(plan.skipped).toEqual([]);
+    expect(plan.unreachable.map((h) => h.name)).toEqual(["server-2", "client-2"]);
   });
 
   it("never skips a client that answers wrongly (changed host key): that stops the run, named", async () => {
@@ -191,6 +193,13 @@ describe("health problems of a run that skipped a client", () => {
 
   it("still names it when the run did not skip it (status, and a client that is down but answers SSH)", () => {
     expect(clusterProblems(health, { ...expected, hosts: inventory.hosts, skipped: [] })).toEqual([
+      "Consul member client-2 (10.87.0.102) is failed",
+      "Nomad client client-2 is down",
+    ]);
+    expect(
+      clusterProblems(health, { ...expected, hosts: inventory.hosts, skipped: [], unreachable: [host("client-2")] }),
+    ).toEqual([
+      "client-2 (10.87.0.102): unreachable over SSH",
       "Consul member client-2 (10.87.0.102) is failed",
       "Nomad client client-2 is down",
     ]);
