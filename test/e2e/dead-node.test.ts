@@ -1,8 +1,8 @@
 /**
  * A client that dies on a running cluster (1 server, 2 clients, Fabio and the
  * energy exporter as system jobs). The local provider boots a stopped node
- * again on `bootstrap`, so the test cuts client-2 off the network instead (a
- * policy rule in its network namespace that the provider does not touch):
+ * again on `bootstrap`, so the test cuts client-2 off the network instead (policy
+ * rules in its network namespace, which the provider does not touch):
  * to the CLI and to the cluster that is a dead machine. Then, through the real
  * CLI: `status` names it and exits 3; `deploy` with the dev CI token works;
  * `bootstrap` names and skips it, runs every stage on the other hosts and exits 6.
@@ -24,8 +24,16 @@ import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../help
 
 const cidr = "10.87.0.0/24";
 const ip = { server: "10.87.0.11", client1: "10.87.0.101", client2: "10.87.0.102" };
-/** the rule that cuts client-2 off: nothing it sends reaches the cluster network (nor the host on its bridge) */
-const cutRule = ["rule", "add", "priority", "90", "to", cidr, "prohibit"];
+/**
+ * The rules that cut client-2 off: no TCP, UDP or ICMP it sends reaches the cluster network (nor
+ * the host on its bridge). Per protocol, because a rule for all traffic would also fail the
+ * provider's own `ip route replace default via <gateway>` (its gateway check has no protocol).
+ */
+const cutRules = [
+  ["tcp", "90"],
+  ["udp", "91"],
+  ["icmp", "92"],
+] as const;
 let isolated: IsolatedCluster;
 let context: ProviderContext;
 let inventory: Inventory;
@@ -66,8 +74,10 @@ async function healthProblems(): Promise<string[]> {
 
 async function setCut(on: boolean): Promise<void> {
   const netns = names.netns("client-2");
-  if (on) await $({ quiet: true })`ip -n ${netns} ${cutRule}`;
-  else await $({ quiet: true, nothrow: true })`ip -n ${netns} rule del priority 90`;
+  for (const [protocol, priority] of cutRules) {
+    if (on) await $({ quiet: true })`ip -n ${netns} rule add priority ${priority} to ${cidr} ipproto ${protocol} prohibit`;
+    else await $({ quiet: true, nothrow: true })`ip -n ${netns} rule del priority ${priority}`;
+  }
   cut = on;
 }
 
