@@ -10,7 +10,7 @@ import { providerOptionHelp } from "./lib/providers/registry.ts";
 import { hostsWithRole } from "./lib/inventory/schema.ts";
 import { loadInventory } from "./lib/inventory/load.ts";
 import type { ProviderContext } from "./lib/providers/types.ts";
-import { planStagesOn, runStages, stageNames, stages } from "./lib/stages/pipeline.ts";
+import { planPipeline, runPipeline, stageNames, stages } from "./lib/stages/pipeline.ts";
 import { selectStages } from "./lib/stages/runner.ts";
 
 await runCommand<{ provider?: string; stages?: string }>({
@@ -51,12 +51,27 @@ await runCommand<{ provider?: string; stages?: string }>({
     for (const line of await scaleIn(context, provider)) reporter.info(`scale in: ${line}`);
     const inventory = await provider.up(context);
     for (const host of inventory.hosts) reporter.info(`${host.name} (${host.roles.join(", ")}) ${host.privateIp}`);
-    const records = await runStages(
+    const { records, skipped } = await runPipeline(
       context,
       inventory,
       selected.map((s) => s.name),
+      { skipUnreachableClients: true },
     );
-    if (flags.output === "json") printJson({ cluster: context.config.name, provider: provider.name, inventory, stages: records });
+    if (flags.output === "json")
+      printJson({
+        cluster: context.config.name,
+        provider: provider.name,
+        inventory,
+        stages: records,
+        skipped: skipped.map((h) => ({ name: h.name, address: h.privateIp, reason: "unreachable over SSH" })),
+      });
+    if (skipped.length) {
+      const names = skipped.map((h) => h.name).join(", ");
+      reporter.warn(
+        `Done on every reachable host: ${selected.map((s) => s.name).join(", ")}. Skipped (unreachable over SSH): ${names}. Bring ${skipped.length === 1 ? "it" : "them"} back and run bootstrap again (exit ${ExitCode.partial}).`,
+      );
+      return ExitCode.partial;
+    }
     reporter.success(
       `Done: ${selected.map((s) => s.name).join(", ")}. 'npm run status' shows the cluster; 'npm run env' points the CLIs at it.`,
     );
@@ -85,11 +100,14 @@ async function dryRun(context: ProviderContext, names: string[], json: boolean):
     if (have !== wanted)
       topology.push(`the topology asks for ${wanted} ${role}s, the inventory has ${have}: the provider would change the nodes`);
   }
-  const plans = await planStagesOn(context, inventory, names);
+  const { plans, skipped } = await planPipeline(context, inventory, names, { skipUnreachableClients: true });
   const pending = topology.length > 0 || plans.some((p) => p.changes?.length);
+  // changes to apply say more than a skipped host; a dry run that skipped hosts is not a clean 0
+  const exitCode = pending ? ExitCode.changesPending : skipped.length ? ExitCode.partial : ExitCode.ok;
   if (json) {
-    printJson({ cluster: config.name, dryRun: true, changesPending: pending, topology, stages: plans });
-    return pending ? ExitCode.changesPending : ExitCode.ok;
+    const skippedHosts = skipped.map((h) => ({ name: h.name, address: h.privateIp, reason: "unreachable over SSH" }));
+    printJson({ cluster: config.name, dryRun: true, changesPending: pending, topology, skipped: skippedHosts, stages: plans });
+    return exitCode;
   }
   for (const line of topology) reporter.warn(line);
   for (const plan of plans) {
@@ -102,5 +120,7 @@ async function dryRun(context: ProviderContext, names: string[], json: boolean):
     }
   }
   if (pending) reporter.info("changes pending (exit 5): run without --dry-run to apply them");
-  return pending ? ExitCode.changesPending : ExitCode.ok;
+  else if (skipped.length)
+    reporter.warn(`no changes on the reachable hosts; not planned: ${skipped.map((h) => h.name).join(", ")} (exit 6)`);
+  return exitCode;
 }

@@ -16,6 +16,8 @@ export const ExitCode = {
   notImplemented: 4,
   /** `--dry-run` found changes that would be applied */
   changesPending: 5,
+  /** the run completed on every reachable host; some hosts were skipped (unreachable clients) */
+  partial: 6,
   /** interrupted by SIGINT/SIGTERM */
   interrupted: 130,
 } as const;

@@ -65,7 +65,8 @@ export function helpText<Flags>(definition: CommandDefinition<Flags>, options: R
   lines.push(
     "",
     "Exit codes: 0 ok, 1 unexpected error (a bug), 2 bad input, 3 operation failed,",
-    "            4 not implemented yet, 5 changes pending (--dry-run), 130 interrupted.",
+    "            4 not implemented yet, 5 changes pending (--dry-run),",
+    "            6 partial (done on every reachable host, unreachable clients skipped), 130 interrupted.",
   );
   return lines.join("\n");
 }

@@ -1,6 +1,7 @@
 /**
  * Where `deploy` finds Nomad: the standard NOMAD_* variables (CI), else the
- * cluster state (`--cluster`/`--config`) through an SSH tunnel to a server with
+ * cluster state (`--cluster`/`--config`) through an SSH tunnel to the first
+ * server that answers (a down client or server does not stop a deploy) with
  * the CI token of one environment (`nomad-ci-token-dev` or `-prod`) — the
  * least-privileged tokens bootstrap creates (submit and read jobs in that one
  * namespace). The environment is the namespace asked for, `dev` by default.
@@ -10,10 +11,13 @@ import { clusterContext } from "../cli/cluster-context.ts";
 import type { Reporter } from "../cli/output.ts";
 import { NomadClient } from "../clients/nomad.ts";
 import { openNomad } from "../cluster/access.ts";
-import { InputError, OperationError } from "../errors.ts";
+import { errorMessage, InputError, OperationError } from "../errors.ts";
 import { loadInventory } from "../inventory/load.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
-import { openClusterRun } from "../stages/run-context.ts";
+import type { ProviderContext } from "../providers/types.ts";
+import { KnownHosts } from "../remote/known-hosts.ts";
+import { RemoteHost, sshTarget } from "../remote/ssh.ts";
+import { SecretStore } from "../state/secrets.ts";
 import { ciTokenSecret, isTenantNamespace, tenantNamespaces } from "../security/tenancy.ts";
 
 export interface NomadConnection {
@@ -66,26 +70,52 @@ export async function nomadFromClusterState(
     });
   }
   const inventory = await loadInventory(context.state.inventoryCopy);
-  const server = hostsWithRole(inventory, "server")[0] as InventoryHost;
-  const run = await openClusterRun(context, inventory, { tolerateUnreachable: false });
-  try {
-    const token = await run.secrets.read(tokenSecret);
-    if (!token) {
-      throw new OperationError(`No ${tokenSecret} in the state of cluster '${context.config.name}'.`, {
-        hint: "Run 'npm run bootstrap' (its nomad stage creates the CI token).",
-      });
-    }
-    const connection = await openNomad(run, server, { token });
-    return {
-      nomad: connection.client,
-      via: `cluster '${context.config.name}' (server ${server.name}, SSH tunnel, ${tokenSecret})`,
-      close: async () => {
-        await connection.close();
-        run.close();
-      },
-    };
-  } catch (error) {
-    run.close();
-    throw error;
+  const token = await new SecretStore(context.state).read(tokenSecret);
+  if (!token) {
+    throw new OperationError(`No ${tokenSecret} in the state of cluster '${context.config.name}'.`, {
+      hint: "Run 'npm run bootstrap' (its nomad stage creates the CI token).",
+    });
   }
+  const { server, connection, close } = await firstAnsweringServer(context, hostsWithRole(inventory, "server"), token);
+  return {
+    nomad: connection.client,
+    via: `cluster '${context.config.name}' (server ${server.name}, SSH tunnel, ${tokenSecret})`,
+    close: async () => {
+      await connection.close();
+      close();
+    },
+  };
+}
+
+/**
+ * The first Nomad server that answers over SSH and through the tunnel, in
+ * inventory order: a deploy needs one server, not every host (a client or a
+ * server may be down). Each server that does not answer is named if none does.
+ */
+async function firstAnsweringServer(context: ProviderContext, servers: InventoryHost[], token: string) {
+  const knownHosts = new KnownHosts(context.state.knownHosts);
+  const failures: string[] = [];
+  for (const server of servers) {
+    const remote = new RemoteHost(sshTarget(server));
+    try {
+      await remote.connect({ waitMs: 10_000, knownHosts });
+      const access = { state: context.state, remote: () => remote };
+      const connection = await openNomad(access, server, { token });
+      try {
+        await connection.client.leader();
+      } catch (error) {
+        await connection.close();
+        throw error;
+      }
+      if (failures.length) context.reporter.warn(`deploying through ${server.name}: ${failures.join("; ")}`);
+      return { server, connection, close: () => remote.dispose() };
+    } catch (error) {
+      remote.dispose();
+      failures.push(`${server.name} (${server.privateIp}) did not answer: ${errorMessage(error)}`);
+    }
+  }
+  throw new OperationError(`No Nomad server of cluster '${context.config.name}' answers.`, {
+    details: failures,
+    hint: "Check that the servers are up ('npm run status'), or set NOMAD_ADDR to a server you can reach.",
+  });
 }

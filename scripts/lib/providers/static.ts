@@ -6,7 +6,8 @@ import { InputError } from "../errors.ts";
 import { loadInventory } from "../inventory/load.ts";
 import { localLeftovers, saveInventory } from "./local-state.ts";
 import type { Inventory } from "../inventory/schema.ts";
-import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
+import { requireEssentialHostsAnswered } from "../cluster/reachability.ts";
+import { onEachHost } from "../remote/fanout.ts";
 import { KnownHosts } from "../remote/known-hosts.ts";
 import { RemoteHost, sshTarget } from "../remote/ssh.ts";
 import type { DownOptions, Provider, ProviderContext } from "./types.ts";
@@ -51,13 +52,17 @@ export const staticProvider: Provider = {
     const inventory = await inventoryOf(context);
     const step = context.reporter.step(`checking SSH on ${inventory.hosts.length} hosts`);
     const outcomes = await checkReachable(inventory, new KnownHosts(context.state.knownHosts), context.config.concurrency);
+    let silent: Inventory["hosts"];
     try {
-      requireAllSucceeded("Reaching the inventory's hosts", outcomes);
+      silent = requireEssentialHostsAnswered("Reaching the inventory's hosts", inventory, outcomes);
     } catch (error) {
       step.fail();
       throw error;
     }
-    step.done("all hosts answer");
+    step.done(
+      silent.length ? `${inventory.hosts.length - silent.length} of ${inventory.hosts.length} hosts answer` : "all hosts answer",
+    );
+    for (const host of silent) context.reporter.warn(`${host.name} (${host.privateIp}) does not answer over SSH`);
     await saveInventory(context, inventory, { published: false });
     return inventory;
   },

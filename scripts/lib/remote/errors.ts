@@ -22,13 +22,27 @@ export class RemoteCommandError extends OperationError {
 
 /** A host that cannot be reached or logged into. */
 export class HostUnreachableError extends OperationError {
+  /**
+   * Nothing answered at all (no SSH handshake before the deadline, or the host stopped
+   * answering): a host that is down or cut off. A host that answers with a changed host
+   * key or refuses the login is reachable but wrong, and never counts as down.
+   */
+  readonly noAnswer: boolean;
+
   constructor(
     readonly host: string,
     reason: string,
     hint: string,
+    options: { noAnswer?: boolean } = {},
   ) {
     super(`${host}: ${reason}`, { hint });
+    this.noAnswer = options.noAnswer ?? false;
   }
+}
+
+/** Whether this error says the host does not answer (down or cut off), as opposed to answering wrongly. */
+export function isNoAnswer(error: unknown): boolean {
+  return error instanceof HostUnreachableError && error.noAnswer;
 }
 
 /** Several hosts failed: each failure is listed, none hides another. */

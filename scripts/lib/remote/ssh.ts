@@ -145,6 +145,7 @@ export class RemoteHost implements Remote {
             target.name,
             `cannot connect to ${address} over SSH after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${message}.`,
             "Check that the host is up, that sshd listens on that port and that no firewall is in the way.",
+            { noAnswer: true },
           );
         }
         await sleep(delay);
@@ -217,6 +218,7 @@ export class RemoteHost implements Remote {
         this.name,
         `'${command}' was killed by ${response.signal} and the host stopped answering.`,
         "The host may have stopped or rebooted; check it and run the command again.",
+        { noAnswer: true },
       );
     }
     const result = { stdout: buffers.stdout, stderr: buffers.stderr, code: response.code };

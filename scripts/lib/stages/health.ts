@@ -157,8 +157,10 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
     concurrency: run.config.concurrency,
   });
   health.identity.proxies = proxies.map((o) => ({ host: o.host, keys: o.value, error: o.error?.message }));
+  // a host that did not answer is named once below, not once per certificate file
+  const silent = new Set(run.unreachable.map((h) => h.name));
   const certs = await onEachHost(
-    run.inventory.hosts,
+    run.inventory.hosts.filter((h) => !silent.has(h.name)),
     async (host) => {
       const files = [
         layout.consul.certFile,
@@ -193,22 +195,53 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
     else health.certificates.push({ host: outcome.host, file: "*", error: outcome.error?.message });
   }
 
-  const expectedMembers = run.inventory.hosts.length;
-  const p = health.problems;
+  health.problems.push(
+    ...clusterProblems(health, {
+      hosts: run.inventory.hosts,
+      skipped: run.skipped.map((h) => h.name),
+      unreachable: run.unreachable,
+      runtime: runtimeProfile(run.config),
+      alertLifetimeLeft: run.config.tls.alertLifetimeLeft,
+    }),
+  );
+  return health;
+}
+
+/**
+ * Everything wrong in the gathered health. `hosts` are the hosts this run expects to
+ * find; `skipped` are hosts the run already named as unreachable and left out (a
+ * bootstrap with a down client): that they are down in Consul and Nomad is not news.
+ * `unreachable` hosts stayed in the run (status) and are named.
+ */
+export function clusterProblems(
+  health: Omit<ClusterHealth, "problems">,
+  expected: {
+    hosts: InventoryHost[];
+    skipped: string[];
+    /** hosts that did not answer over SSH (status): named first */
+    unreachable?: InventoryHost[];
+    runtime: RuntimeProfile;
+    alertLifetimeLeft: number;
+  },
+): string[] {
+  const skipped = new Set(expected.skipped);
+  const expectedMembers = expected.hosts.length;
+  const p: string[] = (expected.unreachable ?? []).map((h) => `${h.name} (${h.privateIp}): unreachable over SSH`);
   if (health.consul.error) p.push(`Consul API unreachable: ${health.consul.error}`);
   else {
     if (!health.consul.leader) p.push("Consul has no leader");
     for (const m of health.consul.members)
-      if (m.status !== "alive") p.push(`Consul member ${m.name} (${m.address}) is ${m.status}`);
+      if (m.status !== "alive" && !skipped.has(m.name)) p.push(`Consul member ${m.name} (${m.address}) is ${m.status}`);
     if (health.consul.members.length < expectedMembers)
       p.push(`Consul has ${health.consul.members.length} of ${expectedMembers} members`);
   }
   if (health.nomad.error) p.push(`Nomad API unreachable: ${health.nomad.error}`);
   else {
     if (!health.nomad.leader) p.push("Nomad has no leader");
-    for (const n of health.nomad.nodes) if (n.status !== "ready") p.push(`Nomad client ${n.name} is ${n.status}`);
-    p.push(...driverProblems(health.nomad.nodes, runtimeProfile(run.config)));
-    const clients = hostsWithRole(run.inventory, "client").length;
+    for (const n of health.nomad.nodes)
+      if (n.status !== "ready" && !skipped.has(n.name)) p.push(`Nomad client ${n.name} is ${n.status}`);
+    p.push(...driverProblems(health.nomad.nodes, expected.runtime));
+    const clients = expected.hosts.filter((h) => h.roles.includes("client")).length;
     if (health.nomad.nodes.length < clients) p.push(`Nomad has ${health.nomad.nodes.length} of ${clients} clients`);
     for (const job of health.nomad.jobs) {
       if (job.status === "stopped") continue; // stopped on purpose
@@ -222,9 +255,9 @@ export async function clusterHealth(run: ClusterRun): Promise<ClusterHealth> {
     if (v.error) p.push(`Vault on ${v.host} unreachable: ${v.error}`);
     else if (v.sealed) p.push(`Vault on ${v.host} is sealed (npm run unseal)`);
   }
-  p.push(...certificateProblems(health.certificates, run.config.tls.alertLifetimeLeft));
+  p.push(...certificateProblems(health.certificates, expected.alertLifetimeLeft));
   p.push(...identityProblems(health.identity, !health.nomad.error));
-  return health;
+  return p;
 }
 
 /**

@@ -4,10 +4,10 @@
  */
 import { existsSync } from "node:fs";
 import { OperationError } from "../errors.ts";
+import { connectForRun, type ReachabilityPlan, type UnreachablePolicy } from "../cluster/reachability.ts";
 import { loadInventory } from "../inventory/load.ts";
 import type { Inventory, InventoryHost } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
-import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { KnownHosts } from "../remote/known-hosts.ts";
 import type { Remote } from "../remote/remote.ts";
 import { RemoteHost, sshTarget } from "../remote/ssh.ts";
@@ -15,7 +15,12 @@ import { type HostPlan, planCluster } from "../render/plan.ts";
 import { ensureRenderSecrets, type RenderSecrets, SecretStore } from "../state/secrets.ts";
 
 export interface ClusterRun extends ProviderContext {
+  /** the hosts this run works on: every host, less the unreachable clients a bootstrap skips */
   inventory: Inventory;
+  /** unreachable clients this run goes on without (`skipUnreachableClients`); empty otherwise */
+  skipped: InventoryHost[];
+  /** hosts of `inventory` that did not answer (`tolerateUnreachable`): the run works around them and names them */
+  unreachable: InventoryHost[];
   remotes: Map<string, RemoteHost>;
   secrets: SecretStore;
   renderSecrets: RenderSecrets;
@@ -27,7 +32,15 @@ export interface ClusterRun extends ProviderContext {
 export async function openClusterRun(
   context: ProviderContext,
   inventory: Inventory,
-  options: { tolerateUnreachable?: boolean } = {},
+  options: {
+    /** go on with any host unreachable (status, unseal, snapshot: they name it) */
+    tolerateUnreachable?: boolean;
+    /**
+     * go on without clients that do not answer (bootstrap): they are left out of
+     * `inventory` and listed in `skipped`; an unreachable server or Vault node is refused
+     */
+    skipUnreachableClients?: boolean;
+  } = {},
 ): Promise<ClusterRun> {
   const secrets = new SecretStore(context.state);
   const { secrets: renderSecrets } = await ensureRenderSecrets(
@@ -36,23 +49,29 @@ export async function openClusterRun(
   );
   const knownHosts = new KnownHosts(context.state.knownHosts);
   const remotes = new Map(inventory.hosts.map((h) => [h.name, new RemoteHost(sshTarget(h))]));
-  const connected = await onEachHost(
-    [...remotes.values()],
-    (r) => r.connect({ waitMs: options.tolerateUnreachable ? 3_000 : 60_000, knownHosts }),
-    { concurrency: context.config.concurrency },
-  );
-  if (!options.tolerateUnreachable) {
-    try {
-      requireAllSucceeded("Connecting over SSH", connected);
-    } catch (error) {
-      for (const r of remotes.values()) r.dispose();
-      throw error;
-    }
+  const policy: UnreachablePolicy = options.tolerateUnreachable
+    ? "tolerate"
+    : options.skipUnreachableClients
+      ? "skip-clients"
+      : "require-all";
+  let plan: ReachabilityPlan;
+  try {
+    plan = await connectForRun(
+      inventory,
+      (host) => (remotes.get(host.name) as RemoteHost).connect({ waitMs: policy === "tolerate" ? 3_000 : 60_000, knownHosts }),
+      { concurrency: context.config.concurrency, policy },
+    );
+  } catch (error) {
+    for (const r of remotes.values()) r.dispose();
+    throw error;
   }
+  // rendered for every host: a server's files do not depend on which clients answer today
   const plans = new Map(planCluster(context.config, inventory, renderSecrets).map((p) => [p.host.name, p]));
   return {
     ...context,
-    inventory,
+    inventory: plan.skipped.length ? { ...inventory, hosts: plan.reachable } : inventory,
+    skipped: plan.skipped,
+    unreachable: plan.unreachable,
     remotes,
     secrets,
     renderSecrets,

@@ -23,5 +23,7 @@ async function runVerify(run: ClusterRun): Promise<string> {
   }
   const soonest = Math.min(...health.certificates.map((c) => c.hoursLeft ?? Number.POSITIVE_INFINITY));
   const soonestText = soonest >= 1 ? `${Math.floor(soonest)} h` : `${Math.round(soonest * 60)} min`;
-  return `${health.consul.members.length} Consul members, ${health.consul.peers} raft peers; ${health.nomad.nodes.length} Nomad clients ready, ${health.nomad.peers} servers; Vault unsealed; certificates valid ≥ ${soonestText}${health.nomad.jobs.length ? `; ${health.nomad.jobs.length} platform jobs running` : ""}`;
+  const ready = health.nomad.nodes.filter((n) => n.status === "ready").length;
+  const skipped = run.skipped.length ? `; skipped (unreachable): ${run.skipped.map((h) => h.name).join(", ")}` : "";
+  return `${health.consul.members.length} Consul members, ${health.consul.peers} raft peers; ${ready} Nomad clients ready, ${health.nomad.peers} servers; Vault unsealed; certificates valid ≥ ${soonestText}${health.nomad.jobs.length ? `; ${health.nomad.jobs.length} platform jobs running` : ""}${skipped}`;
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
 import { createRecordingReporter } from "../../../scripts/lib/cli/output.ts";
 import { clusterConfigSchema } from "../../../scripts/lib/config/schema.ts";
-import { InputError } from "../../../scripts/lib/errors.ts";
+import { InputError, OperationError } from "../../../scripts/lib/errors.ts";
 import { inventoryPath, loadInventory } from "../../../scripts/lib/inventory/load.ts";
 import type { Inventory } from "../../../scripts/lib/inventory/schema.ts";
 import { localProvider } from "../../../scripts/lib/providers/local/provider.ts";
@@ -180,28 +180,31 @@ describe("remote execution", () => {
 });
 
 describe("static provider over the same nodes", () => {
-  it("checks every host and names each unreachable one", async () => {
+  it("checks every host: an unreachable client is named and left to the run to skip, an unreachable server refused", async () => {
     const file = join(dir.path, "static.yaml");
-    const bad = {
+    const ghost = (host: Inventory["hosts"][number]) => ({ ...host, privateIp: "10.96.0.250", publicIp: "10.96.0.250" });
+    const withGhostClient = {
       ...inventory,
-      hosts: [
-        ...inventory.hosts,
-        {
-          ...(inventory.hosts[2] as Inventory["hosts"][number]),
-          name: "ghost",
-          privateIp: "10.96.0.250",
-          publicIp: "10.96.0.250",
-        },
-      ],
+      hosts: [...inventory.hosts, { ...ghost(inventory.hosts[2] as Inventory["hosts"][number]), name: "ghost" }],
     };
     await writeFile(file, JSON.stringify(inventory));
     const ok = contextFor({ provider: { type: "static", static: { inventory: file } } });
     expect((await staticProvider.up(ok)).hosts).toHaveLength(3);
-    await writeFile(file, JSON.stringify(bad));
+    await writeFile(file, JSON.stringify(withGhostClient));
+    const reporter = createRecordingReporter();
+    expect((await staticProvider.up({ ...ok, reporter })).hosts.map((h) => h.name)).toContain("ghost");
+    expect(reporter.messages).toContainEqual({ kind: "warn", text: "ghost (10.96.0.250) does not answer over SSH" });
+    expect(reporter.messages).toContainEqual({ kind: "success", text: "3 of 4 hosts answer" });
+    const server = inventory.hosts.find((h) => h.roles.includes("server")) as Inventory["hosts"][number];
+    const withGhostServer = { ...inventory, hosts: inventory.hosts.map((h) => (h === server ? ghost(h) : h)) };
+    await writeFile(file, JSON.stringify(withGhostServer));
     const error = await staticProvider.up(ok).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(HostsFailedError);
-    expect((error as HostsFailedError).message).toBe("Reaching the inventory's hosts failed on 1 of 4 hosts: ghost.");
-    expect((error as HostsFailedError).details[0]).toMatch(/^ghost: cannot connect to 10.96.0.250:22 over SSH/);
+    expect(error).toBeInstanceOf(OperationError);
+    expect((error as OperationError).message).toBe(
+      `${server.name} (10.96.0.250) is unreachable over SSH: bootstrap changes agent configuration and does not run on part of the servers.`,
+    );
+    expect((error as OperationError).details[0]).toBe(`servers: ${server.name}, the only one, is unreachable: bring it back`);
+    expect((error as OperationError).details.join("\n")).toMatch(/cannot connect to 10.96.0.250:22 over SSH/);
   }, 60_000);
 });
 

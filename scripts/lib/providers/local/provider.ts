@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { requireEssentialHostsAnswered } from "../../cluster/reachability.ts";
 import { localLeftovers, saveInventory } from "../local-state.ts";
 import { runtimeProfile } from "../../config/schema.ts";
 import { servingPid, stopServing } from "../../images/registry-server.ts";
@@ -106,8 +107,15 @@ export const localProvider: Provider = {
     const ready = await onEachHost(inventory.hosts, (host) => waitForSsh(context, host, knownHosts), {
       concurrency: inventory.hosts.length,
     });
-    requireAllSucceeded("Waiting for SSH", ready);
-    sshStep.done(`${inventory.hosts.length} nodes answer`);
+    let silent: InventoryHost[];
+    try {
+      silent = requireEssentialHostsAnswered("Waiting for SSH", inventory, ready);
+    } catch (error) {
+      sshStep.fail();
+      throw error;
+    }
+    sshStep.done(`${inventory.hosts.length - silent.length} of ${inventory.hosts.length} nodes answer`);
+    for (const host of silent) reporter.warn(`${host.name} (${host.privateIp}) does not answer over SSH`);
 
     const file = await saveInventory(context, inventory);
     reporter.info(`inventory written to ${file}`);
