@@ -58,8 +58,24 @@ function clusterTools(context: () => ProviderContext) {
       return undefined;
     }
   };
+  const tokenHeader = async (product: "consul" | "nomad" | "vault") =>
+    ({
+      consul: `X-Consul-Token: ${await secret("consul-bootstrap-token")}`,
+      nomad: `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`,
+      vault: `X-Vault-Token: ${await secret("vault-root-token")}`,
+    })[product];
+  const ports = { consul: 8501, nomad: 4646, vault: 8200 };
   return {
     secret,
+    /** a write to a product's API; fails the test unless it succeeds */
+    async write(product: "consul" | "nomad" | "vault", address: string, method: string, path: string) {
+      const result = await curl(
+        `https://${address}:${ports[product]}${path}`,
+        [await tokenHeader(product)],
+        ["-X", method, "--fail-with-body"],
+      );
+      expect(result.exitCode, `${method} ${path}: ${result.stdout}${result.stderr}`).toBe(0);
+    },
     ssh: (address: string, command: string) =>
       $({
         quiet: true,
@@ -149,6 +165,41 @@ describe("--replace server-2 on 3 servers and 1 client", () => {
     )?.Servers.find((s) => s.Node === "server-2")?.ID;
     expect(oldConsulId).toBeTruthy();
 
+    // server-2 leads Consul and Nomad when the replace starts (and Vault, if a few step-downs get it there):
+    // the leaving leader must hand over first
+    for (const [product, path, method] of [
+      ["consul", "/v1/operator/raft/transfer-leader", "POST"],
+      ["nomad", "/v1/operator/raft/transfer-leadership", "PUT"],
+    ] as const) {
+      const raft = await (product === "consul" ? tools.consul : tools.nomad)<{ Servers: RaftServer[] }>(
+        server(1),
+        "/v1/operator/raft/configuration",
+      );
+      const target = raft?.Servers.find((s) => s.Address.startsWith(`${server(2)}:`));
+      if (!target?.Leader) await tools.write(product, server(1), method, `${path}?id=${target?.ID}`);
+      const leader = await eventually(
+        () => (product === "consul" ? tools.consul : tools.nomad)<string>(server(3), "/v1/status/leader"),
+        (l) => l?.startsWith(`${server(2)}:`) === true,
+        30_000,
+      );
+      expect(leader, product).toMatch(new RegExp(`^${server(2).replace(/\./g, "\\.")}:`));
+    }
+    const vaultActive = async () => {
+      for (const n of [1, 2, 3]) {
+        const health = await tools.vault<{ standby: boolean; sealed: boolean }>(server(n), "/v1/sys/health?standbyok=true");
+        if (health && !health.standby && !health.sealed) return n;
+      }
+      return undefined;
+    };
+    for (let i = 0; i < 6 && (await vaultActive()) !== 2; i++) {
+      const active = await eventually(vaultActive, (n) => n !== undefined, 60_000);
+      await tools.write("vault", server(active ?? 1), "PUT", "/v1/sys/step-down");
+      await new Promise((r) => setTimeout(r, 3000));
+      await eventually(vaultActive, (n) => n !== undefined && n !== active, 60_000);
+    }
+    const vaultLeader = await vaultActive();
+    console.info(`before the replace: server-${vaultLeader} is the active Vault`);
+
     const started = Date.now();
     const { result, consul, nomad } = await tools.whilePolling([server(1), server(3)], () =>
       tools.bootstrap(configFile, ["--replace", "server-2", "--yes"]),
@@ -165,6 +216,9 @@ describe("--replace server-2 on 3 servers and 1 client", () => {
         .filter((l) => /replace: /.test(l))
         .join("\n"),
     );
+    expect(output).toMatch(/replace: Consul leadership handed from server-2 to server-[13]/);
+    expect(output).toMatch(/replace: Nomad leadership handed from server-2 to server-[13]/);
+    if (vaultLeader === 2) expect(output).toMatch(/replace: Vault leadership handed from server-2 to server-[13]/);
     expect(output).toMatch(/replace: Vault raft peer server-2 removed/);
     expect(output).toMatch(/replace: Nomad raft peer server-2 removed/);
     expect(output).toMatch(/replace: Consul (server server-2 left raft|raft peer server-2 removed)/);
