@@ -3,8 +3,10 @@ import { existsSync } from "node:fs";
 import { runCommand } from "./lib/cli/command.ts";
 import { clusterContext } from "./lib/cli/cluster-context.ts";
 import { printJson } from "./lib/cli/output.ts";
+import { plannedRemovals } from "./lib/cluster/removal-plan.ts";
+import { replaceNode } from "./lib/cluster/replace.ts";
 import { scaleIn } from "./lib/cluster/scale-in.ts";
-import { ExitCode } from "./lib/errors.ts";
+import { ExitCode, InputError } from "./lib/errors.ts";
 import { providerFor } from "./lib/providers/index.ts";
 import { providerOptionHelp } from "./lib/providers/registry.ts";
 import { hostsWithRole } from "./lib/inventory/schema.ts";
@@ -13,7 +15,7 @@ import type { ProviderContext } from "./lib/providers/types.ts";
 import { planPipeline, runPipeline, stageNames, stages } from "./lib/stages/pipeline.ts";
 import { selectStages } from "./lib/stages/runner.ts";
 
-await runCommand<{ provider?: string; stages?: string }>({
+await runCommand<{ provider?: string; stages?: string; replace?: string }>({
   name: "bootstrap",
   summary: "provision nodes and bootstrap a secure Consul/Nomad/Vault cluster",
   common: { cluster: true, config: true, yes: true, dryRun: true, output: true },
@@ -28,16 +30,25 @@ await runCommand<{ provider?: string; stages?: string }>({
       description: `run only these stages (comma-separated, in pipeline order): ${stageNames.join(", ")}`,
       valueName: "LIST",
     },
+    replace: {
+      type: "string",
+      description:
+        "replace this node (e.g. server-2) with a fresh one of the same name, keeping the quorum: it leaves the cluster, is destroyed, provisioned anew and joins (local provider)",
+      valueName: "NODE",
+    },
   },
   examples: [
     "npm run bootstrap",
     "npm run bootstrap -- --provider static --config cluster.yaml",
     "npm run bootstrap -- --stages platform,verify",
     "npm run bootstrap -- --dry-run",
+    "npm run bootstrap -- --replace server-2 --yes",
   ],
   async run({ flags, reporter }) {
     // checked before anything is provisioned: an unknown name is a usage error listing the stages
     const selected = selectStages(stages, flags.stages?.split(","));
+    if (flags.replace !== undefined && flags.stages !== undefined)
+      throw new InputError("--replace runs every stage (the new node needs them all): drop --stages.");
     const context = await clusterContext(flags, reporter);
     const provider = providerFor(context.config.provider.type);
     reporter.info(`cluster '${context.config.name}' on the ${provider.name} provider`);
@@ -46,8 +57,12 @@ await runCommand<{ provider?: string; stages?: string }>({
         context,
         selected.map((s) => s.name),
         flags.output === "json",
+        flags.replace,
       );
-    // fewer clients than provisioned: they drain, leave and go before the provider sees the smaller topology
+    // a replaced node leaves and is destroyed here; the provider provisions it again below
+    if (flags.replace !== undefined)
+      for (const line of await replaceNode(context, provider, flags.replace)) reporter.info(`replace: ${line}`);
+    // fewer nodes than provisioned: they leave and go before the provider sees the smaller topology
     for (const line of await scaleIn(context, provider)) reporter.info(`scale in: ${line}`);
     const inventory = await provider.up(context);
     for (const host of inventory.hosts) reporter.info(`${host.name} (${host.roles.join(", ")}) ${host.privateIp}`);
@@ -84,13 +99,16 @@ await runCommand<{ provider?: string; stages?: string }>({
  * provisioned cluster (files, starts, restarts in their order); nothing is
  * provisioned, uploaded or restarted. Exit 5 when something would change.
  */
-async function dryRun(context: ProviderContext, names: string[], json: boolean): Promise<ExitCode> {
+async function dryRun(context: ProviderContext, names: string[], json: boolean, replace?: string): Promise<ExitCode> {
   const { reporter, config } = context;
   if (!existsSync(context.state.inventoryCopy)) {
+    if (replace !== undefined) plannedRemovals(config, undefined, replace);
     reporter.info(`cluster '${config.name}' is not provisioned yet: a run would provision its nodes and run every stage`);
     return ExitCode.changesPending;
   }
   const inventory = await loadInventory(context.state.inventoryCopy);
+  // the nodes that would leave first (and the refusals a run would meet)
+  const removals = plannedRemovals(config, inventory, replace);
   const topology: string[] = [];
   for (const [role, wanted] of [
     ["server", config.topology.servers],
@@ -101,15 +119,24 @@ async function dryRun(context: ProviderContext, names: string[], json: boolean):
       topology.push(`the topology asks for ${wanted} ${role}s, the inventory has ${have}: the provider would change the nodes`);
   }
   const { plans, skipped } = await planPipeline(context, inventory, names, { skipUnreachableClients: true });
-  const pending = topology.length > 0 || plans.some((p) => p.changes?.length);
+  const pending = topology.length > 0 || removals.length > 0 || plans.some((p) => p.changes?.length);
   // changes to apply say more than a skipped host; a dry run that skipped hosts is not a clean 0
   const exitCode = pending ? ExitCode.changesPending : skipped.length ? ExitCode.partial : ExitCode.ok;
   if (json) {
     const skippedHosts = skipped.map((h) => ({ name: h.name, address: h.privateIp, reason: "unreachable over SSH" }));
-    printJson({ cluster: config.name, dryRun: true, changesPending: pending, topology, skipped: skippedHosts, stages: plans });
+    printJson({
+      cluster: config.name,
+      dryRun: true,
+      changesPending: pending,
+      topology,
+      removals,
+      skipped: skippedHosts,
+      stages: plans,
+    });
     return exitCode;
   }
   for (const line of topology) reporter.warn(line);
+  for (const line of removals) reporter.info(line);
   for (const plan of plans) {
     if (plan.skipped) reporter.info(`${plan.stage}: skipped (${plan.skipped})`);
     else if (plan.changes === undefined) reporter.info(`${plan.stage}: no dry run for this stage (it decides while it runs)`);

@@ -1,128 +1,73 @@
 /**
- * Scale in: when `topology.clients` is lower than the provisioned inventory, the
- * clients beyond it leave before the provider is asked for the smaller
- * topology. Each one is drained in Nomad (its allocations migrate, within
- * `rollout.drainDeadline`), leaves Consul gracefully and is pruned from the
- * member list, is purged from Nomad, and is removed by its provider. Lowering
- * `topology.servers` is refused: servers are raft peers, and removing them is
- * not built yet.
+ * Scale in: when `topology.clients` or `topology.servers` is lower than the
+ * provisioned inventory, the nodes beyond it leave before the provider is asked
+ * for the smaller topology. Clients are drained and leave (client-removal.ts);
+ * servers leave one at a time, the last one first, each behind the quorum
+ * checks of raft-removal.ts, and each is removed by its provider (and the
+ * inventory rewritten without it) before the next one goes. An even server
+ * count or one below the quorum of the current servers is refused
+ * (removal-plan.ts).
  */
 import { existsSync } from "node:fs";
-import type { NomadClient } from "../clients/nomad.ts";
-import { InputError, NotImplementedError, OperationError } from "../errors.ts";
+import { NotImplementedError } from "../errors.ts";
 import { loadInventory } from "../inventory/load.ts";
 import { hostsWithRole, type Inventory, type InventoryHost } from "../inventory/schema.ts";
+import { saveInventory } from "../providers/local-state.ts";
 import type { Provider, ProviderContext } from "../providers/types.ts";
-import { pollUntil } from "../stages/rolling.ts";
-import { openClusterRun, type ClusterRun } from "../stages/run-context.ts";
-import { durationSeconds } from "../util/duration.ts";
-import { withConsul, withNomad } from "./access.ts";
+import { openClusterRun } from "../stages/run-context.ts";
+import { drainAndLeave } from "./client-removal.ts";
+import { removeFromCluster } from "./node-removal.ts";
+import { serversToRemove } from "./removal-plan.ts";
 
-/** The clients a run with this config would remove from the provisioned inventory (the last ones first). */
-export function clientsToRemove(topology: { servers: number; clients: number }, previous: Inventory): InventoryHost[] {
-  const servers = hostsWithRole(previous, "server").length;
-  if (topology.servers < servers) {
-    const quorum = Math.floor(servers / 2) + 1;
-    if (topology.servers < quorum)
-      throw new InputError(
-        `topology.servers is ${topology.servers}, but the cluster has ${servers} servers: removing ${servers - topology.servers} at once would lose the raft quorum (${quorum} of ${servers}).`,
-        {
-          hint: `Set topology.servers back to ${servers}. Servers can only leave one at a time with a quorum check, which is not built yet.`,
-        },
-      );
-    throw new NotImplementedError(`Lowering topology.servers (${servers} → ${topology.servers})`, "issue 14 (scale in servers)");
-  }
+/** The clients a run with this config would remove from the provisioned inventory (the last ones). */
+export function clientsToRemove(topology: { clients: number }, previous: Inventory): InventoryHost[] {
   return hostsWithRole(previous, "client").slice(topology.clients);
 }
 
-/** Remove the clients the config no longer has; returns one line per thing done (empty: nothing to remove). */
+/** Remove the nodes the config no longer has; returns one line per thing done (empty: nothing to remove). */
 export async function scaleIn(context: ProviderContext, provider: Provider): Promise<string[]> {
   if (!existsSync(context.state.inventoryCopy)) return [];
-  const previous = await loadInventory(context.state.inventoryCopy);
-  const leaving = clientsToRemove(context.config.topology, previous);
-  if (!leaving.length) return [];
+  let inventory = await loadInventory(context.state.inventoryCopy);
+  // the refusals first: nothing leaves when the server count is wrong
+  const servers = serversToRemove(context.config.topology.servers, inventory);
+  const clients = clientsToRemove(context.config.topology, inventory);
+  if (!clients.length && !servers.length) return [];
   if (!provider.removeNodes) throw new NotImplementedError(`Removing nodes on the ${provider.name} provider`, "issue 14");
   const done: string[] = [];
-  const run = await openClusterRun(context, previous);
+  const run = await openClusterRun(context, inventory);
   try {
-    const server = hostsWithRole(previous, "server")[0] as InventoryHost;
-    for (const host of leaving) {
-      const step = context.reporter.step(`scale in: ${host.name}`);
-      done.push(...(await drainAndLeave(run, server, host)));
-      step.done(`drained and left`);
+    if (clients.length) {
+      const server = hostsWithRole(inventory, "server")[0] as InventoryHost;
+      for (const host of clients) {
+        const step = context.reporter.step(`scale in: ${host.name}`);
+        done.push(...(await drainAndLeave(run, server, host)));
+        step.done(`drained and left`);
+      }
+      done.push(
+        ...(await provider.removeNodes(
+          context,
+          clients.map((h) => h.name),
+        )),
+      );
+      inventory = await withoutHosts(context, inventory, clients);
     }
-    done.push(
-      ...(await provider.removeNodes(
-        context,
-        leaving.map((h) => h.name),
-      )),
-    );
+    // one server at a time: the next one's quorum check sees the cluster without the last
+    for (const host of servers) {
+      const step = context.reporter.step(`scale in: server ${host.name}`);
+      done.push(...(await removeFromCluster(run, inventory, host)));
+      done.push(...(await provider.removeNodes(context, [host.name])));
+      inventory = await withoutHosts(context, inventory, [host]);
+      step.done(`left raft and removed`);
+    }
   } finally {
     run.close();
   }
   return done;
 }
 
-async function drainAndLeave(run: ClusterRun, server: InventoryHost, host: InventoryHost): Promise<string[]> {
-  const done: string[] = [];
-  const nomadToken = (await run.secrets.read("nomad-bootstrap-token")) ?? undefined;
-  const consulToken = (await run.secrets.read("consul-bootstrap-token")) ?? undefined;
-  const deadlineSeconds = durationSeconds(run.config.rollout.drainDeadline);
-  const nodeId = await withNomad(
-    run,
-    server,
-    async (nomad) => {
-      const node = (await nomad.nodes()).find((n) => n.Name === host.name);
-      if (!node) return undefined;
-      await drainNode(nomad, node.ID, host, deadlineSeconds);
-      done.push(`Nomad client ${host.name} drained`);
-      return node.ID;
-    },
-    { token: nomadToken },
-  );
-  // graceful leave from the node's own agent, then pruned from every member list
-  await withConsul(run, host, (consul) => consul.api.put("/v1/agent/leave"), { token: consulToken }).catch((error: unknown) => {
-    run.reporter.warn(`Consul on ${host.name} did not leave gracefully (${(error as Error).message}); pruning it`);
-  });
-  await withConsul(
-    run,
-    server,
-    (consul) => consul.api.put(`/v1/agent/force-leave/${encodeURIComponent(host.name)}`, undefined, { prune: true }),
-    {
-      token: consulToken,
-    },
-  );
-  done.push(`Consul agent ${host.name} left`);
-  await run.remote(host).runAsRoot("systemctl stop nomad consul consul-template", { allowFailure: true });
-  if (nodeId) {
-    await withNomad(run, server, (nomad) => nomad.api.post(`/v1/node/${nodeId}/purge`), { token: nomadToken });
-    done.push(`Nomad node ${host.name} purged`);
-  }
-  return done;
-}
-
-/** Drain with a deadline (system jobs too) and wait until nothing runs there any more. */
-async function drainNode(nomad: NomadClient, nodeId: string, host: InventoryHost, deadlineSeconds: number): Promise<void> {
-  await nomad.api.post(`/v1/node/${nodeId}/drain`, {
-    DrainSpec: { Deadline: deadlineSeconds * 1e9, IgnoreSystemJobs: false },
-    MarkEligible: false,
-    Meta: { message: "scale in (hashistack-bootstrap)" },
-  });
-  await pollUntil(
-    async () => {
-      const node = await nomad.api.get<{ DrainStrategy: unknown }>(`/v1/node/${nodeId}`);
-      if (node.DrainStrategy) return false;
-      const allocs = await nomad.api.get<{ ClientStatus: string }[]>(`/v1/node/${nodeId}/allocations`);
-      return !allocs.some((a) => a.ClientStatus === "running" || a.ClientStatus === "pending");
-    },
-    {
-      timeoutMs: (deadlineSeconds + 120) * 1000,
-      intervalMs: 1000,
-      fail: (last) =>
-        new OperationError(`Nomad client ${host.name} still runs allocations after its drain deadline.`, {
-          details: last instanceof Error ? [last.message] : [],
-          hint: `Check 'nomad node status ${host.name}'; the node was not removed, and a re-run tries again.`,
-        }),
-    },
-  );
+/** The inventory without these hosts, written where every later command reads it. */
+async function withoutHosts(context: ProviderContext, inventory: Inventory, gone: InventoryHost[]): Promise<Inventory> {
+  const next = { ...inventory, hosts: inventory.hosts.filter((h) => !gone.some((g) => g.name === h.name)) };
+  await saveInventory(context, next);
+  return next;
 }

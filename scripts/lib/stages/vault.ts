@@ -82,7 +82,6 @@ export const vaultStage: Stage = {
 async function runVault(run: ClusterRun): Promise<string> {
   const layout = nodeLayout();
   const vaultHosts = hostsWithRole(run.inventory, "vault");
-  const leader = vaultHosts[0] as InventoryHost;
   const files = run.state.tlsFiles;
   await mkdir(run.state.tls, { recursive: true, mode: 0o700 });
   const summary: string[] = [];
@@ -95,12 +94,17 @@ async function runVault(run: ClusterRun): Promise<string> {
   if (withoutCert.length) {
     const bootstrap = await bootstrapCertificates(run, withoutCert);
     await writeFileAtomic(files.bootstrapCa, bootstrap.ca, 0o644);
+    // a node that joins a Vault serving its PKI certificates (a replaced node) trusts that root too:
+    // raft's retry_join verifies the leader with this file (leader_ca_cert_file)
+    const trusted = existsSync(files.rootCa)
+      ? `${bootstrap.ca.trim()}\n${(await readFile(files.rootCa, "utf8")).trim()}\n`
+      : bootstrap.ca;
     for (const host of withoutCert) {
       const remote = run.remote(host);
       const pair = bootstrap.certs.get(host.name) as { cert: string; key: string };
       await remote.uploadContent(pair.key, layout.vault.keyFile, { mode: 0o600, owner: "vault", group: "vault" });
       await remote.uploadContent(pair.cert, layout.vault.certFile, { mode: 0o644 });
-      await remote.uploadContent(bootstrap.ca, layout.vault.caFile, { mode: 0o644 });
+      await remote.uploadContent(trusted, layout.vault.caFile, { mode: 0o644 });
       summary.push(`bootstrap TLS on ${host.name}`);
     }
   }
@@ -133,6 +137,8 @@ async function runVault(run: ClusterRun): Promise<string> {
     { kind: "servers", gate, servers: vaultHosts },
   );
 
+  // the active node leads (a standby never becomes active on its own); a replaced node starts empty and joins
+  const leader = (await initialisedVault(run, vaultHosts)) ?? (vaultHosts[0] as InventoryHost);
   const rootToken = await withVault(run, leader, async (vault) => {
     const health = await vault.waitUntil(() => true, { timeoutMs: 60_000, what: "reachable" });
     let init = await readInitRecord(run.secrets);
@@ -226,6 +232,25 @@ async function runVault(run: ClusterRun): Promise<string> {
     { token: rootToken },
   );
   return summary.length ? summary.join(", ") : "no changes";
+}
+
+/**
+ * On a Vault that was initialised (the state says so): the active node, else the
+ * first initialised one. Undefined on a first bootstrap.
+ */
+async function initialisedVault(run: ClusterRun, hosts: InventoryHost[]): Promise<InventoryHost | undefined> {
+  if (!(await readInitRecord(run.secrets))) return undefined;
+  let initialised: InventoryHost | undefined;
+  for (const host of hosts) {
+    try {
+      const health = await withVault(run, host, (v) => v.health());
+      if (health.initialized && !health.sealed && !health.standby) return host;
+      if (health.initialized) initialised ??= host;
+    } catch {
+      // not answering yet: ask the next
+    }
+  }
+  return initialised;
 }
 
 async function ensureAudit(vault: VaultClient, path: string): Promise<void> {

@@ -83,6 +83,23 @@ describe("command line", () => {
     expect((await run("bootstrap", ["--help"])).stdout).toMatch(/--stages LIST +run only these stages .*: prepare, vault, /);
   }, 60_000);
 
+  it("bootstrap --replace refuses bad input with exit 2 before provisioning anything, and is in the help", async () => {
+    const dir = await scratch.make("replace");
+    const env = { HASHISTACK_STATE_DIR: join(dir, "state"), HASHISTACK_INVENTORY_DIR: join(dir, "inv") };
+    const common = ["--config", "cluster.example.yaml", "--cluster", "unit-cli"];
+    const [unprovisioned, withStages, help] = await Promise.all([
+      run("bootstrap", [...common, "--replace", "server-2"], env),
+      run("bootstrap", [...common, "--replace", "server-2", "--stages", "consul"], env),
+      run("bootstrap", ["--help"]),
+    ]);
+    expect(unprovisioned.exitCode).toBe(2);
+    expect(unprovisioned.stderr).toContain("--replace server-2: cluster 'unit-cli' has no nodes yet.");
+    expect(withStages.exitCode).toBe(2);
+    expect(withStages.stderr).toContain("--replace runs every stage (the new node needs them all): drop --stages.");
+    expect(existsSync(join(dir, "state"))).toBe(false);
+    expect(help.stdout).toMatch(/--replace NODE +replace this node \(e\.g\. server-2\) with a fresh one/);
+  }, 60_000);
+
   it("render writes every host's files with secrets at 0600, and a second run keeps the same secrets", async () => {
     const dir = await scratch.make("render");
     const env = { HASHISTACK_STATE_DIR: join(dir, "state") };
