@@ -4,7 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { OperationError } from "../errors.ts";
-import { connectForRun, type ReachabilityPlan, type UnreachablePolicy } from "../cluster/reachability.ts";
+import { connectForRun, isEssential, type ReachabilityPlan, type UnreachablePolicy } from "../cluster/reachability.ts";
 import { loadInventory } from "../inventory/load.ts";
 import type { Inventory, InventoryHost } from "../inventory/schema.ts";
 import type { ProviderContext } from "../providers/types.ts";
@@ -58,7 +58,7 @@ export async function openClusterRun(
   try {
     plan = await connectForRun(
       inventory,
-      (host) => (remotes.get(host.name) as RemoteHost).connect({ waitMs: policy === "tolerate" ? 3_000 : 60_000, knownHosts }),
+      (host) => (remotes.get(host.name) as RemoteHost).connect({ waitMs: connectWaitMs(policy, host), knownHosts }),
       { concurrency: context.config.concurrency, policy },
     );
   } catch (error) {
@@ -96,4 +96,10 @@ export async function bootstrappedInventory(context: ProviderContext): Promise<I
     });
   }
   return loadInventory(context.state.inventoryCopy);
+}
+
+/** How long a run waits for a host's SSH: a client it may skip gets 15 s, not the minute a server gets. */
+function connectWaitMs(policy: UnreachablePolicy, host: InventoryHost): number {
+  if (policy === "tolerate") return 3_000;
+  return policy === "skip-clients" && !isEssential(host) ? 15_000 : 60_000;
 }

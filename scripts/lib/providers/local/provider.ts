@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { requireEssentialHostsAnswered } from "../../cluster/reachability.ts";
+import { isEssential, requireEssentialHostsAnswered } from "../../cluster/reachability.ts";
 import { localLeftovers, saveInventory } from "../local-state.ts";
 import { runtimeProfile } from "../../config/schema.ts";
 import { servingPid, stopServing } from "../../images/registry-server.ts";
@@ -38,6 +38,9 @@ import * as node from "./node.ts";
 import { localProviderPackages, checkLocalRequirements } from "./requirements.ts";
 
 const sshWaitMs = 90_000;
+/** a client that was already running before this `up`: its sshd has long been up, a silent one is
+ * down and will be skipped; servers, which a run cannot go on without, always get the full wait */
+const runningSshWaitMs = 10_000;
 
 function nodesDir(context: ProviderContext): string {
   return join(context.state.root, "nodes");
@@ -83,10 +86,12 @@ export const localProvider: Provider = {
     const dockerInside = runtimeProfile(config) === "docker";
     const bootStep = reporter.step(`starting ${inventory.hosts.length} nodes`);
     const knownHosts = knownHostsFor(context);
+    const wasRunning = new Set<string>();
     const booted = await onEachHost(
       inventory.hosts,
       async (host) => {
         const paths = node.nodePaths(nodesDir(context), host.name);
+        if (await node.runningPid(paths)) wasRunning.add(host.name);
         const netns = await ensureNodeNetwork(names, host.name, `${host.privateIp}/${prefix}`, gateway);
         await node.ensureOverlay(paths, image.root);
         const { hostKeyFingerprint } = await node.ensureIdentity(paths, host.name, publicKey);
@@ -104,9 +109,14 @@ export const localProvider: Provider = {
     bootStep.done();
 
     const sshStep = reporter.step("waiting for SSH on every node");
-    const ready = await onEachHost(inventory.hosts, (host) => waitForSsh(context, host, knownHosts), {
-      concurrency: inventory.hosts.length,
-    });
+    const ready = await onEachHost(
+      inventory.hosts,
+      (host) =>
+        waitForSsh(context, host, knownHosts, wasRunning.has(host.name) && !isEssential(host) ? runningSshWaitMs : sshWaitMs),
+      {
+        concurrency: inventory.hosts.length,
+      },
+    );
     let silent: InventoryHost[];
     try {
       silent = requireEssentialHostsAnswered("Waiting for SSH", inventory, ready);
@@ -243,7 +253,7 @@ async function waitForWritableCgroups(remote: RemoteHost, name: string): Promise
 }
 
 /** Wait for sshd, failing fast with the console tail if the container died while booting. */
-async function waitForSsh(context: ProviderContext, host: InventoryHost, knownHosts: KnownHosts): Promise<void> {
+async function waitForSsh(context: ProviderContext, host: InventoryHost, knownHosts: KnownHosts, waitMs: number): Promise<void> {
   const paths = node.nodePaths(nodesDir(context), host.name);
   const remote = new RemoteHost(sshTarget(host));
   let settled = false;
@@ -256,7 +266,7 @@ async function waitForSsh(context: ProviderContext, host: InventoryHost, knownHo
   })();
   try {
     const outcome = await Promise.race([
-      remote.connect({ waitMs: sshWaitMs, knownHosts }).then(() => "up" as const),
+      remote.connect({ waitMs, knownHosts }).then(() => "up" as const),
       died.then(() => "died" as const),
     ]);
     if (outcome === "died") {
