@@ -58,9 +58,9 @@ interface ServiceChange {
 export async function serviceAction(remote: Remote, unit: string, options: ServiceChange): Promise<ServiceAction> {
   if (options.unitFileChanged) await remote.reloadUnits();
   const service = remote.service(unit);
-  const { active, binaryReplaced } = await service.status();
+  const { active, binaryReplaced, enabled } = await service.status();
   if (!active) return "start";
-  await service.enable();
+  if (enabled !== true) await service.enable();
   return decideAction(true, binaryReplaced, options);
 }
 
