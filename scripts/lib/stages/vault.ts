@@ -7,7 +7,7 @@
  * its API is never served over plain HTTP.
  */
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
@@ -54,19 +54,26 @@ async function bootstrapCertificates(
   const dir = await mkdtemp(join(tmpdir(), "hashistack-vault-bootstrap-"));
   try {
     await $({ cwd: dir, quiet: true })`${consul} tls ca create -days 7 -domain vault-bootstrap`;
-    const certs = new Map<string, { cert: string; key: string }>();
-    for (const [index, host] of hosts.entries()) {
-      await $({
-        cwd: dir,
-        quiet: true,
-      })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-dnsname ${host.name} -additional-ipaddress ${host.privateIp}`;
-      // consul numbers the files it creates: <dc>-server-vault-bootstrap-<n>.pem
-      const prefix = `${run.config.datacenter}-server-vault-bootstrap-${index}`;
-      certs.set(host.name, {
-        cert: await readFile(join(dir, `${prefix}.pem`), "utf8"),
-        key: await readFile(join(dir, `${prefix}-key.pem`), "utf8"),
-      });
-    }
+    const caFiles = ["vault-bootstrap-agent-ca.pem", "vault-bootstrap-agent-ca-key.pem"];
+    // consul numbers the files it creates in its directory (<dc>-server-vault-bootstrap-<n>.pem):
+    // one directory per host with a copy of the CA, so the certificates are made at once
+    const pairs = await Promise.all(
+      hosts.map(async (host, index) => {
+        const hostDir = join(dir, `host-${index}`);
+        await mkdir(hostDir, { mode: 0o700 });
+        for (const file of caFiles) await copyFile(join(dir, file), join(hostDir, file));
+        await $({
+          cwd: hostDir,
+          quiet: true,
+        })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-dnsname ${host.name} -additional-ipaddress ${host.privateIp}`;
+        const prefix = `${run.config.datacenter}-server-vault-bootstrap-0`;
+        return {
+          cert: await readFile(join(hostDir, `${prefix}.pem`), "utf8"),
+          key: await readFile(join(hostDir, `${prefix}-key.pem`), "utf8"),
+        };
+      }),
+    );
+    const certs = new Map(hosts.map((host, i) => [host.name, pairs[i] as { cert: string; key: string }]));
     return { ca: await readFile(join(dir, "vault-bootstrap-agent-ca.pem"), "utf8"), certs };
   } finally {
     await rm(dir, { recursive: true, force: true });
