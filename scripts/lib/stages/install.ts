@@ -2,6 +2,7 @@
  * Installing files and services on a node without needless restarts: a unit is
  * restarted only when one of its files changed, and started when it is not running.
  */
+import pLimit from "p-limit";
 import { fileStateCommand, isCurrent, parseFileStates } from "../remote/file-state.ts";
 import type { Remote } from "../remote/remote.ts";
 import { hostsWithRole, type Inventory, type InventoryHost } from "../inventory/schema.ts";
@@ -24,17 +25,16 @@ import {
 export async function installFiles(remote: Remote, files: PlannedFile[]): Promise<string[]> {
   if (!files.length) return [];
   const states = parseFileStates((await remote.runAsRoot(fileStateCommand(files.map((f) => f.path)))).stdout);
-  const changed: string[] = [];
-  for (const file of files) {
-    if (isCurrent(states.get(file.path), file.content, file)) continue;
-    const outcome = await remote.uploadContent(file.content, file.path, {
-      mode: file.mode,
-      owner: file.owner,
-      group: file.group,
-    });
-    if (outcome !== "unchanged") changed.push(file.path);
-  }
-  return changed;
+  // the stale ones a few at a time (each upload is one command: sshd allows 10 sessions per connection)
+  const limit = pLimit(4);
+  const outcomes = await Promise.all(
+    files.map((file) =>
+      isCurrent(states.get(file.path), file.content, file)
+        ? "unchanged"
+        : limit(() => remote.uploadContent(file.content, file.path, { mode: file.mode, owner: file.owner, group: file.group })),
+    ),
+  );
+  return files.filter((_, i) => outcomes[i] !== "unchanged").map((f) => f.path);
 }
 
 export type ServiceOutcome = "started" | "restarted" | "unchanged";
