@@ -267,7 +267,8 @@ describe("where renewal agents and Nomad reach Vault", () => {
       expect(template, plan.host.name).toContain(`address                = "${expected}"`);
       expect(nomad.address, plan.host.name).toBe(expected);
       // Vault nodes register their Vault in Consul with a health check that drops sealed ones
-      const services = ((await hclOf(plan, layout.consul.configFile)).service as Hcl[] | undefined) ?? [];
+      // `services` blocks: Consul refuses a second `service` block ("'service' expected a map or struct, got slice")
+      const services = ((await hclOf(plan, layout.consul.configFile)).services as Hcl[] | undefined) ?? [];
       const vault = services.find((s) => s.name === "vault");
       if (!isVault) expect(vault, plan.host.name).toBeUndefined();
       else {
