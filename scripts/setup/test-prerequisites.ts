@@ -1,10 +1,10 @@
 #!/usr/bin/env -S npx tsx
 // Installs what the test suites need before vitest starts: Debian packages and
-// the Consul/Nomad/Vault/consul-template/Fabio/Prometheus/Alertmanager binaries
-// (built once into the cache).
+// the Consul/Nomad/Vault/consul-template/Fabio/Prometheus/Alertmanager binaries,
+// and the older consul-template the upgrade e2e starts from (built once into the cache).
 import { runCommand } from "../lib/cli/command.ts";
 import { ensureBinary } from "../lib/binaries/build.ts";
-import { testTools, tools } from "../lib/binaries/catalog.ts";
+import { type ToolSpec, testTools, tools, upgradeTestFrom } from "../lib/binaries/catalog.ts";
 import { ensureImage } from "../lib/providers/local/image.ts";
 import { localProviderPackages } from "../lib/providers/local/requirements.ts";
 import { ensureDebianPackages } from "../lib/setup/debian-packages.ts";
@@ -40,8 +40,9 @@ await runCommand({
   async run({ reporter }) {
     const installed = await ensureDebianPackages(testPackages, (line) => reporter.info(line));
     if (installed.length) reporter.success(`installed ${installed.join(", ")}`);
-    for (const name of testTools) {
-      const tool = tools[name];
+    // the pinned builds, then the older ones the upgrade e2e starts from
+    const builds: ToolSpec[] = [...testTools.map((name) => tools[name]), ...Object.values(upgradeTestFrom)];
+    for (const tool of builds) {
       const result = await ensureBinary(tool, {
         log: (line) => reporter.info(`${tool.name}: ${line}`),
         activity: (title) => reporter.activity(title),

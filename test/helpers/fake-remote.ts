@@ -2,8 +2,10 @@
  * An in-memory node for unit tests of the stages (no root, no SSH): it keeps
  * files, directories and services, follows RemoteHost's upload contract
  * (unchanged / metadata-fixed / uploaded) and logs every operation in order.
- * Commands answer exit 0 with no output unless `respond` says otherwise.
+ * Commands answer exit 0 with no output unless `respond` says otherwise; the
+ * file-state probe of installFiles (remote/file-state.ts) answers from its files.
  */
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Duplex } from "node:stream";
 import type {
@@ -49,9 +51,18 @@ export class FakeRemote implements Remote {
 
   private answer(command: string, asRoot: boolean, options: RunOptions): RunResult {
     this.log.push(`${asRoot ? "root" : "run"} ${command}`);
-    const result = { stdout: "", stderr: "", code: 0, ...this.respond(command, asRoot) };
+    const result = { stdout: "", stderr: "", code: 0, ...this.fileStates(command), ...this.respond(command, asRoot) };
     if (result.code !== 0 && !options.allowFailure) throw new Error(`${this.name}: '${command}' exited ${result.code}`);
     return result;
+  }
+
+  /** what fileStateCommand prints on a node with these files (all of them: the parser takes those asked for) */
+  private fileStates(command: string): Partial<RunResult> | undefined {
+    if (!command.includes("--- hashistack file state ---")) return undefined;
+    const files = [...this.files];
+    const sums = files.map(([path, f]) => `${createHash("sha256").update(f.content).digest("hex")}  ${path}`);
+    const stats = files.map(([path, f]) => `${path}|${f.mode.toString(8)} ${f.owner} ${f.group}`);
+    return { stdout: [...sums, "--- hashistack file state ---", ...stats, ""].join("\n") };
   }
 
   async compareContent(content: string | Buffer, path: string, options: UploadOptions): Promise<UploadOutcome> {

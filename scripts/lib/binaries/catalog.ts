@@ -108,6 +108,14 @@ export type ToolName = keyof typeof tools;
 export const toolNames = Object.keys(tools) as ToolName[];
 /** what the integration and e2e tests need (the platform jobs run Prometheus 3 and Alertmanager) */
 export const testTools: ToolName[] = ["consul", "nomad", "vault", "consul-template", "fabio", "prometheus", "alertmanager"];
+/**
+ * Older builds the upgrade e2e (test/e2e/upgrade.test.ts) bootstraps before it
+ * moves to the pinned versions; the test prerequisites build them too. consul-template
+ * is the cheap one to build twice (seconds, where a Consul build takes minutes).
+ */
+export const upgradeTestFrom: { "consul-template": ToolSpec } = {
+  "consul-template": { ...tools["consul-template"], version: "0.41.0" },
+};
 
 /** The version a tool reports and its images are tagged with. */
 export function programVersion(tool: Pick<ToolSpec, "version" | "programVersion">): string {

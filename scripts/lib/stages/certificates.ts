@@ -15,6 +15,7 @@ import { sh } from "../remote/command.ts";
 import type { Remote } from "../remote/remote.ts";
 import { nodeLayout, ports } from "../render/layout.ts";
 import { ensureService, filesUnder, installFiles } from "./install.ts";
+import { resumableRollout } from "./resume.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
@@ -28,6 +29,8 @@ export const certificatesStage: Stage = {
 
 async function runCertificates(run: ClusterRun): Promise<string> {
   const rootCa = await readFile(run.state.tlsFiles.rootCa, "utf8");
+  // a node whose new files were written by a run that stopped before reloading consul-template reloads now
+  const resume = await resumableRollout(run.state, "consul-template", run.inventory.hosts);
   const outcomes = await onEachHost(
     run.inventory.hosts,
     async (host) => {
@@ -39,32 +42,39 @@ async function runCertificates(run: ClusterRun): Promise<string> {
       const file = (path: string, content: string, mode: number) => ({ path, content, mode, owner: "root", group: "root" });
       const caFiles = [layout.consul.caFile, layout.nomad.caFile];
       // the CA copies, the token and consul-template's files: checked with one command
-      const written = await installFiles(remote, [
-        ...caFiles.map((caFile) => ({ ...file(caFile, rootCa, 0o644), secret: false })),
-        { ...file(layout.consulTemplate.tokenFile, `${token}\n`, 0o600), secret: true },
-        ...filesUnder(
-          plan?.files ?? [],
-          layout.consulTemplate.configDir,
-          layout.consulTemplate.installScript,
-          layout.consulTemplate.unit,
-        ),
-      ]);
+      const written = await installFiles(
+        remote,
+        [
+          ...caFiles.map((caFile) => ({ ...file(caFile, rootCa, 0o644), secret: false })),
+          { ...file(layout.consulTemplate.tokenFile, `${token}\n`, 0o600), secret: true },
+          ...filesUnder(
+            plan?.files ?? [],
+            layout.consulTemplate.configDir,
+            layout.consulTemplate.installScript,
+            layout.consulTemplate.unit,
+          ),
+        ],
+        // the rollout journal records the host before anything consul-template reads changes (the CA copies are the agents')
+        (paths) => (paths.some((p) => !caFiles.includes(p)) ? resume.writing(host) : Promise.resolve()),
+      );
       const changed = written.filter((f) => caFiles.includes(f)).length;
       const tokenChanged = written.includes(layout.consulTemplate.tokenFile);
       const files = written.filter((f) => !caFiles.includes(f) && f !== layout.consulTemplate.tokenFile);
       if (!host.roles.includes("vault") && !(await hasCertificates(remote)))
         await issueFirstCertificates(remote, host, vaultAddresses);
       const outcome = await ensureService(remote, "consul-template", {
-        changed: files.length > 0 || tokenChanged,
+        changed: files.length > 0 || tokenChanged || resume.isLeft(host),
         unitFileChanged: files.includes(layout.consulTemplate.unit),
         reload: !files.includes(layout.consulTemplate.unit),
       });
+      await resume.done([host]);
       await waitForCertificates(remote, host);
       return changed + files.length + (outcome === "unchanged" ? 0 : 1);
     },
     { concurrency: run.config.concurrency },
   );
   const changes = requireAllSucceeded("certificates", outcomes).reduce((a, b) => a + b, 0);
+  await resume.finish();
   return changes ? `renewal agent configured on ${run.inventory.hosts.length} nodes, certificates issued` : "no changes";
 }
 

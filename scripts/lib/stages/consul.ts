@@ -53,7 +53,7 @@ export function consulRollouts(run: Pick<ClusterRun, "inventory" | "config" | "s
 
 /** Consul's files and service on these hosts, restarts in the rollout's order. */
 export function installConsulAgents(
-  run: Pick<ClusterRun, "remote" | "plans" | "config">,
+  run: Pick<ClusterRun, "remote" | "plans" | "config" | "state">,
   hosts: InventoryHost[],
   rollout: Rollout,
 ) {

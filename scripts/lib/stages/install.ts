@@ -1,6 +1,7 @@
 /**
  * Installing files and services on a node without needless restarts: a unit is
- * restarted only when one of its files changed, and started when it is not running.
+ * restarted only when one of its files changed (or its binary, or a stopped
+ * rollout left it unrestarted: resume.ts), and started when it is not running.
  */
 import pLimit from "p-limit";
 import { fileStateCommand, isCurrent, parseFileStates } from "../remote/file-state.ts";
@@ -8,33 +9,33 @@ import type { Remote } from "../remote/remote.ts";
 import { hostsWithRole, type Inventory, type InventoryHost } from "../inventory/schema.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import type { HostPlan, PlannedFile } from "../render/plan.ts";
-import {
-  type ClientGate,
-  plannedOrder,
-  rollClients,
-  type Rollout,
-  type RolloutStep,
-  rollServers,
-  type ServerGate,
-} from "./rolling.ts";
+import type { StatePaths } from "../state/paths.ts";
+import { RolloutJournal } from "../state/rollout-journal.ts";
+import { resumableRollout } from "./resume.ts";
+import { type ClientGate, plannedOrder, type Rollout, type RolloutStep, type ServerGate } from "./rolling.ts";
 
 /**
  * Upload planned files; returns the paths whose content or metadata changed. The
- * node's files are checked in one command; only those that differ are uploaded.
+ * node's files are checked in one command; only those that differ are uploaded,
+ * after `beforeUpload` was told which (the rollout journal records the host first).
  */
-export async function installFiles(remote: Remote, files: PlannedFile[]): Promise<string[]> {
+export async function installFiles(
+  remote: Remote,
+  files: PlannedFile[],
+  beforeUpload?: (paths: string[]) => Promise<void>,
+): Promise<string[]> {
   if (!files.length) return [];
   const states = parseFileStates((await remote.runAsRoot(fileStateCommand(files.map((f) => f.path)))).stdout);
-  // the stale ones a few at a time (each upload is one command: sshd allows 10 sessions per connection)
+  const differ = files.filter((file) => !isCurrent(states.get(file.path), file.content, file));
+  if (differ.length) await beforeUpload?.(differ.map((f) => f.path));
+  // a few at a time (each upload is one command: sshd allows 10 sessions per connection)
   const limit = pLimit(4);
   const outcomes = await Promise.all(
-    files.map((file) =>
-      isCurrent(states.get(file.path), file.content, file)
-        ? "unchanged"
-        : limit(() => remote.uploadContent(file.content, file.path, { mode: file.mode, owner: file.owner, group: file.group })),
+    differ.map((file) =>
+      limit(() => remote.uploadContent(file.content, file.path, { mode: file.mode, owner: file.owner, group: file.group })),
     ),
   );
-  return files.filter((_, i) => outcomes[i] !== "unchanged").map((f) => f.path);
+  return differ.filter((_, i) => outcomes[i] !== "unchanged").map((f) => f.path);
 }
 
 export type ServiceOutcome = "started" | "restarted" | "unchanged";
@@ -105,7 +106,12 @@ export interface AgentInstall {
   afterInstall?(remote: Remote, changed: string[]): Promise<void>;
 }
 
-type AgentRun = { remote(host: InventoryHost): Remote; plans: Map<string, HostPlan>; config: { concurrency: number } };
+type AgentRun = {
+  remote(host: InventoryHost): Remote;
+  plans: Map<string, HostPlan>;
+  config: { concurrency: number };
+  state: Pick<StatePaths, "rollout">;
+};
 
 /** What installing an agent did: how many units started, which restarted, in which steps. */
 export interface AgentRollout {
@@ -119,8 +125,9 @@ export const touched = (rollout: AgentRollout) => rollout.started.length + rollo
 /**
  * An agent's files and service on these hosts. Files go everywhere first (in
  * parallel); agents that are not running start together (a new cluster's
- * servers need each other to elect a leader); running agents whose files changed
- * restart in the rollout's order, each step healthy before the next.
+ * servers need each other to elect a leader); running agents whose files changed,
+ * and those a stopped run left unrestarted, restart in the rollout's order, each
+ * step healthy before the next, recorded in the rollout journal (resume.ts).
  */
 export async function installAgents(
   run: AgentRun,
@@ -128,13 +135,17 @@ export async function installAgents(
   agent: AgentInstall,
   rollout: Rollout,
 ): Promise<AgentRollout> {
+  const resume = await resumableRollout(run.state, agent.service, hosts);
   const decided = await onEachHost(
     hosts,
     async (host) => {
       const remote = run.remote(host);
-      const changed = await installFiles(remote, filesUnder(run.plans.get(host.name)?.files ?? [], ...agent.paths));
+      const changed = await installFiles(remote, filesUnder(run.plans.get(host.name)?.files ?? [], ...agent.paths), (paths) =>
+        agentChange(agent, paths).changed ? resume.writing(host) : Promise.resolve(),
+      );
       await agent.afterInstall?.(remote, changed);
-      return serviceAction(remote, agent.service, agentChange(agent, changed));
+      const change = agentChange(agent, changed);
+      return serviceAction(remote, agent.service, { ...change, changed: change.changed || resume.isLeft(host) });
     },
     { concurrency: run.config.concurrency },
   );
@@ -145,14 +156,12 @@ export async function installAgents(
     concurrency: run.config.concurrency,
   });
   requireAllSucceeded(agent.what, starting);
+  await resume.done(started);
   const pending = hosts.filter((h) => ["restart", "reload"].includes(actions.get(h.name) as string));
   const restart = async (host: InventoryHost) => {
     await applyServiceAction(run.remote(host), agent.service, actions.get(host.name) as ServiceAction);
   };
-  const steps =
-    rollout.kind === "servers"
-      ? await rollServers(pending, restart, rollout.gate, rollout.servers)
-      : await rollClients(pending, restart, rollout.gate, rollout.batchSize);
+  const steps = await resume.restart(pending, restart, rollout);
   return { started: started.map((h) => h.name), steps };
 }
 
@@ -168,10 +177,13 @@ export interface AgentPlan {
   host: InventoryHost;
   files: string[];
   action: ServiceAction;
+  /** a stopped rollout left this agent unrestarted */
+  left?: boolean;
 }
 
 /** The dry run of `installAgents`: the files that differ on each host and what each unit would need. */
 export async function planAgents(run: AgentRun, hosts: InventoryHost[], agent: AgentInstall): Promise<AgentPlan[]> {
+  const left = (await RolloutJournal.open(run.state.rollout)).left(agent.service);
   const outcomes = await onEachHost(
     hosts,
     async (host): Promise<AgentPlan> => {
@@ -182,7 +194,10 @@ export async function planAgents(run: AgentRun, hosts: InventoryHost[], agent: A
         if ((await remote.compareContent(file.content, file.path, options)) !== "unchanged") files.push(file.path);
       }
       const { active, binaryReplaced } = await remote.service(agent.service).status();
-      return { host, files, action: decideAction(active, binaryReplaced, agentChange(agent, files)) };
+      const change = agentChange(agent, files);
+      const isLeft = left.includes(host.name);
+      const action = decideAction(active, binaryReplaced, { ...change, changed: change.changed || isLeft });
+      return { host, files, action, ...(isLeft ? { left: true } : {}) };
     },
     { concurrency: run.config.concurrency },
   );
@@ -192,9 +207,13 @@ export async function planAgents(run: AgentRun, hosts: InventoryHost[], agent: A
 /** A dry run's lines for one agent: each host's changed files, then the starts and the restart order. */
 export function describeAgentPlan(service: string, plans: AgentPlan[], rollout: Rollout, leader?: string): string[] {
   const lines = plans.filter((p) => p.files.length).map((p) => `${p.host.name}: ${p.files.join(", ")} would change`);
+  const restarting = plans.filter((p) => p.action === "restart" || p.action === "reload");
+  const left = restarting.filter((p) => p.left).map((p) => p.host.name);
+  if (left.length) lines.push(`${service} on ${left.join(", ")}: not restarted by a stopped run, would restart to resume it`);
   const starts = plans.filter((p) => p.action === "start").map((p) => p.host.name);
   if (starts.length) lines.push(`${service} would start on ${starts.join(", ")}`);
-  const pending = plans.filter((p) => p.action === "restart" || p.action === "reload").map((p) => p.host);
+  // those a stopped run left restart first (resume.ts)
+  const pending = [...restarting.filter((p) => p.left), ...restarting.filter((p) => !p.left)].map((p) => p.host);
   if (pending.length) {
     const order = plannedOrder(pending, rollout, leader).map((step) => step.join(" + "));
     const how = rollout.kind === "servers" ? "one at a time" : `in batches of ${rollout.batchSize}`;

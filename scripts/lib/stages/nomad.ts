@@ -43,7 +43,7 @@ export function nomadRollouts(run: Pick<ClusterRun, "inventory" | "config" | "st
 
 /** Nomad's files and service on these hosts, restarts in the rollout's order. */
 export function installNomadAgents(
-  run: Pick<ClusterRun, "remote" | "plans" | "config">,
+  run: Pick<ClusterRun, "remote" | "plans" | "config" | "state">,
   hosts: InventoryHost[],
   rollout: Rollout,
 ) {

@@ -33,16 +33,21 @@ export interface RolloutStep {
   transferred?: boolean;
 }
 
+/** Called after each step, once its hosts are healthy again (the rollout journal records them). */
+export type StepDone = (step: RolloutStep) => Promise<void>;
+
 /**
- * Restart `pending` servers one at a time: a follower whenever there is one,
- * the leader last (after a transfer when there is another server to take over).
- * The leader is asked again before every step: an election in between changes it.
+ * Restart `pending` servers one at a time: a follower whenever there is one (in
+ * `pending`'s order), the leader last (after a transfer when there is another
+ * server to take over). The leader is asked again before every step: an election
+ * in between changes it.
  */
 export async function rollServers(
   pending: InventoryHost[],
   restart: (host: InventoryHost) => Promise<void>,
   gate: ServerGate,
   servers: InventoryHost[],
+  onStep?: StepDone,
 ): Promise<RolloutStep[]> {
   const steps: RolloutStep[] = [];
   const left = [...pending];
@@ -54,6 +59,7 @@ export async function rollServers(
     if (next.name === leader && servers.length > 1) step.transferred = await gate.transferLeadership(next, servers);
     await restart(next);
     await gate.waitHealthy(next, servers);
+    await onStep?.(step);
     steps.push(step);
   }
   return steps;
@@ -65,12 +71,15 @@ export async function rollClients(
   restart: (host: InventoryHost) => Promise<void>,
   gate: ClientGate,
   batchSize: number,
+  onStep?: StepDone,
 ): Promise<RolloutStep[]> {
   const steps: RolloutStep[] = [];
   for (const batch of batchesOf(pending, batchSize)) {
     await Promise.all(batch.map(restart));
     await gate.waitHealthy(batch);
-    steps.push({ hosts: batch.map((h) => h.name) });
+    const step = { hosts: batch.map((h) => h.name) };
+    await onStep?.(step);
+    steps.push(step);
   }
   return steps;
 }

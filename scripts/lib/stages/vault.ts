@@ -25,7 +25,7 @@ import { nodeLayout } from "../render/layout.ts";
 import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { applyServiceAction, filesUnder, installFiles, type ServiceAction, serviceAction } from "./install.ts";
-import { rollServers } from "./rolling.ts";
+import { resumableRollout } from "./resume.ts";
 import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 import { planVault, vaultServerGate } from "./vault-roll.ts";
@@ -116,16 +116,22 @@ async function runVault(run: ClusterRun): Promise<string> {
     });
     for (const host of withoutCert) summary.push(`bootstrap TLS on ${host.name}`);
   }
-  // files everywhere first; stopped Vaults start now (together), running ones restart in order (standbys first, see vault-roll.ts)
+  // files everywhere first; stopped Vaults start now (together), running ones (and those a stopped run left,
+  // see resume.ts) restart in order (standbys first, see vault-roll.ts)
+  const resume = await resumableRollout(run.state, "vault", vaultHosts);
   const actions = await onVaultHosts(vaultHosts, "installing Vault", async (host) => {
     const remote = run.remote(host);
     const plan = run.plans.get(host.name);
-    const changed = await installFiles(remote, filesUnder(plan?.files ?? [], layout.vault.configDir, layout.vault.unit));
+    const files = filesUnder(plan?.files ?? [], layout.vault.configDir, layout.vault.unit);
+    const changed = await installFiles(remote, files, () => resume.writing(host));
     const action = await serviceAction(remote, "vault", {
-      changed: changed.length > 0,
+      changed: changed.length > 0 || resume.isLeft(host),
       unitFileChanged: changed.includes(layout.vault.unit),
     });
-    return action === "start" ? `vault ${await applyServiceAction(remote, "vault", action)} on ${host.name}` : action;
+    if (action !== "start") return action;
+    const started = `vault ${await applyServiceAction(remote, "vault", action)} on ${host.name}`;
+    await resume.done([host]);
+    return started;
   });
   const restarts = new Map<string, ServiceAction>();
   for (const [i, host] of vaultHosts.entries()) {
@@ -137,11 +143,11 @@ async function runVault(run: ClusterRun): Promise<string> {
     await applyServiceAction(run.remote(host), "vault", restarts.get(host.name) as ServiceAction);
     summary.push(`vault restarted on ${host.name}`);
   };
-  await rollServers(
+  const gate = vaultServerGate(run);
+  await resume.restart(
     vaultHosts.filter((h) => restarts.has(h.name)),
     restart,
-    vaultServerGate(run),
-    vaultHosts,
+    { kind: "servers", gate, servers: vaultHosts },
   );
 
   const rootToken = await withVault(run, leader, async (vault) => {

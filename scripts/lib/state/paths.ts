@@ -7,6 +7,8 @@ export interface StatePaths {
   secrets: string;
   inventoryCopy: string;
   stages: string;
+  /** the resume point of a rolling restart that has not finished (rollout-journal.ts), 0600 */
+  rollout: string;
   tls: string;
   /** held while a bootstrap runs against the cluster */
   lock: string;
@@ -39,6 +41,7 @@ export function statePaths(
     secrets: resolve(root, "secrets"),
     inventoryCopy: resolve(root, "inventory.yaml"),
     stages: resolve(root, "stages.json"),
+    rollout: resolve(root, "rollout.json"),
     tls,
     lock: resolve(root, "bootstrap.lock"),
     knownHosts: resolve(root, "known_hosts.json"),

@@ -154,7 +154,9 @@ describe("the Nomad JWKS proxy", () => {
     await expect.poll(() => metric("hashistack_jwks_proxy_keys"), { timeout: 5000 }).toBe(served);
     const lastSuccess = (await metric("hashistack_jwks_proxy_last_success_timestamp_seconds")) ?? 0;
     expect(Math.abs(lastSuccess - Date.now() / 1000)).toBeLessThan(30);
-    const notAfter = (await $({ quiet: true })`openssl x509 -noout -enddate -in ${tls.cert}`).stdout.trim().replace("notAfter=", "");
+    const notAfter = (await $({ quiet: true })`openssl x509 -noout -enddate -in ${tls.cert}`).stdout
+      .trim()
+      .replace("notAfter=", "");
     expect(await metric("hashistack_jwks_proxy_certificate_expiry_timestamp_seconds")).toBe(Date.parse(notAfter) / 1000);
     const body = (await curl([`http://127.0.0.1:${metricsPort}/metrics`])).body;
     expect(body).not.toMatch(/"kid"|"n":/);

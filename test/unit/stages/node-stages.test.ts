@@ -43,6 +43,8 @@ function fakeStat(fake: FakeRemote): string {
     .join("\n");
 }
 
+let stateDir = "";
+
 function fakeRun() {
   const fakes = fakeRemotes(["server-1", "client-1"]);
   for (const fake of fakes.remotes.values()) {
@@ -59,7 +61,15 @@ function fakeRun() {
     };
   }
   const plans = new Map(planCluster(config, inventory, fixedSecrets(["server-1", "client-1"])).map((p) => [p.host.name, p]));
-  const run = { config, inventory, plans, reporter: createRecordingReporter(), remote: fakes.remote } as unknown as ClusterRun;
+  const state = { rollout: join(stateDir, "rollout.json") };
+  const run = {
+    config,
+    inventory,
+    plans,
+    state,
+    reporter: createRecordingReporter(),
+    remote: fakes.remote,
+  } as unknown as ClusterRun;
   return { run, server: fakes.remote("server-1"), client: fakes.remote("client-1") };
 }
 
@@ -67,6 +77,7 @@ let savedCache: string | undefined;
 beforeAll(async () => {
   // binaries from a cache of stand-ins: prepare uploads whatever the cache holds
   const cache = await scratch.make("stage-cache");
+  stateDir = await scratch.make("stage-state");
   savedCache = process.env.HASHISTACK_CACHE;
   process.env.HASHISTACK_CACHE = cache;
   const specs = [

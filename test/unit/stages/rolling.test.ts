@@ -4,7 +4,8 @@
  * last after a transfer, each only after the previous one is healthy, clients in
  * batches; a dry run lists the same order and changes nothing.
  */
-import { describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { clusterConfigSchema } from "../../../scripts/lib/config/schema.ts";
 import type { InventoryHost } from "../../../scripts/lib/inventory/schema.ts";
 import { nodeLayout } from "../../../scripts/lib/render/layout.ts";
@@ -14,7 +15,10 @@ import { agentRollouts, describeAgentPlan, describeRollout, planAgents } from ".
 import { type ClientGate, rollClients, rollServers, type ServerGate } from "../../../scripts/lib/stages/rolling.ts";
 import type { ClusterRun } from "../../../scripts/lib/stages/run-context.ts";
 import { fakeRemotes } from "../../helpers/fake-remote.ts";
-import { fixedSecrets, loopbackInventory, makeConfig } from "../../helpers/fixtures.ts";
+import { fixedSecrets, loopbackInventory, makeConfig, scratchDirs } from "../../helpers/fixtures.ts";
+
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
 
 const layout = nodeLayout();
 const names = ["server-1", "server-2", "server-3", "client-1", "client-2", "client-3"];
@@ -129,16 +133,17 @@ describe("rollout config", () => {
   });
 });
 
-function fakeCluster(config = makeConfig({ name: "unit-rolling" })) {
+async function fakeCluster(config = makeConfig({ name: "unit-rolling" })) {
   const fakes = fakeRemotes(names);
   const plans = new Map(planCluster(config, inventory, fixedSecrets(names)).map((p) => [p.host.name, p]));
-  const run = { config, inventory, plans, remote: fakes.remote } as unknown as ClusterRun;
+  const state = { rollout: join(await scratch.make("rolling-state"), "rollout.json") };
+  const run = { config, inventory, plans, state, remote: fakes.remote } as unknown as ClusterRun;
   return { run, fakes };
 }
 
 describe("a Consul config change on a running cluster", () => {
   it("is installed on every server before the first restart, then restarts them one at a time, the leader last", async () => {
-    const first = fakeCluster();
+    const first = await fakeCluster();
     const quiet = agentRollouts(first.run, recordingGate([], ["server-1"]), { waitHealthy: async () => {} });
     await installConsulAgents(first.run, servers, quiet.servers);
     // the same nodes, now with log_level DEBUG in the cluster config
@@ -185,7 +190,7 @@ describe("a Consul config change on a running cluster", () => {
 
 describe("the consul stage's dry run", () => {
   it("lists the changed files and the restart order of servers and clients, and changes nothing", async () => {
-    const { run, fakes } = fakeCluster();
+    const { run, fakes } = await fakeCluster();
     const quiet = agentRollouts(run, recordingGate([], ["server-1"]), { waitHealthy: async () => {} });
     await installConsulAgents(run, servers, quiet.servers);
     await installConsulAgents(run, clients, quiet.clients);

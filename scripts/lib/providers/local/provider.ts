@@ -222,7 +222,11 @@ async function waitForWritableCgroups(remote: RemoteHost, name: string): Promise
     if (state === "failed" || Date.now() > deadline) {
       const journal = await remote.run(sh`journalctl -u ${unit} -n 5 --no-pager -o cat`, { allowFailure: true });
       throw new OperationError(`${name}: the node booted but ${unit} is ${state}: its cgroup controllers are not writable.`, {
-        details: journal.stdout.trim().split("\n").filter(Boolean).map((line) => `${name} journal: ${line}`),
+        details: journal.stdout
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => `${name} journal: ${line}`),
         hint: "Stop the cluster with `npm run teardown` and bring it up again; if it repeats, the host's cgroup mounts may be busy.",
       });
     }
