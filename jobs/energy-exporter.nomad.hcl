@@ -153,7 +153,7 @@ job "energy-exporter" {
     update {
       max_parallel      = 1
       health_check      = "checks"
-      min_healthy_time  = "10s" # two more passing checks after the first
+      min_healthy_time  = "5s"  # one more passing check after the first (bootstrap waits for it)
       healthy_deadline  = "3m"  # healthy starts took 8-18 s on a loaded 2-core machine
       progress_deadline = "4m"  # Nomad's verdict comes before bootstrap's 5-minute wait
     }

@@ -91,7 +91,7 @@ await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean; o
     }
     let bootstrap: BootstrapFigures | string = needsRoot("bootstrap") ?? "";
     if (bootstrap === "") {
-      const boot = reporter.step("bootstrap of a 5-node cluster (exec profile), then a no-op re-run");
+      const boot = reporter.step("bootstrap of a 5-node cluster (exec profile), a no-op re-run, then adding a client");
       bootstrap = await benchBootstrap((line) => boot.update(line), "exec");
       boot.done();
     }
@@ -225,6 +225,14 @@ function reportBootstrap(b: BootstrapFigures, info: (line: string) => void): voi
     `bootstrap ${b.nodes} nodes, ${b.runtime} profile: ${b.totalSeconds}s in all (provision ${b.provisionSeconds}s; ${stages})`,
   );
   info(`no-op re-run: ${b.noopRerunSeconds}s (${(b.totalSeconds / b.noopRerunSeconds).toFixed(1)}× faster than the first run)`);
+  const noop = Object.entries(b.noopStagesSeconds)
+    .map(([name, s]) => `${name} ${s}s`)
+    .join(", ");
+  info(`no-op re-run by stage: ${noop}`);
+  const added = Object.entries(b.addClient.stagesSeconds)
+    .map(([name, s]) => `${name} ${s}s`)
+    .join(", ");
+  info(`adding a client (2 → 3): ${b.addClient.totalSeconds}s (provision ${b.addClient.provisionSeconds}s; ${added})`);
   const deployed = b.stagesSeconds.platform;
   const replanned = b.noopStagesSeconds.platform;
   if (deployed !== undefined && replanned !== undefined)

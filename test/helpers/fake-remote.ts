@@ -113,7 +113,7 @@ export class FakeRemote implements Remote {
     };
     return {
       unit,
-      status: async () => ({ active: state().active, binaryReplaced: state().binaryReplaced }),
+      status: async () => ({ active: state().active, binaryReplaced: state().binaryReplaced, enabled: state().enabled }),
       isActive: async () => state().active,
       enable: async (options = {}) => {
         if (!options.now) return void (state().enabled = true);

@@ -22,6 +22,7 @@ export interface NomadJobListStub {
   Type: string;
   Status: "pending" | "running" | "dead";
   Stop: boolean;
+  JobModifyIndex?: number;
   JobSummary?: {
     Summary: Record<string, { Queued: number; Starting: number; Running: number; Failed: number; Lost: number }>;
   } | null;
@@ -162,6 +163,11 @@ export class NomadClient {
   /** A Nomad variable, or undefined when the path holds none. */
   variable(namespace: string, path: string): Promise<NomadVariable | undefined> {
     return unlessMissing(this.api.get<NomadVariable>(`/v1/var/${path}`, { namespace }));
+  }
+
+  /** Every variable's path and modify index in a namespace (metadata only: no items). */
+  variableIndexes(namespace: string): Promise<{ Path: string; ModifyIndex: number }[]> {
+    return this.api.get<{ Path: string; ModifyIndex: number }[]>("/v1/vars", { namespace });
   }
 
   /** Write a variable unless it already holds exactly these items; returns whether it changed. */

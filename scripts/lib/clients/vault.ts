@@ -147,7 +147,7 @@ export class VaultClient {
   async waitUntil(ready: (health: VaultHealth) => boolean, options: { timeoutMs: number; what: string }): Promise<VaultHealth> {
     const deadline = Date.now() + options.timeoutMs;
     let lastError: unknown;
-    for (let delay = 100; Date.now() < deadline; delay = Math.min(delay * 2, 2000)) {
+    for (let delay = 100; Date.now() < deadline; delay = Math.min(delay * 2, 500)) {
       try {
         const health = await this.health();
         if (ready(health)) return health;

@@ -44,6 +44,8 @@ export interface ServiceStatus {
   active: boolean;
   /** the running binary was replaced on disk since it started (an upgrade waits for a restart) */
   binaryReplaced: boolean;
+  /** enabled at boot (`systemctl is-enabled` says so); unknown: enable to be sure */
+  enabled?: boolean;
 }
 
 /** One systemd unit on a node. */
@@ -90,11 +92,11 @@ export function systemdService(remote: Pick<Remote, "runAsRoot">, unit: string):
   const status = async (): Promise<ServiceStatus> => {
     // uploads replace files atomically, so an upgraded binary shows as "(deleted)"
     const probe = await remote.runAsRoot(
-      `${sh`systemctl is-active ${unit}`}; readlink /proc/$(${sh`systemctl show -p MainPID --value ${unit}`})/exe || true`,
+      `${sh`systemctl is-active ${unit}`}; echo "enabled=$(${sh`systemctl is-enabled ${unit}`} 2>/dev/null)"; readlink /proc/$(${sh`systemctl show -p MainPID --value ${unit}`})/exe || true`,
       { allowFailure: true },
     );
-    const [state, exe = ""] = probe.stdout.trim().split("\n");
-    return { active: state === "active", binaryReplaced: exe.endsWith(" (deleted)") };
+    const [state, enabled = "", exe = ""] = probe.stdout.trim().split("\n");
+    return { active: state === "active", binaryReplaced: exe.endsWith(" (deleted)"), enabled: enabled === "enabled=enabled" };
   };
   return {
     unit,

@@ -37,26 +37,29 @@ async function runCertificates(run: ClusterRun): Promise<string> {
       const remote = run.remote(host);
       const token = await run.secrets.read(`vault-renewal-token.${host.name}`);
       if (!token) throw new OperationError(`${host.name}: no renewal token in the state; run the vault stage first.`);
-      let changed = 0;
-      for (const caFile of [layout.consul.caFile, layout.nomad.caFile]) {
-        if ((await remote.uploadContent(rootCa, caFile, { mode: 0o644 })) !== "unchanged") changed++;
-      }
-      const tokenFile = { mode: 0o600 };
-      if ((await remote.compareContent(`${token}\n`, layout.consulTemplate.tokenFile, tokenFile)) !== "unchanged")
-        await resume.writing(host);
-      const tokenChanged = (await remote.uploadContent(`${token}\n`, layout.consulTemplate.tokenFile, tokenFile)) !== "unchanged";
       const plan = run.plans.get(host.name);
       const vaultAddresses = hostsWithRole(run.inventory, "vault").map((v) => `https://${v.privateIp}:${ports.vaultApi}`);
-      const files = await installFiles(
+      const file = (path: string, content: string, mode: number) => ({ path, content, mode, owner: "root", group: "root" });
+      const caFiles = [layout.consul.caFile, layout.nomad.caFile];
+      // the CA copies, the token and consul-template's files: checked with one command
+      const written = await installFiles(
         remote,
-        filesUnder(
-          plan?.files ?? [],
-          layout.consulTemplate.configDir,
-          layout.consulTemplate.installScript,
-          layout.consulTemplate.unit,
-        ),
-        () => resume.writing(host),
+        [
+          ...caFiles.map((caFile) => ({ ...file(caFile, rootCa, 0o644), secret: false })),
+          { ...file(layout.consulTemplate.tokenFile, `${token}\n`, 0o600), secret: true },
+          ...filesUnder(
+            plan?.files ?? [],
+            layout.consulTemplate.configDir,
+            layout.consulTemplate.installScript,
+            layout.consulTemplate.unit,
+          ),
+        ],
+        // the rollout journal records the host before anything consul-template reads changes (the CA copies are the agents')
+        (paths) => (paths.some((p) => !caFiles.includes(p)) ? resume.writing(host) : Promise.resolve()),
       );
+      const changed = written.filter((f) => caFiles.includes(f)).length;
+      const tokenChanged = written.includes(layout.consulTemplate.tokenFile);
+      const files = written.filter((f) => !caFiles.includes(f) && f !== layout.consulTemplate.tokenFile);
       if (!host.roles.includes("vault") && !(await hasCertificates(remote)))
         await issueFirstCertificates(remote, host, vaultAddresses);
       const outcome = await ensureService(remote, "consul-template", {

@@ -86,7 +86,8 @@ async function runConsul(run: ClusterRun): Promise<string> {
       );
       if (bootstrapped) summary.push("ACLs bootstrapped");
       else await consul.selfToken(); // already bootstrapped: our secret must still be the management token
-      for (const host of run.inventory.hosts) {
+      // one policy and token per agent, and Nomad's: independent of each other, made at once
+      const agentToken = async (host: InventoryHost) => {
         const policy = await consul.upsertPolicy({
           Name: `agent-${host.name}`,
           Description: `Consul agent on ${host.name}`,
@@ -100,19 +101,24 @@ async function runConsul(run: ClusterRun): Promise<string> {
           Description: `agent token for ${host.name}`,
           Policies: [{ Name: policy.policy.Name }],
         });
-        if (token.created) summary.push(`agent token for ${host.name}`);
-      }
-      const nomadPolicy = await consul.upsertPolicy({
-        Name: "nomad-agent",
-        Description: "Nomad agents",
-        Rules: consulPolicies.nomadAgent,
-      });
-      const nomadToken = await consul.ensureToken({
-        SecretID: run.renderSecrets.nomadConsulToken,
-        Description: "Nomad agents",
-        Policies: [{ Name: nomadPolicy.policy.Name }],
-      });
-      if (nomadToken.created) summary.push("Nomad's Consul token");
+        return token.created;
+      };
+      const nomadAgentToken = async () => {
+        const nomadPolicy = await consul.upsertPolicy({
+          Name: "nomad-agent",
+          Description: "Nomad agents",
+          Rules: consulPolicies.nomadAgent,
+        });
+        const nomadToken = await consul.ensureToken({
+          SecretID: run.renderSecrets.nomadConsulToken,
+          Description: "Nomad agents",
+          Policies: [{ Name: nomadPolicy.policy.Name }],
+        });
+        return nomadToken.created;
+      };
+      const [created, nomadCreated] = await Promise.all([Promise.all(run.inventory.hosts.map(agentToken)), nomadAgentToken()]);
+      for (const [i, host] of run.inventory.hosts.entries()) if (created[i]) summary.push(`agent token for ${host.name}`);
+      if (nomadCreated) summary.push("Nomad's Consul token");
     },
     { token: bootstrapSecret },
   );

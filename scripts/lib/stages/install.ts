@@ -3,6 +3,7 @@
  * restarted only when one of its files changed (or its binary, or a stopped
  * rollout left it unrestarted: resume.ts), and started when it is not running.
  */
+import pLimit from "p-limit";
 import { fileStateCommand, isCurrent, parseFileStates } from "../remote/file-state.ts";
 import type { Remote } from "../remote/remote.ts";
 import { hostsWithRole, type Inventory, type InventoryHost } from "../inventory/schema.ts";
@@ -27,16 +28,14 @@ export async function installFiles(
   const states = parseFileStates((await remote.runAsRoot(fileStateCommand(files.map((f) => f.path)))).stdout);
   const differ = files.filter((file) => !isCurrent(states.get(file.path), file.content, file));
   if (differ.length) await beforeUpload?.(differ.map((f) => f.path));
-  const changed: string[] = [];
-  for (const file of differ) {
-    const outcome = await remote.uploadContent(file.content, file.path, {
-      mode: file.mode,
-      owner: file.owner,
-      group: file.group,
-    });
-    if (outcome !== "unchanged") changed.push(file.path);
-  }
-  return changed;
+  // a few at a time (each upload is one command: sshd allows 10 sessions per connection)
+  const limit = pLimit(4);
+  const outcomes = await Promise.all(
+    differ.map((file) =>
+      limit(() => remote.uploadContent(file.content, file.path, { mode: file.mode, owner: file.owner, group: file.group })),
+    ),
+  );
+  return differ.filter((_, i) => outcomes[i] !== "unchanged").map((f) => f.path);
 }
 
 export type ServiceOutcome = "started" | "restarted" | "unchanged";
@@ -60,9 +59,9 @@ interface ServiceChange {
 export async function serviceAction(remote: Remote, unit: string, options: ServiceChange): Promise<ServiceAction> {
   if (options.unitFileChanged) await remote.reloadUnits();
   const service = remote.service(unit);
-  const { active, binaryReplaced } = await service.status();
+  const { active, binaryReplaced, enabled } = await service.status();
   if (!active) return "start";
-  await service.enable();
+  if (enabled !== true) await service.enable();
   return decideAction(true, binaryReplaced, options);
 }
 

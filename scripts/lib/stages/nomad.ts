@@ -80,16 +80,22 @@ async function runNomad(run: ClusterRun): Promise<string> {
       );
       if (bootstrapped) summary.push("ACLs bootstrapped");
       else await nomad.selfToken();
-      for (const namespace of clusterNamespaces(runtimeProfile(run.config))) {
-        if (await nomad.upsertNamespace(namespace)) summary.push(`namespace ${namespace.Name}`);
-      }
-      for (const namespace of tenantNamespaces) {
-        const policy = ciPolicyName(namespace);
-        if (await nomad.upsertPolicy(policy, `CI deploys: submit and read jobs in ${namespace}`, ciDeployPolicy(namespace)))
-          summary.push(`${policy} policy`);
-        if ((await ensureClientToken(run, nomad, ciTokenSecret(namespace), policy, [policy])).created)
-          summary.push(`CI token for ${namespace}`);
-      }
+      // the namespaces, then each environment's CI policy and token, one environment beside the other
+      const namespaces = clusterNamespaces(runtimeProfile(run.config));
+      const upserted = await Promise.all(namespaces.map((namespace) => nomad.upsertNamespace(namespace)));
+      for (const [i, namespace] of namespaces.entries()) if (upserted[i]) summary.push(`namespace ${namespace.Name}`);
+      const ci = await Promise.all(
+        tenantNamespaces.map(async (namespace) => {
+          const policy = ciPolicyName(namespace);
+          const lines: string[] = [];
+          if (await nomad.upsertPolicy(policy, `CI deploys: submit and read jobs in ${namespace}`, ciDeployPolicy(namespace)))
+            lines.push(`${policy} policy`);
+          if ((await ensureClientToken(run, nomad, ciTokenSecret(namespace), policy, [policy])).created)
+            lines.push(`CI token for ${namespace}`);
+          return lines;
+        }),
+      );
+      summary.push(...ci.flat());
       if (await revokeLegacyCiToken(run, nomad)) summary.push("revoked the old two-namespace CI token");
       if (clients.length) await waitForClients(run, nomad, clients);
     },

@@ -2,10 +2,13 @@
  * platform: the enabled platform jobs (Prometheus, Alertmanager, Fabio,
  * Grafana, GitLab Runner, the energy exporter) go through the same code path
  * as `npm run deploy`, into the platform namespace, after their Nomad
- * variables (rules, dashboards, secrets) are in place. A re-run with nothing
- * changed plans every job, finds no difference and registers nothing.
+ * variables (rules, dashboards, secrets) are in place. A re-run that would send
+ * exactly what the last deployment sent, to jobs and variables nobody changed
+ * since (platform/deployed-record.ts), skips parsing and planning; otherwise every
+ * job is planned, and only those with a difference are registered.
  */
-import { posix } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join, posix } from "node:path";
 import { runtimeProfile } from "../config/schema.ts";
 import { deployJobs, type JobDeployResult } from "../deploy/deploy.ts";
 import type { AllocationFailure } from "../deploy/failures.ts";
@@ -17,6 +20,13 @@ import { minimalPolicy } from "../energy/acl.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { imageVariables } from "../images/references.ts";
+import {
+  currentIndexes,
+  platformDigest,
+  readDeployedRecord,
+  unchangedSinceRecord,
+  writeDeployedRecord,
+} from "../platform/deployed-record.ts";
 import { platformJobs, platformVariables } from "../platform/jobs.ts";
 import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { sh } from "../remote/command.ts";
@@ -79,9 +89,6 @@ async function runPlatform(run: ClusterRun): Promise<string> {
         ]);
         variables["nomad/jobs/energy-exporter"] = { token: exporterToken.token };
       }
-      for (const [path, items] of Object.entries(variables)) {
-        if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
-      }
       const runtime = runtimeProfile(config);
       const images =
         runtime === "docker"
@@ -91,30 +98,65 @@ async function runPlatform(run: ClusterRun): Promise<string> {
               await readBuiltImages(run.state),
             )
           : {};
+      // the jobs declare different variables (the exporter's own, an image per job): one request per job
+      const perJobVariables = deployable.map((job) => {
+        const jobVariables: Record<string, string> = {
+          runtime,
+          ...(images[job.name] ? { image: images[job.name] as string } : {}),
+        };
+        if (job === exporter) {
+          Object.assign(jobVariables, {
+            region: config.region,
+            carbon_region: config.jobs.energyExporter.carbonRegion,
+            pue: String(config.jobs.energyExporter.pue),
+          });
+        }
+        return jobVariables;
+      });
+      // nothing changed since the last deployment: no parse or plan (deployed-record.ts)
+      const digest = platformDigest({
+        nomadVersion: config.versions.nomad,
+        namespace: platformNamespace,
+        jobs: await Promise.all(
+          deployable.map(async (job, i) => ({
+            name: job.name,
+            source: await readFile(job.file, "utf8"),
+            variables: perJobVariables[i] as Record<string, string>,
+          })),
+        ),
+        variables,
+        extra: exporter ? { exporterPolicy: minimalPolicy } : {},
+      });
+      const paths = Object.keys(variables);
+      const recordFile = deployedRecordFile(run);
+      const recorded = await readDeployedRecord(recordFile);
+      if (await unchangedSinceRecord(nomad, platformNamespace, recorded, digest, { jobCount: deployable.length, paths })) {
+        run.reporter.debug("platform: the jobs and variables are as last deployed; not planned again");
+        return deployable.map((job) => unchangedResult(job.file, job.name));
+      }
+      for (const [path, items] of Object.entries(variables)) {
+        if (await nomad.upsertVariable(platformNamespace, path, items)) changed.push(`variable ${path}`);
+      }
       const common = {
         timeoutMs: 300_000,
         concurrency: 6,
         // a failed allocation's report carries its client's Nomad agent log, read over SSH
         agentLog: (failure: AllocationFailure) => clientAgentLog(run, failure.node, failure.allocId),
       };
-      // the jobs declare different variables (the exporter's own, an image per job): one request per job, in parallel
       const perJob = await Promise.all(
-        deployable.map((job) => {
-          const jobVariables: Record<string, string> = {
-            runtime,
-            ...(images[job.name] ? { image: images[job.name] as string } : {}),
-          };
-          if (job === exporter) {
-            Object.assign(jobVariables, {
-              region: config.region,
-              carbon_region: config.jobs.energyExporter.carbonRegion,
-              pue: String(config.jobs.energyExporter.pue),
-            });
-          }
-          return deployJobs(nomad, { ...common, files: [job.file], variables: jobVariables }, run.reporter);
-        }),
+        deployable.map((job, i) =>
+          deployJobs(nomad, { ...common, files: [job.file], variables: perJobVariables[i] }, run.reporter),
+        ),
       );
-      return perJob.flat();
+      const outcomes = perJob.flat();
+      // recorded only after every job is deployed (or unchanged): a failure always takes the full path again
+      if (outcomes.every((r) => r.outcome === "deployed" || r.outcome === "unchanged")) {
+        const jobIds = outcomes.map((r) => r.jobId);
+        const now = await currentIndexes(nomad, platformNamespace, jobIds, paths);
+        if (Object.keys(now.jobs).length === jobIds.length && Object.keys(now.variables).length === paths.length)
+          await writeDeployedRecord(recordFile, { digest, ...now });
+      }
+      return outcomes;
     },
     { token },
   );
@@ -132,6 +174,25 @@ async function runPlatform(run: ClusterRun): Promise<string> {
   if (deployed.length) changed.push(`deployed ${deployed.join(", ")}`);
   const unchanged = results.filter((r) => r.outcome === "unchanged").length;
   return changed.length ? `${changed.join("; ")}${unchanged ? `; ${unchanged} unchanged` : ""}` : "no changes";
+}
+
+/** Where the platform stage records its last deployment (deployed-record.ts). */
+export function deployedRecordFile(run: Pick<ClusterRun, "state">): string {
+  return join(run.state.root, "platform-deployed.json");
+}
+
+function unchangedResult(file: string, jobId: string): JobDeployResult {
+  return {
+    file,
+    jobId,
+    namespace: platformNamespace,
+    type: "service",
+    outcome: "unchanged",
+    message: "no changes since the last deployment",
+    warnings: [],
+    failures: [],
+    durationMs: 0,
+  };
 }
 
 /** The Nomad agent's log on the client named `node`, when it is one of ours. */

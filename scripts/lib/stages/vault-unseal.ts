@@ -169,12 +169,12 @@ export async function unsealWith(vault: VaultClient, keys: string[]): Promise<vo
       }
     },
     (e) => e instanceof ApiError && /not initialized/i.test(e.apiMessage),
-    { timeoutMs: 60_000, initialDelayMs: 500 },
+    { timeoutMs: 60_000, initialDelayMs: 200 },
   );
   // a raft follower uses the keys to join its leader (progress back to 0) and unseals a moment later
   let status = await vault.sealStatus();
   for (const deadline = Date.now() + 30_000; status.sealed && status.progress === 0 && Date.now() < deadline;) {
-    await sleep(500);
+    await sleep(200);
     status = await vault.sealStatus();
   }
   if (status.sealed) {

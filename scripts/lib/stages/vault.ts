@@ -7,7 +7,7 @@
  * its API is never served over plain HTTP.
  */
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
@@ -20,6 +20,7 @@ import { readVaultPgpKeys } from "../config/pgp-keys.ts";
 import { OperationError } from "../errors.ts";
 import { hostsWithRole, type InventoryHost } from "../inventory/schema.ts";
 import { sh } from "../remote/command.ts";
+import { onEachHost, requireAllSucceeded } from "../remote/fanout.ts";
 import { nodeLayout } from "../render/layout.ts";
 import { pki } from "../render/pki.ts";
 import { writeFileAtomic } from "../util/fs.ts";
@@ -53,19 +54,26 @@ async function bootstrapCertificates(
   const dir = await mkdtemp(join(tmpdir(), "hashistack-vault-bootstrap-"));
   try {
     await $({ cwd: dir, quiet: true })`${consul} tls ca create -days 7 -domain vault-bootstrap`;
-    const certs = new Map<string, { cert: string; key: string }>();
-    for (const [index, host] of hosts.entries()) {
-      await $({
-        cwd: dir,
-        quiet: true,
-      })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-dnsname ${host.name} -additional-ipaddress ${host.privateIp}`;
-      // consul numbers the files it creates: <dc>-server-vault-bootstrap-<n>.pem
-      const prefix = `${run.config.datacenter}-server-vault-bootstrap-${index}`;
-      certs.set(host.name, {
-        cert: await readFile(join(dir, `${prefix}.pem`), "utf8"),
-        key: await readFile(join(dir, `${prefix}-key.pem`), "utf8"),
-      });
-    }
+    const caFiles = ["vault-bootstrap-agent-ca.pem", "vault-bootstrap-agent-ca-key.pem"];
+    // consul numbers the files it creates in its directory (<dc>-server-vault-bootstrap-<n>.pem):
+    // one directory per host with a copy of the CA, so the certificates are made at once
+    const pairs = await Promise.all(
+      hosts.map(async (host, index) => {
+        const hostDir = join(dir, `host-${index}`);
+        await mkdir(hostDir, { mode: 0o700 });
+        for (const file of caFiles) await copyFile(join(dir, file), join(hostDir, file));
+        await $({
+          cwd: hostDir,
+          quiet: true,
+        })`${consul} tls cert create -server -days 7 -domain vault-bootstrap -dc ${run.config.datacenter} -additional-dnsname localhost -additional-dnsname ${host.name} -additional-ipaddress ${host.privateIp}`;
+        const prefix = `${run.config.datacenter}-server-vault-bootstrap-0`;
+        return {
+          cert: await readFile(join(hostDir, `${prefix}.pem`), "utf8"),
+          key: await readFile(join(hostDir, `${prefix}-key.pem`), "utf8"),
+        };
+      }),
+    );
+    const certs = new Map(hosts.map((host, i) => [host.name, pairs[i] as { cert: string; key: string }]));
     return { ca: await readFile(join(dir, "vault-bootstrap-agent-ca.pem"), "utf8"), certs };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -86,11 +94,15 @@ async function runVault(run: ClusterRun): Promise<string> {
   await mkdir(run.state.tls, { recursive: true, mode: 0o700 });
   const summary: string[] = [];
 
-  const withoutCert: InventoryHost[] = [];
-  for (const host of vaultHosts) {
+  // the per-host steps run on every Vault node at once (results in host order)
+  const onVaultHosts = async <T>(hosts: InventoryHost[], what: string, action: (host: InventoryHost) => Promise<T>) =>
+    requireAllSucceeded(what, await onEachHost(hosts, action, { concurrency: run.config.concurrency }));
+
+  const hasCert = await onVaultHosts(vaultHosts, "checking Vault's certificate", async (host) => {
     const probe = await run.remote(host).runAsRoot(sh`test -s ${layout.vault.certFile}`, { allowFailure: true });
-    if (probe.code !== 0) withoutCert.push(host);
-  }
+    return probe.code === 0;
+  });
+  const withoutCert = vaultHosts.filter((_, i) => !hasCert[i]);
   if (withoutCert.length) {
     const bootstrap = await bootstrapCertificates(run, withoutCert);
     await writeFileAtomic(files.bootstrapCa, bootstrap.ca, 0o644);
@@ -99,20 +111,19 @@ async function runVault(run: ClusterRun): Promise<string> {
     const trusted = existsSync(files.rootCa)
       ? `${bootstrap.ca.trim()}\n${(await readFile(files.rootCa, "utf8")).trim()}\n`
       : bootstrap.ca;
-    for (const host of withoutCert) {
+    await onVaultHosts(withoutCert, "installing Vault's bootstrap TLS", async (host) => {
       const remote = run.remote(host);
       const pair = bootstrap.certs.get(host.name) as { cert: string; key: string };
       await remote.uploadContent(pair.key, layout.vault.keyFile, { mode: 0o600, owner: "vault", group: "vault" });
       await remote.uploadContent(pair.cert, layout.vault.certFile, { mode: 0o644 });
       await remote.uploadContent(trusted, layout.vault.caFile, { mode: 0o644 });
-      summary.push(`bootstrap TLS on ${host.name}`);
-    }
+    });
+    for (const host of withoutCert) summary.push(`bootstrap TLS on ${host.name}`);
   }
-  // files everywhere first; a stopped Vault starts now, running ones (and those a stopped run left,
+  // files everywhere first; stopped Vaults start now (together), running ones (and those a stopped run left,
   // see resume.ts) restart in order (standbys first, see vault-roll.ts)
   const resume = await resumableRollout(run.state, "vault", vaultHosts);
-  const restarts = new Map<string, ServiceAction>();
-  for (const host of vaultHosts) {
+  const actions = await onVaultHosts(vaultHosts, "installing Vault", async (host) => {
     const remote = run.remote(host);
     const plan = run.plans.get(host.name);
     const files = filesUnder(plan?.files ?? [], layout.vault.configDir, layout.vault.unit);
@@ -121,10 +132,16 @@ async function runVault(run: ClusterRun): Promise<string> {
       changed: changed.length > 0 || resume.isLeft(host),
       unitFileChanged: changed.includes(layout.vault.unit),
     });
-    if (action === "start") {
-      summary.push(`vault ${await applyServiceAction(remote, "vault", action)} on ${host.name}`);
-      await resume.done([host]);
-    } else if (action !== "none") restarts.set(host.name, action);
+    if (action !== "start") return action;
+    const started = `vault ${await applyServiceAction(remote, "vault", action)} on ${host.name}`;
+    await resume.done([host]);
+    return started;
+  });
+  const restarts = new Map<string, ServiceAction>();
+  for (const [i, host] of vaultHosts.entries()) {
+    const action = actions[i] as string;
+    if (action.startsWith("vault ")) summary.push(action);
+    else if (action !== "none") restarts.set(host.name, action as ServiceAction);
   }
   const restart = async (host: InventoryHost) => {
     await applyServiceAction(run.remote(host), "vault", restarts.get(host.name) as ServiceAction);
@@ -173,17 +190,20 @@ async function runVault(run: ClusterRun): Promise<string> {
       });
     }
     const record = init;
-    // the leader first; raft followers join it through retry_join and are unsealed once they have
-    for (const host of vaultHosts) {
-      const unseal = async (target: VaultClient) => {
-        if (await unsealIfSealed(target, record, { secretsFile: run.secrets.fileFor(initSecret), what: `Vault on ${host.name}` }))
-          summary.push(`unsealed ${host.name}`);
-      };
-      if (host === leader) {
-        await unseal(vault);
-        await vault.waitUntil((h) => !h.sealed && !h.standby, { timeoutMs: 60_000, what: "unsealed and active" });
-      } else await withVault(run, host, unseal);
-    }
+    // the leader first; raft followers join it through retry_join and are unsealed once they have (all at once)
+    const unseal = (host: InventoryHost) => (target: VaultClient) =>
+      unsealIfSealed(target, record, { secretsFile: run.secrets.fileFor(initSecret), what: `Vault on ${host.name}` });
+    if (await unseal(leader)(vault)) summary.push(`unsealed ${leader.name}`);
+    await vault.waitUntil((h) => !h.sealed && !h.standby, { timeoutMs: 60_000, what: "unsealed and active" });
+    const followers = vaultHosts.filter((h) => h !== leader);
+    // PGP-wrapped shares go through the operator's gpg (and maybe a pinentry): one follower at a time
+    const unsealed = requireAllSucceeded(
+      "unsealing Vault",
+      await onEachHost(followers, (host) => withVault(run, host, unseal(host)), {
+        concurrency: record.pgp_fingerprints ? 1 : run.config.concurrency,
+      }),
+    );
+    for (const [i, host] of followers.entries()) if (unsealed[i]) summary.push(`unsealed ${host.name}`);
     const rootToken = await vaultRootToken(run.secrets);
     const root = vault.withToken(rootToken);
 
@@ -191,17 +211,18 @@ async function runVault(run: ClusterRun): Promise<string> {
     const rootCa = await ensureRootCa(root, run.config);
     if (rootCa.created) summary.push("root CA created");
     await writeFileAtomic(files.rootCa, `${rootCa.pem.trim()}\n`, 0o644);
-    for (const product of ["consul", "nomad", "vault"] as const) {
-      if (await ensureIntermediate(root, run.config, product)) summary.push(`${product} intermediate created`);
-    }
+    // the intermediates are independent of each other: made at once
+    const products = ["consul", "nomad", "vault"] as const;
+    const created = await Promise.all(products.map((product) => ensureIntermediate(root, run.config, product)));
+    for (const [i, product] of products.entries()) if (created[i]) summary.push(`${product} intermediate created`);
     await ensureRoles(root, pkiRoles(run.config, vaultHosts));
-    for (const [name, policy] of Object.entries(renewalPolicies())) await root.putPolicy(name, policy);
+    await Promise.all(Object.entries(renewalPolicies()).map(([name, policy]) => root.putPolicy(name, policy)));
 
-    // Vault's own certificate from its PKI, replacing the bootstrap one
-    for (const host of vaultHosts) {
+    // Vault's own certificate from its PKI, replacing the bootstrap one (every node at once)
+    const reissued = await onVaultHosts(vaultHosts, "installing Vault's PKI certificate", async (host) => {
       const remote = run.remote(host);
       const current = (await remote.runAsRoot(sh`cat ${layout.vault.caFile}`)).stdout.trim();
-      if (current === rootCa.pem.trim()) continue;
+      if (current === rootCa.pem.trim()) return false;
       const issued = await root.issueCertificate(`${pki.intermediates.vault}/issue/server`, {
         common_name: "vault.service.consul",
         alt_names: ["localhost", "active.vault.service.consul", host.name].join(","),
@@ -212,8 +233,9 @@ async function runVault(run: ClusterRun): Promise<string> {
       await remote.uploadContent(`${issued.certificate}\n${issued.issuing_ca}\n`, layout.vault.certFile, { mode: 0o644 });
       await remote.uploadContent(`${rootCa.pem.trim()}\n`, layout.vault.caFile, { mode: 0o644 });
       await remote.service("vault").reload();
-      summary.push(`PKI certificate on ${host.name}`);
-    }
+      return true;
+    });
+    for (const [i, host] of vaultHosts.entries()) if (reissued[i]) summary.push(`PKI certificate on ${host.name}`);
     return rootToken;
   });
   // from here on only the cluster root is trusted
@@ -225,8 +247,8 @@ async function runVault(run: ClusterRun): Promise<string> {
       await vault.waitUntil((h) => !h.sealed, { timeoutMs: 30_000, what: "serving its PKI certificate" });
 
       await ensureOperatorCertificate(run, vault);
-      let minted = 0;
-      for (const host of run.inventory.hosts) if (await ensureRenewalToken(run, vault, host)) minted++;
+      const renewal = await Promise.all(run.inventory.hosts.map((host) => ensureRenewalToken(run, vault, host)));
+      const minted = renewal.filter(Boolean).length;
       if (minted) summary.push(`${minted} renewal tokens`);
     },
     { token: rootToken },

@@ -272,7 +272,11 @@ async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
   const caPem = (await readFile(run.state.tlsFiles.rootCa, "utf8")).trim();
 
   const consulToken = await run.secrets.read("consul-bootstrap-token");
-  await withConsul(
+  const rootToken = await vaultRootToken(run.secrets);
+  // Consul's and Vault's trust are independent of each other: configured at once
+  const consulLines: string[] = [];
+  const vaultLines: string[] = [];
+  const consulSide = withConsul(
     run,
     server,
     async (consul) => {
@@ -289,41 +293,48 @@ async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
           ClaimMappings: claimMappings,
         },
       });
-      if (changed) summary.push("Consul auth method");
-      await consul.upsertPolicy({ Name: "nomad-tasks", Description: "Nomad tasks: discovery", Rules: tasksPolicy });
-      if (await consul.ensureRole("nomad-tasks", "Nomad tasks", ["nomad-tasks"])) summary.push("Consul nomad-tasks role");
-      await consul.upsertPolicy({
-        Name: "platform-observer",
-        Description: "Platform Prometheus: discovery and agent reads",
-        Rules: observerPolicy,
-      });
-      if (await consul.ensureRole("platform-observer", "Platform Prometheus", ["platform-observer"]))
-        summary.push("Consul platform-observer role");
-      await consul.upsertPolicy({
-        Name: "platform-router",
-        Description: "Platform Fabio: the platform's services",
-        Rules: routerPolicy(),
-      });
-      if (await consul.ensureRole("platform-router", "Platform Fabio", ["platform-router"]))
-        summary.push("Consul platform-router role");
-      for (const ns of tenantNamespaces) {
-        const role = tenantTasksRole(ns);
-        await consul.upsertPolicy({ Name: role, Description: `${ns} tasks: ${ns} services`, Rules: tenantTasksPolicy(ns) });
-        if (await consul.ensureRole(role, `${ns} tasks`, [role])) summary.push(`Consul ${role} role`);
-      }
-      if (await consul.syncBindingRules(authMethodName, consulBindingRules)) summary.push("Consul binding rules");
+      if (changed) consulLines.push("Consul auth method");
+      // each role after its policy; the roles themselves at once
+      const roles = [
+        { name: "nomad-tasks", policy: "Nomad tasks: discovery", role: "Nomad tasks", rules: tasksPolicy },
+        {
+          name: "platform-observer",
+          policy: "Platform Prometheus: discovery and agent reads",
+          role: "Platform Prometheus",
+          rules: observerPolicy,
+        },
+        {
+          name: "platform-router",
+          policy: "Platform Fabio: the platform's services",
+          role: "Platform Fabio",
+          rules: routerPolicy(),
+        },
+        ...tenantNamespaces.map((ns) => ({
+          name: tenantTasksRole(ns),
+          policy: `${ns} tasks: ${ns} services`,
+          role: `${ns} tasks`,
+          rules: tenantTasksPolicy(ns),
+        })),
+      ];
+      const created = await Promise.all(
+        roles.map(async ({ name, policy, role, rules }) => {
+          await consul.upsertPolicy({ Name: name, Description: policy, Rules: rules });
+          return consul.ensureRole(name, role, [name]);
+        }),
+      );
+      for (const [i, { name }] of roles.entries()) if (created[i]) consulLines.push(`Consul ${name} role`);
+      if (await consul.syncBindingRules(authMethodName, consulBindingRules)) consulLines.push("Consul binding rules");
     },
     { token: consulToken },
   );
 
-  const rootToken = await vaultRootToken(run.secrets);
-  await withVault(
+  const vaultSide = withVault(
     run,
     hostsWithRole(run.inventory, "vault")[0] as InventoryHost,
     async (vault) => {
-      if (await vault.ensureMount(kvMount, "kv", {}, { version: "2" })) summary.push("Vault KV secret/");
+      if (await vault.ensureMount(kvMount, "kv", {}, { version: "2" })) vaultLines.push("Vault KV secret/");
       const auth = await vault.ensureAuth(vaultJwtPath, "jwt");
-      if (auth.created) summary.push("Vault JWT auth");
+      if (auth.created) vaultLines.push("Vault JWT auth");
       const config = {
         jwks_url: jwksProxyUrl,
         jwks_ca_pem: caPem,
@@ -335,7 +346,7 @@ async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
       if (!vaultTrustsProxy(current?.data, caPem) || current?.data.default_role !== vaultRole) {
         // Vault fetches the URL once here to check it: the proxy on the active node answers
         await vault.write(`auth/${vaultJwtPath}/config`, config);
-        summary.push("Vault JWT keys from the JWKS proxy");
+        vaultLines.push("Vault JWT keys from the JWKS proxy");
       }
       await vault.putPolicy("nomad-workloads", vaultWorkloadPolicy(auth.accessor));
       await vault.write(`auth/${vaultJwtPath}/role/${vaultRole}`, {
@@ -351,7 +362,7 @@ async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
         token_explicit_max_ttl: 0,
       });
       const stale = await removeEntitiesKeyedByJob(vault, auth.accessor);
-      if (stale) summary.push(`removed ${stale} Vault entities keyed by job only`);
+      if (stale) vaultLines.push(`removed ${stale} Vault entities keyed by job only`);
       await vault.putPolicy("platform", vaultPlatformPolicy());
       await vault.write(`auth/${vaultJwtPath}/role/${platformVaultRole}`, {
         role_type: "jwt",
@@ -367,5 +378,7 @@ async function runWorkloadIdentity(run: ClusterRun): Promise<string> {
     },
     { token: rootToken },
   );
+  await Promise.all([consulSide, vaultSide]);
+  summary.push(...consulLines, ...vaultLines);
   return summary.length ? summary.join(", ") : "no changes";
 }
