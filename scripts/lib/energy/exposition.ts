@@ -63,8 +63,26 @@ export class ExpositionBuffer {
   /** appends `prefix` + the value + "\n" */
   sample(prefix: string, value: number): void {
     this.write(prefix);
-    this.write(formatValue(value));
-    this.write("\n");
+    this.value(value);
+  }
+
+  /** appends the bytes of `prefix` (a line prefix encoded once) + the value + "\n": one copy, no text encoding */
+  sampleBytes(prefix: Uint8Array, value: number): void {
+    if (this.length + prefix.length > this.buffer.length) this.grow(prefix.length);
+    this.buffer.set(prefix, this.length);
+    this.length += prefix.length;
+    this.value(value);
+  }
+
+  /** the value and "\n", stored byte by byte: formatValue's text is ASCII */
+  private value(value: number): void {
+    const text = formatValue(value);
+    if (this.length + text.length + 1 > this.buffer.length) this.grow(text.length + 1);
+    const buffer = this.buffer;
+    let at = this.length;
+    for (let i = 0; i < text.length; i++) buffer[at++] = text.charCodeAt(i);
+    buffer[at++] = 0x0a;
+    this.length = at;
   }
 
   finish(): Buffer {

@@ -29,4 +29,18 @@ describe("ExpositionBuffer", () => {
     expect(first.toString()).toBe("first\n");
     expect(second.toString()).toBe("again\n");
   });
+
+  it("copies pre-encoded line prefixes as they are, growing past its first size", () => {
+    const out = new ExpositionBuffer();
+    out.start();
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const prefix = `m{task="tâche-${i}",job="日本"} `;
+      const value = i % 3 === 0 ? i * 1e21 : -i / 7;
+      out.sampleBytes(Buffer.from(prefix), value);
+      lines.push(`${prefix}${String(value)}`);
+    }
+    out.sampleBytes(Buffer.from("inf "), -Infinity);
+    expect(out.finish().toString("utf8")).toBe(`${lines.join("\n")}\ninf -Inf\n`);
+  });
 });
