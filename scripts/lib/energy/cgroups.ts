@@ -20,7 +20,7 @@
  * that already exited — it is marked `method: procfs`.
  */
 import { join } from "node:path";
-import type { HostReader } from "./host.ts";
+import type { FolderStamp, HostReader } from "./host.ts";
 import { readProcessCpuSeconds } from "./procfs.ts";
 
 const uuid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
@@ -96,6 +96,32 @@ export class CgroupNameCache {
   readonly identities = new Map<string, number>();
   /** the folders to list, by cgroup version, built once */
   plans: { [version in "v1" | "v2"]?: ListingPlan } = {};
+  /** each folder's stamp when it was last listed, and whether an unchanged stamp proves an unchanged listing */
+  readonly listings = new Map<string, FolderStamp & { reusable: boolean }>();
+  /** folders to list again whatever their stamp: one of their cgroups could not be read */
+  readonly dirty = new Set<string>();
+}
+
+/**
+ * A folder's last listing still holds while its stamp is unchanged, when
+ * - every subfolder in it is a cgroup we read every tick (link count = 2 +
+ *   those): a cgroup added changes the count, one removed fails its next read
+ *   (ENODEV on cgroupfs) and has its folder listed again at once, and both at
+ *   once still fail that read; folders with other subfolders (system.slice's
+ *   services, nomad.slice's slices) are listed every tick;
+ * - and its mtime was older than `racyMs` when it was listed, so a later
+ *   change cannot carry the same coarse kernel timestamp (on ext4 and tmpfs,
+ *   where a removed file stays readable, mtime is what shows a change).
+ */
+const racyMs = 100;
+
+function sameStamp(a: FolderStamp, b: FolderStamp): boolean {
+  return a.ino === b.ino && a.nlink === b.nlink && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.isFolder === b.isFolder;
+}
+
+/** the folder a cgroup was listed in */
+export function folderOf(dir: string): string {
+  return dir.slice(0, dir.lastIndexOf("/"));
 }
 
 /** one folder to list: what its entries are and how their CPU time is read */
@@ -172,7 +198,27 @@ export function discoverTaskCgroups(
   const list = (dir: string) => (reader.listNames ? reader.listNames(dir) : reader.listDirs(dir));
   const version = isCgroupV2(reader, layout.root) ? "v2" : "v1";
   const plan = cache ? (cache.plans[version] ??= listingPlan(layout, version === "v2")) : listingPlan(layout, version === "v2");
+  const stamps = cache && reader.folderStamp ? cache : undefined;
+  const listedAtMs = Date.now();
   for (const folder of plan) {
+    let stamp: FolderStamp | undefined;
+    if (stamps) {
+      stamp = (reader.folderStamp as (path: string) => FolderStamp | undefined)(folder.dir);
+      const last = stamps.listings.get(folder.dir);
+      if (stamp === undefined || !stamp.isFolder) {
+        // missing (or a file): nothing in it, and no failing readdir
+        stamps.listings.delete(folder.dir);
+        continue;
+      }
+      if (last !== undefined && last.reusable && sameStamp(last, stamp) && !stamps.dirty.has(folder.dir)) {
+        stamps.dirs.get(folder.dir)?.forEach((entry) => {
+          entry.seen = generation;
+          if (entry.cg) add(entry.cg);
+        });
+        continue;
+      }
+      stamps.dirty.delete(folder.dir);
+    }
     const names = list(folder.dir);
     if (!cache) {
       for (const name of names) {
@@ -184,14 +230,25 @@ export function discoverTaskCgroups(
     let entries = cache.dirs.get(folder.dir);
     if (!entries) {
       // a folder that does not exist keeps no (empty) map
-      if (names.length === 0) continue;
+      if (names.length === 0) {
+        if (stamp) cache.listings.set(folder.dir, { ...stamp, reusable: false });
+        continue;
+      }
       cache.dirs.set(folder.dir, (entries = new Map()));
     }
+    let cgroups = 0;
     for (const name of names) {
       let entry = entries.get(name);
       if (entry) entry.seen = generation;
       else entries.set(name, (entry = { cg: parseEntry(folder, name), seen: generation }));
-      if (entry.cg) add(entry.cg);
+      if (entry.cg) {
+        cgroups++;
+        add(entry.cg);
+      }
+    }
+    if (stamp) {
+      const settled = listedAtMs - stamp.mtimeMs > racyMs;
+      cache.listings.set(folder.dir, { ...stamp, reusable: settled && cgroups > 0 && stamp.nlink === cgroups + 2 });
     }
   }
   if (cache) {
@@ -231,18 +288,31 @@ export class TaskCpuReader {
   }
 
   read(): TaskUsage[] {
-    const usages: TaskUsage[] = [];
     const gone = (cg: TaskCgroup) => {
       this.perProcess.delete(cg.dir);
       this.reader.release?.(cg.dir);
     };
-    for (const cg of discoverTaskCgroups(this.reader, this.layout, this.names, gone)) {
+    const listed = discoverTaskCgroups(this.reader, this.layout, this.names, gone);
+    const usages = this.readAll(listed);
+    if (this.names.dirty.size === 0) return usages;
+    // a cgroup could not be read: its folder is listed again now (a cgroup may
+    // have ended and another begun since the last listing), the others reused
+    return this.readAll(discoverTaskCgroups(this.reader, this.layout, this.names, gone), new Set(listed));
+  }
+
+  /** reads each cgroup's CPU time, except those in `done` (read in this tick already) */
+  private readAll(cgroups: TaskCgroup[], done?: Set<TaskCgroup>): TaskUsage[] {
+    const usages: TaskUsage[] = [];
+    for (const cg of cgroups) {
       // the cached entry carries its latest reading: a failed read of a listed
       // cgroup keeps the last value (a task must not flicker out and back)
       const usage = cg as Partial<TaskUsage> & TaskCgroup;
-      const seconds = this.cpuSeconds(cg) ?? usage.cpuSeconds;
-      if (seconds === undefined) continue; // never read successfully: the cgroup went away as we looked
-      usage.cpuSeconds = seconds;
+      if (!done?.has(cg)) {
+        const seconds = this.cpuSeconds(cg);
+        if (seconds !== undefined) usage.cpuSeconds = seconds;
+        else if (this.reader.folderStamp) this.names.dirty.add(folderOf(cg.dir)); // only reused listings need it
+      }
+      if (usage.cpuSeconds === undefined) continue; // never read successfully: the cgroup went away as we looked
       usages.push(usage as TaskUsage);
     }
     return usages;

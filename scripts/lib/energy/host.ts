@@ -26,9 +26,23 @@ export interface HostReader {
   readKeptInto?(path: string, into: Buffer): number;
   /** whether `path` exists, without an exception when it does not (cheaper than a failed read) */
   exists?(path: string): boolean;
+  /**
+   * What a folder's listing depends on: inode, link count (2 + subfolders on
+   * cgroupfs, ext4 and tmpfs) and change times; undefined when it is missing.
+   * One stat: cheaper than listing hundreds of entries.
+   */
+  folderStamp?(path: string): FolderStamp | undefined;
   /** every entry name in `path` (files too); [] when it does not exist. Cheaper than listDirs. */
   listNames?(path: string): string[];
   release?(dir: string): void;
+}
+
+export interface FolderStamp {
+  ino: number;
+  nlink: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  isFolder: boolean;
 }
 
 // one buffer for every read: pseudo-files are small, and the exporter reads
@@ -127,6 +141,16 @@ export const fsHostReader: HostReader = {
     } catch {
       return false; // ENOTDIR: a file on the way
     }
+  },
+  folderStamp(path) {
+    let stat;
+    try {
+      stat = statSync(path, { throwIfNoEntry: false });
+    } catch {
+      return undefined; // ENOTDIR: a file on the way
+    }
+    if (stat === undefined) return undefined;
+    return { ino: stat.ino, nlink: stat.nlink, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, isFolder: stat.isDirectory() };
   },
   listNames(path) {
     if (missingDirs.has(path)) {

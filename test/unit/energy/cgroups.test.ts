@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   CgroupNameCache,
@@ -10,7 +10,7 @@ import {
   TaskCpuReader,
   usageUsecFromBytes,
 } from "../../../scripts/lib/energy/cgroups.ts";
-import { fsHostReader } from "../../../scripts/lib/energy/host.ts";
+import { fsHostReader, type HostReader } from "../../../scripts/lib/energy/host.ts";
 import { allocA, allocB, FakeHost } from "../../helpers/energy-trees.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
 
@@ -154,4 +154,85 @@ describe("task cgroups", () => {
     writeFileSync(docker, "a file, not a folder");
     expect(fsHostReader.listNames?.(docker)).toEqual([]);
   });
+
+  describe("reusing a folder's listing while its stamp is unchanged", () => {
+    const share = () => `${host.cgroup}/nomad.slice/share.slice`;
+    /** fsHostReader counting listings, with reads of chosen cgroups failing as a removed cgroup's do (ENODEV) */
+    const counting = () => {
+      const listed: string[] = [];
+      const removed = new Set<string>();
+      const fail = (path: string) => {
+        for (const dir of removed) if (path.startsWith(`${dir}/`)) throw Object.assign(new Error(`ENODEV: ${path}`), { code: "ENODEV" });
+      };
+      const reader: HostReader = {
+        ...fsHostReader,
+        listNames: (path) => (listed.push(path), fsHostReader.listNames?.(path) ?? []),
+        readKeptInto: (path, into) => (fail(path), fsHostReader.readKeptInto?.(path, into) ?? 0),
+      };
+      return { reader, listed, removed };
+    };
+    /** the kernel's cgroupfs may keep a folder's times as they were: set them an hour back */
+    const settle = (dir: string) => utimesSync(dir, new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
+    const tasks = (r: TaskCpuReader) =>
+      r
+        .read()
+        .map((u) => [u.task, u.cpuSeconds])
+        .sort();
+
+    it("lists a settled folder of task cgroups once, and again when a cgroup is added", () => {
+      host.v2Task(allocA, "web", 1e6).v2Task(allocB, "db", 2e6);
+      settle(share());
+      const { reader, listed } = counting();
+      const r = new TaskCpuReader(reader, { cgroup: host.cgroup, procfs: host.procfs });
+      expect(tasks(r)).toEqual([["db", 2], ["web", 1]]);
+      host.v2Task(allocA, "web", 3e6);
+      expect(tasks(r)).toEqual([["db", 2], ["web", 3]]);
+      expect(listed.filter((p) => p === share())).toHaveLength(1);
+      host.v2Task(allocA, "worker", 5e6);
+      settle(share()); // the link count alone shows it
+      expect(tasks(r)).toEqual([["db", 2], ["web", 3], ["worker", 5]]);
+      expect(listed.filter((p) => p === share())).toHaveLength(2);
+      // nomad.slice itself holds share.slice, not task cgroups: listed every time
+      expect(listed.filter((p) => p === `${host.cgroup}/nomad.slice`)).toHaveLength(3);
+    });
+
+    it("finds a cgroup that began when another ended, in the same read, by the ended one's failed read", () => {
+      host.v2Task(allocA, "web", 1e6).v2Task(allocB, "db", 2e6);
+      settle(share());
+      const { reader, listed, removed } = counting();
+      const r = new TaskCpuReader(reader, { cgroup: host.cgroup, procfs: host.procfs });
+      expect(tasks(r)).toEqual([["db", 2], ["web", 1]]);
+      // db ends and batch begins between two reads: same link count, times kept
+      const db = `${share()}/${allocB}.db.scope`;
+      removed.add(db);
+      rmSync(db, { recursive: true });
+      host.v2Task(allocB, "batch", 4e6);
+      settle(share());
+      expect(tasks(r)).toEqual([["batch", 4], ["web", 1]]);
+      expect(listed.filter((p) => p === share())).toHaveLength(2);
+      expect(tasks(r)).toEqual([["batch", 4], ["web", 1]]);
+      expect(listed.filter((p) => p === share())).toHaveLength(2);
+    });
+
+    it("lists a folder again while its times are recent (a change within the kernel's timestamp granularity)", () => {
+      host.v2Task(allocA, "web", 1e6);
+      const { reader, listed } = counting();
+      const r = new TaskCpuReader(reader, { cgroup: host.cgroup, procfs: host.procfs });
+      r.read();
+      r.read();
+      expect(listed.filter((p) => p === share())).toHaveLength(2);
+    });
+
+    it("lists a folder with other subfolders every time", () => {
+      host.v2Task(allocA, "web", 1e6);
+      mkdirSync(`${share()}/not-a-task`);
+      settle(share());
+      const { reader, listed } = counting();
+      const r = new TaskCpuReader(reader, { cgroup: host.cgroup, procfs: host.procfs });
+      r.read();
+      r.read();
+      expect(listed.filter((p) => p === share())).toHaveLength(2);
+    });
+  });
 });
+
