@@ -85,6 +85,19 @@ interface CgroupState {
   seenSample: number;
 }
 
+/** the exported tasks' line prefixes per family (joules, watts, grams): views of one buffer per family, in task order */
+interface TaskTemplate {
+  base: string;
+  tasks: TaskState[];
+  prefixes: [Buffer[], Buffer[], Buffer[]];
+}
+
+const taskFamilies: [0 | 1 | 2, string, "counter" | "gauge", string][] = [
+  [0, "task_joules_total", "counter", "Energy attributed to a Nomad task (its CPU-time share of the dynamic power)."],
+  [1, "task_watts", "gauge", "Average power attributed to a Nomad task over the last interval."],
+  [2, "task_co2e_grams_total", "counter", "CO2e attributed to a Nomad task."],
+];
+
 const zero = (): Totals => ({ joules: 0, grams: 0, watts: 0 });
 /** how long a vanished cgroup's last CPU time is remembered, in case it comes back */
 const cgroupMemoryMs = 3600_000;
@@ -119,6 +132,9 @@ export class EnergyExporter {
   private lookedUpVersion = -1;
   /** the label base of the last render, reused while equal so task prefixes compare by reference */
   private lastBase = "";
+  private readonly exportedTasks: TaskState[] = [];
+  private template: TaskTemplate | undefined;
+  private valueArrays: [Float64Array, Float64Array, Float64Array] = [new Float64Array(0), new Float64Array(0), new Float64Array(0)];
 
   constructor(private readonly deps: ExporterDeps) {
     this.retentionMs = deps.retentionMs ?? 300_000;
@@ -309,6 +325,27 @@ export class EnergyExporter {
     return t.linePrefixes;
   }
 
+  /** the three task families' label prefixes for these tasks in this order, each family's back to back in one buffer */
+  private buildTemplate(base: string, tasks: TaskState[]): TaskTemplate {
+    const lines = tasks.map((t) => this.taskLines(base, t));
+    const family = (index: 0 | 1 | 2): Buffer[] => {
+      const bytes = Buffer.concat(lines.map((l) => l[index]));
+      let at = 0;
+      return lines.map((l) => bytes.subarray(at, (at += l[index].length)));
+    };
+    this.template = { base, tasks: [...tasks], prefixes: [family(0), family(1), family(2)] };
+    return this.template;
+  }
+
+  /** the value arrays of the three task families, kept between renders */
+  private values(count: number): [Float64Array, Float64Array, Float64Array] {
+    if (this.valueArrays[0].length < count) {
+      const size = Math.max(count, this.valueArrays[0].length * 2);
+      this.valueArrays = [new Float64Array(size), new Float64Array(size), new Float64Array(size)];
+    }
+    return this.valueArrays;
+  }
+
   /** The exposition text; built once per sample, and changes nothing. */
   render(): string {
     return this.renderBytes().toString("utf8");
@@ -378,24 +415,32 @@ export class EnergyExporter {
       "CO2e of the system and unattributed buckets.",
       buckets.map(([l, t]) => [l, t.grams]),
     );
-    // tasks: one cached prefix per series, no per-line strings (500 tasks are 1500 lines)
-    const tasks: TaskState[] = [];
-    for (const t of this.taskStates.values()) if (t.exported) tasks.push(t);
-    const taskFamilies: [0 | 1 | 2, string, "counter" | "gauge", string, (t: TaskState) => number][] = [
-      [
-        0,
-        "task_joules_total",
-        "counter",
-        "Energy attributed to a Nomad task (its CPU-time share of the dynamic power).",
-        (t) => t.joules,
-      ],
-      [1, "task_watts", "gauge", "Average power attributed to a Nomad task over the last interval.", (t) => t.watts],
-      [2, "task_co2e_grams_total", "counter", "CO2e attributed to a Nomad task.", (t) => t.grams],
-    ];
-    if (tasks.length > 0) {
-      for (const [index, name, type, help, value] of taskFamilies) {
+    // tasks: 500 tasks are 1500 lines. Their label prefixes lie back to back in
+    // one buffer per family (rebuilt when the exported tasks or their labels
+    // change) and their values in arrays: the lines are copied from
+    // contiguous memory, no string but the number's per line
+    const tasks = this.exportedTasks;
+    tasks.length = 0;
+    this.taskStates.forEach((t) => {
+      if (t.exported) tasks.push(t);
+    });
+    const count = tasks.length;
+    if (count > 0) {
+      let template = this.template;
+      let stale = template === undefined || template.base !== base || template.tasks.length !== count;
+      const values = this.values(count);
+      for (let i = 0; i < count; i++) {
+        const t = tasks[i] as TaskState;
+        if (!stale && (template?.tasks[i] !== t || t.labelMeta !== t.meta)) stale = true;
+        values[0][i] = t.joules;
+        values[1][i] = t.watts;
+        values[2][i] = t.grams;
+      }
+      if (stale) template = this.buildTemplate(base, tasks);
+      const { prefixes } = template as TaskTemplate;
+      for (const [index, name, type, help] of taskFamilies) {
         header(prefix + name, type, help);
-        for (const t of tasks) out.sampleBytes(this.taskLines(base, t)[index], value(t));
+        out.samplesFrom(prefixes[index], values[index], count);
       }
     }
     if (this.lastIntensity) {

@@ -66,12 +66,19 @@ export class ExpositionBuffer {
     this.value(value);
   }
 
-  /** appends the bytes of `prefix` (a line prefix encoded once) + the value + "\n": one copy, no text encoding */
-  sampleBytes(prefix: Uint8Array, value: number): void {
-    if (this.length + prefix.length > this.buffer.length) this.grow(prefix.length);
-    this.buffer.set(prefix, this.length);
-    this.length += prefix.length;
-    this.value(value);
+  /**
+   * `count` lines: line i is prefixes[i] (a pre-encoded prefix, the views of
+   * one buffer holding them back to back, so they are read from contiguous
+   * memory), values[i] and "\n"; no string or object per line.
+   */
+  samplesFrom(prefixes: Uint8Array[], values: Float64Array, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const prefix = prefixes[i] as Uint8Array;
+      if (this.length + prefix.length > this.buffer.length) this.grow(prefix.length);
+      this.buffer.set(prefix, this.length);
+      this.length += prefix.length;
+      this.value(values[i] as number);
+    }
   }
 
   /** the value and "\n", stored byte by byte: formatValue's text is ASCII */

@@ -33,14 +33,15 @@ describe("ExpositionBuffer", () => {
   it("copies pre-encoded line prefixes as they are, growing past its first size", () => {
     const out = new ExpositionBuffer();
     out.start();
-    const lines: string[] = [];
-    for (let i = 0; i < 3000; i++) {
-      const prefix = `m{task="tâche-${i}",job="日本"} `;
-      const value = i % 3 === 0 ? i * 1e21 : -i / 7;
-      out.sampleBytes(Buffer.from(prefix), value);
-      lines.push(`${prefix}${String(value)}`);
-    }
-    out.sampleBytes(Buffer.from("inf "), -Infinity);
-    expect(out.finish().toString("utf8")).toBe(`${lines.join("\n")}\ninf -Inf\n`);
+    const prefixes = Array.from({ length: 3000 }, (_, i) => `m{task="tâche-${i}",job="日本"} `);
+    const values = Float64Array.from(prefixes, (_, i) => (i % 3 === 0 ? i * 1e21 : -i / 7));
+    values[5] = -Infinity;
+    out.samplesFrom(
+      prefixes.map((p) => Buffer.from(p)),
+      values,
+      2999, // the last one is left out
+    );
+    const lines = prefixes.slice(0, 2999).map((p, i) => `${p}${i === 5 ? "-Inf" : String(values[i])}`);
+    expect(out.finish().toString("utf8")).toBe(`${lines.join("\n")}\n`);
   });
 });
