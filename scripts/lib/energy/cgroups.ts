@@ -116,7 +116,9 @@ export class CgroupNameCache {
 const racyMs = 100;
 
 function sameStamp(a: FolderStamp, b: FolderStamp): boolean {
-  return a.ino === b.ino && a.nlink === b.nlink && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.isFolder === b.isFolder;
+  return (
+    a.ino === b.ino && a.nlink === b.nlink && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.isFolder === b.isFolder
+  );
 }
 
 /** the folder a cgroup was listed in */
@@ -139,7 +141,8 @@ function listingPlan(layout: CgroupLayout, v2: boolean): ListingPlan {
   const plan: ListingPlan = [];
   if (v2) {
     const slice = join(root, parentPath(layout.nomadParent ?? "nomad.slice"));
-    for (const sub of ["share.slice", "reserve.slice", "."]) plan.push({ dir: join(slice, sub), kind: "nomad-v2", method: "cgroup-v2" });
+    for (const sub of ["share.slice", "reserve.slice", "."])
+      plan.push({ dir: join(slice, sub), kind: "nomad-v2", method: "cgroup-v2" });
     for (const parent of dockerParents) plan.push({ dir: join(root, parent), kind: "docker", method: "cgroup-v2" });
     return plan;
   }

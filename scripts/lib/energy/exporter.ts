@@ -134,7 +134,11 @@ export class EnergyExporter {
   private lastBase = "";
   private readonly exportedTasks: TaskState[] = [];
   private template: TaskTemplate | undefined;
-  private valueArrays: [Float64Array, Float64Array, Float64Array] = [new Float64Array(0), new Float64Array(0), new Float64Array(0)];
+  private valueArrays: [Float64Array, Float64Array, Float64Array] = [
+    new Float64Array(0),
+    new Float64Array(0),
+    new Float64Array(0),
+  ];
 
   constructor(private readonly deps: ExporterDeps) {
     this.retentionMs = deps.retentionMs ?? 300_000;
@@ -228,7 +232,12 @@ export class EnergyExporter {
     cpuSeconds.length = count;
     joules.length = count;
     for (let i = 0; i < count; i++) cpuSeconds[i] = (credited[i] as TaskState).cpuSeconds;
-    const split = attributeInto({ nodeJoules: energy.joules, idleJoules: energy.idleJoules, nodeCpuSeconds }, cpuSeconds, count, joules);
+    const split = attributeInto(
+      { nodeJoules: energy.joules, idleJoules: energy.idleJoules, nodeCpuSeconds },
+      cpuSeconds,
+      count,
+      joules,
+    );
     const intensity = this.deps.intensity();
     this.lastIntensity = intensity;
     const add = (totals: Totals, joules: number) => {
@@ -286,9 +295,7 @@ export class EnergyExporter {
    * identity (null: not a Nomad task; undefined: not known yet); undefined
    * when there is no container cgroup. Nomad-named cgroups name their task.
    */
-  private async containerOwners(
-    usages: TaskUsage[],
-  ): Promise<Map<string, { allocId: string; task: string } | null> | undefined> {
+  private async containerOwners(usages: TaskUsage[]): Promise<Map<string, { allocId: string; task: string } | null> | undefined> {
     const containerIds: string[] = [];
     for (const u of usages) {
       if ((u.allocId === undefined || u.task === undefined) && u.containerId) containerIds.push(u.containerId);

@@ -162,7 +162,8 @@ describe("task cgroups", () => {
       const listed: string[] = [];
       const removed = new Set<string>();
       const fail = (path: string) => {
-        for (const dir of removed) if (path.startsWith(`${dir}/`)) throw Object.assign(new Error(`ENODEV: ${path}`), { code: "ENODEV" });
+        for (const dir of removed)
+          if (path.startsWith(`${dir}/`)) throw Object.assign(new Error(`ENODEV: ${path}`), { code: "ENODEV" });
       };
       const reader: HostReader = {
         ...fsHostReader,
@@ -184,13 +185,23 @@ describe("task cgroups", () => {
       settle(share());
       const { reader, listed } = counting();
       const r = new TaskCpuReader(reader, { cgroup: host.cgroup, procfs: host.procfs });
-      expect(tasks(r)).toEqual([["db", 2], ["web", 1]]);
+      expect(tasks(r)).toEqual([
+        ["db", 2],
+        ["web", 1],
+      ]);
       host.v2Task(allocA, "web", 3e6);
-      expect(tasks(r)).toEqual([["db", 2], ["web", 3]]);
+      expect(tasks(r)).toEqual([
+        ["db", 2],
+        ["web", 3],
+      ]);
       expect(listed.filter((p) => p === share())).toHaveLength(1);
       host.v2Task(allocA, "worker", 5e6);
       settle(share()); // the link count alone shows it
-      expect(tasks(r)).toEqual([["db", 2], ["web", 3], ["worker", 5]]);
+      expect(tasks(r)).toEqual([
+        ["db", 2],
+        ["web", 3],
+        ["worker", 5],
+      ]);
       expect(listed.filter((p) => p === share())).toHaveLength(2);
       // nomad.slice itself holds share.slice, not task cgroups: listed every time
       expect(listed.filter((p) => p === `${host.cgroup}/nomad.slice`)).toHaveLength(3);
@@ -201,16 +212,25 @@ describe("task cgroups", () => {
       settle(share());
       const { reader, listed, removed } = counting();
       const r = new TaskCpuReader(reader, { cgroup: host.cgroup, procfs: host.procfs });
-      expect(tasks(r)).toEqual([["db", 2], ["web", 1]]);
+      expect(tasks(r)).toEqual([
+        ["db", 2],
+        ["web", 1],
+      ]);
       // db ends and batch begins between two reads: same link count, times kept
       const db = `${share()}/${allocB}.db.scope`;
       removed.add(db);
       rmSync(db, { recursive: true });
       host.v2Task(allocB, "batch", 4e6);
       settle(share());
-      expect(tasks(r)).toEqual([["batch", 4], ["web", 1]]);
+      expect(tasks(r)).toEqual([
+        ["batch", 4],
+        ["web", 1],
+      ]);
       expect(listed.filter((p) => p === share())).toHaveLength(2);
-      expect(tasks(r)).toEqual([["batch", 4], ["web", 1]]);
+      expect(tasks(r)).toEqual([
+        ["batch", 4],
+        ["web", 1],
+      ]);
       expect(listed.filter((p) => p === share())).toHaveLength(2);
     });
 
@@ -235,4 +255,3 @@ describe("task cgroups", () => {
     });
   });
 });
-

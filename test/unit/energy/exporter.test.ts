@@ -168,7 +168,10 @@ describe("the exporter's Nomad lookups", () => {
         return known;
       },
     };
-    const config = exporterConfigSchema.parse({ source: "model", host: { sysfs: host.sysfs, procfs: host.procfs, cgroup: host.cgroup } });
+    const config = exporterConfigSchema.parse({
+      source: "model",
+      host: { sysfs: host.sysfs, procfs: host.procfs, cgroup: host.cgroup },
+    });
     const exporter = new EnergyExporter({
       reader: fsHostReader,
       procfs: host.procfs,
@@ -196,7 +199,9 @@ describe("the exporter's Nomad lookups", () => {
     expect(exporter.render()).not.toContain(allocB);
     known = new Map([...known, [allocB, { namespace: "prod", job: "db", group: "backend" }]]);
     await step();
-    expect(exporter.render()).toContain(`nomad_namespace="prod",nomad_job="db",task_group="backend",task="db",alloc_id="${allocB}"`);
+    expect(exporter.render()).toContain(
+      `nomad_namespace="prod",nomad_job="db",task_group="backend",task="db",alloc_id="${allocB}"`,
+    );
     await step();
     expect(asked).toHaveLength(4);
     rmSync(`${host.cgroup}/nomad.slice/share.slice/${allocB}.db.scope`, { recursive: true });
@@ -206,4 +211,3 @@ describe("the exporter's Nomad lookups", () => {
     expect(asked).toHaveLength(5);
   });
 });
-
