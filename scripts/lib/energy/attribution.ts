@@ -25,18 +25,37 @@ export interface Attribution {
 }
 
 export function attribute(input: AttributionInput): Attribution {
+  const cpuSeconds = input.tasks.map((t) => t.cpuSeconds);
+  const joules: number[] = [];
+  const split = attributeInto(input, cpuSeconds, cpuSeconds.length, joules);
+  const tasks = new Map<string, number>();
+  input.tasks.forEach((t, i) => tasks.set(t.key, joules[i] as number));
+  return { tasks, ...split };
+}
+
+/**
+ * `attribute` on arrays the caller keeps between intervals (the exporter:
+ * nothing built per task and sample): task i's CPU-seconds are
+ * `cpuSeconds[i]`, its joules are written to `joules[i]`, for i < count.
+ */
+export function attributeInto(
+  input: Omit<AttributionInput, "tasks">,
+  cpuSeconds: ArrayLike<number>,
+  count: number,
+  joules: number[],
+): Omit<Attribution, "tasks"> {
   const node = Math.max(0, input.nodeJoules);
   const idle = Math.min(node, Math.max(0, input.idleJoules));
   const dynamic = node - idle;
-  const taskCpu = input.tasks.reduce((sum, t) => sum + Math.max(0, t.cpuSeconds), 0);
+  let taskCpu = 0;
+  for (let i = 0; i < count; i++) taskCpu += Math.max(0, cpuSeconds[i] as number);
   const denominator = Math.max(Math.max(0, input.nodeCpuSeconds), taskCpu);
-  const tasks = new Map<string, number>();
   if (denominator <= 0) {
     // no CPU time was seen at all: nothing to share by, so nothing is attributed
-    for (const t of input.tasks) tasks.set(t.key, 0);
-    return { tasks, system: 0, unattributed: node, idle, dynamic };
+    for (let i = 0; i < count; i++) joules[i] = 0;
+    return { system: 0, unattributed: node, idle, dynamic };
   }
-  for (const t of input.tasks) tasks.set(t.key, (dynamic * Math.max(0, t.cpuSeconds)) / denominator);
+  for (let i = 0; i < count; i++) joules[i] = (dynamic * Math.max(0, cpuSeconds[i] as number)) / denominator;
   const system = (dynamic * (denominator - taskCpu)) / denominator;
-  return { tasks, system, unattributed: idle, idle, dynamic };
+  return { system, unattributed: idle, idle, dynamic };
 }

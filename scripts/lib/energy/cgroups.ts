@@ -20,7 +20,7 @@
  * that already exited — it is marked `method: procfs`.
  */
 import { join } from "node:path";
-import type { HostReader } from "./host.ts";
+import type { FolderStamp, HostReader } from "./host.ts";
 import { readProcessCpuSeconds } from "./procfs.ts";
 
 const uuid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
@@ -60,9 +60,10 @@ export interface CgroupLayout {
 
 export const defaultDockerParents = ["docker", "system.slice"];
 
-export function isCgroupV2(reader: HostReader, root: string): boolean {
+export function isCgroupV2(reader: HostReader, root: string, controllers = join(root, "cgroup.controllers")): boolean {
+  if (reader.exists) return reader.exists(controllers);
   try {
-    reader.readText(join(root, "cgroup.controllers"));
+    reader.readText(controllers);
     return true;
   } catch {
     return false;
@@ -91,73 +92,59 @@ const v1OtherControllers = ["cpu", "memory", "freezer", "pids"];
 export class CgroupNameCache {
   generation = 0;
   readonly dirs = new Map<string, Map<string, { cg: TaskCgroup | null; seen: number }>>();
+  /** the listing that last took each identity (one cgroup per task or container, no per-tick map) */
+  readonly identities = new Map<string, number>();
+  /** the folders to list, by cgroup version, built once */
+  plans: { [version in "v1" | "v2"]?: ListingPlan } = {};
+  /** each folder's stamp when it was last listed, and whether an unchanged stamp proves an unchanged listing */
+  readonly listings = new Map<string, FolderStamp & { reusable: boolean }>();
+  /** folders to list again whatever their stamp: one of their cgroups could not be read */
+  readonly dirty = new Set<string>();
 }
 
-export function discoverTaskCgroups(
-  reader: HostReader,
-  layout: CgroupLayout,
-  cache?: CgroupNameCache,
-  onGone?: (cg: TaskCgroup) => void,
-): TaskCgroup[] {
+/**
+ * A folder's last listing still holds while its stamp is unchanged, when
+ * - every subfolder in it is a cgroup we read every tick (link count = 2 +
+ *   those): a cgroup added changes the count, one removed fails its next read
+ *   (ENODEV on cgroupfs) and has its folder listed again at once, and both at
+ *   once still fail that read; folders with other subfolders (system.slice's
+ *   services, nomad.slice's slices) are listed every tick;
+ * - and its mtime was older than `racyMs` when it was listed, so a later
+ *   change cannot carry the same coarse kernel timestamp (on ext4 and tmpfs,
+ *   where a removed file stays readable, mtime is what shows a change).
+ */
+const racyMs = 100;
+
+function sameStamp(a: FolderStamp, b: FolderStamp): boolean {
+  return (
+    a.ino === b.ino && a.nlink === b.nlink && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.isFolder === b.isFolder
+  );
+}
+
+/** the folder a cgroup was listed in */
+export function folderOf(dir: string): string {
+  return dir.slice(0, dir.lastIndexOf("/"));
+}
+
+/** one folder to list: what its entries are and how their CPU time is read */
+interface ListedFolder {
+  dir: string;
+  kind: "nomad-v2" | "nomad-v1" | "docker";
+  method: TaskCgroup["method"];
+}
+
+type ListingPlan = ListedFolder[];
+
+function listingPlan(layout: CgroupLayout, v2: boolean): ListingPlan {
   const { root } = layout;
-  const found = new Map<string, TaskCgroup>();
-  const generation = cache ? ++cache.generation : 0;
-  // one entry per task/container: the first hierarchy that counts CPU wins
-  const add = (cg: TaskCgroup) => {
-    const identity = cg.identity as string;
-    if (!found.has(identity)) found.set(identity, cg);
-  };
-  // names alone are enough: the patterns match no control file (cgroup.procs, cpu.stat, …)
-  const list = (dir: string) => (reader.listNames ? reader.listNames(dir) : reader.listDirs(dir));
-  const listed = (dir: string, parse: (name: string, path: string) => TaskCgroup | null) => {
-    if (!cache) {
-      for (const name of list(dir)) {
-        const cg = parse(name, `${dir}/${name}`);
-        if (cg) add(cg);
-      }
-      return;
-    }
-    let names = cache.dirs.get(dir);
-    if (!names) cache.dirs.set(dir, (names = new Map()));
-    for (const name of list(dir)) {
-      let entry = names.get(name);
-      if (entry) entry.seen = generation;
-      else names.set(name, (entry = { cg: parse(name, `${dir}/${name}`), seen: generation }));
-      if (entry.cg) add(entry.cg);
-    }
-  };
-  const nomadNames = (dir: string, pattern: RegExp, method: TaskCgroup["method"]) =>
-    listed(dir, (name, path) => {
-      const match = pattern.exec(name);
-      if (!match) return null;
-      const [, allocId = "", task = ""] = match;
-      const key = `${allocId}/${task}`;
-      return { dir: path, allocId, task, method, key, identity: key, counterFile: counterFile(path, method) };
-    });
-  const containers = (dir: string, method: TaskCgroup["method"]) =>
-    listed(dir, (name, path) => {
-      const match = containerDir.exec(name);
-      if (!match) return null;
-      return { dir: path, containerId: match[1], method, identity: `docker/${match[1]}`, counterFile: counterFile(path, method) };
-    });
-  const done = () => {
-    if (cache) {
-      for (const names of cache.dirs.values()) {
-        names.forEach((entry, name) => {
-          if (entry.seen === generation) return;
-          names.delete(name);
-          if (entry.cg) onGone?.(entry.cg);
-        });
-      }
-    }
-    return [...found.values()];
-  };
   const dockerParents = layout.dockerParents.map(parentPath);
-  if (isCgroupV2(reader, root)) {
+  const plan: ListingPlan = [];
+  if (v2) {
     const slice = join(root, parentPath(layout.nomadParent ?? "nomad.slice"));
-    for (const sub of ["share.slice", "reserve.slice", "."]) nomadNames(join(slice, sub), v2Scope, "cgroup-v2");
-    for (const parent of dockerParents) containers(join(root, parent), "cgroup-v2");
-    return done();
+    for (const sub of ["share.slice", "reserve.slice", "."])
+      plan.push({ dir: join(slice, sub), kind: "nomad-v2", method: "cgroup-v2" });
+    for (const parent of dockerParents) plan.push({ dir: join(root, parent), kind: "docker", method: "cgroup-v2" });
+    return plan;
   }
   const nomadParent = parentPath(layout.nomadParent ?? "nomad");
   // v1: prefer a hierarchy that has cpuacct, fall back to any with the task in it
@@ -166,11 +153,121 @@ export function discoverTaskCgroups(
     [v1OtherControllers, "procfs"],
   ] as const) {
     for (const controller of controllers) {
-      nomadNames(join(root, controller, nomadParent), v1Dir, method);
-      for (const parent of dockerParents) containers(join(root, controller, parent), method);
+      plan.push({ dir: join(root, controller, nomadParent), kind: "nomad-v1", method });
+      for (const parent of dockerParents) plan.push({ dir: join(root, controller, parent), kind: "docker", method });
     }
   }
-  return done();
+  return plan;
+}
+
+function parseEntry(folder: ListedFolder, name: string): TaskCgroup | null {
+  const path = `${folder.dir}/${name}`;
+  const { method } = folder;
+  if (folder.kind === "docker") {
+    const match = containerDir.exec(name);
+    if (!match) return null;
+    return { dir: path, containerId: match[1], method, identity: `docker/${match[1]}`, counterFile: counterFile(path, method) };
+  }
+  const match = (folder.kind === "nomad-v2" ? v2Scope : v1Dir).exec(name);
+  if (!match) return null;
+  const [, allocId = "", task = ""] = match;
+  const key = `${allocId}/${task}`;
+  return { dir: path, allocId, task, method, key, identity: key, counterFile: counterFile(path, method) };
+}
+
+export function discoverTaskCgroups(
+  reader: HostReader,
+  layout: CgroupLayout,
+  cache?: CgroupNameCache,
+  onGone?: (cg: TaskCgroup) => void,
+): TaskCgroup[] {
+  const found: TaskCgroup[] = [];
+  const generation = cache ? ++cache.generation : 0;
+  // one entry per task/container: the first hierarchy that counts CPU wins
+  const taken = cache ? undefined : new Set<string>();
+  const add = (cg: TaskCgroup) => {
+    const identity = cg.identity as string;
+    if (taken) {
+      if (taken.has(identity)) return;
+      taken.add(identity);
+    } else {
+      const identities = (cache as CgroupNameCache).identities;
+      if (identities.get(identity) === generation) return;
+      identities.set(identity, generation);
+    }
+    found.push(cg);
+  };
+  // names alone are enough: the patterns match no control file (cgroup.procs, cpu.stat, …)
+  const list = (dir: string) => (reader.listNames ? reader.listNames(dir) : reader.listDirs(dir));
+  const version = isCgroupV2(reader, layout.root) ? "v2" : "v1";
+  const plan = cache ? (cache.plans[version] ??= listingPlan(layout, version === "v2")) : listingPlan(layout, version === "v2");
+  const stamps = cache && reader.folderStamp ? cache : undefined;
+  const listedAtMs = Date.now();
+  for (const folder of plan) {
+    let stamp: FolderStamp | undefined;
+    if (stamps) {
+      stamp = (reader.folderStamp as (path: string) => FolderStamp | undefined)(folder.dir);
+      const last = stamps.listings.get(folder.dir);
+      if (stamp === undefined || !stamp.isFolder) {
+        // missing (or a file): nothing in it, and no failing readdir
+        stamps.listings.delete(folder.dir);
+        continue;
+      }
+      if (last !== undefined && last.reusable && sameStamp(last, stamp) && !stamps.dirty.has(folder.dir)) {
+        stamps.dirs.get(folder.dir)?.forEach((entry) => {
+          entry.seen = generation;
+          if (entry.cg) add(entry.cg);
+        });
+        continue;
+      }
+      stamps.dirty.delete(folder.dir);
+    }
+    const names = list(folder.dir);
+    if (!cache) {
+      for (const name of names) {
+        const cg = parseEntry(folder, name);
+        if (cg) add(cg);
+      }
+      continue;
+    }
+    let entries = cache.dirs.get(folder.dir);
+    if (!entries) {
+      // a folder that does not exist keeps no (empty) map
+      if (names.length === 0) {
+        if (stamp) cache.listings.set(folder.dir, { ...stamp, reusable: false });
+        continue;
+      }
+      cache.dirs.set(folder.dir, (entries = new Map()));
+    }
+    let cgroups = 0;
+    for (const name of names) {
+      let entry = entries.get(name);
+      if (entry) entry.seen = generation;
+      else entries.set(name, (entry = { cg: parseEntry(folder, name), seen: generation }));
+      if (entry.cg) {
+        cgroups++;
+        add(entry.cg);
+      }
+    }
+    if (stamp) {
+      const settled = listedAtMs - stamp.mtimeMs > racyMs;
+      cache.listings.set(folder.dir, { ...stamp, reusable: settled && cgroups > 0 && stamp.nlink === cgroups + 2 });
+    }
+  }
+  if (cache) {
+    cache.dirs.forEach((entries, dir) => {
+      entries.forEach((entry, name) => {
+        if (entry.seen === generation) return;
+        entries.delete(name);
+        if (entry.cg) onGone?.(entry.cg);
+      });
+      if (entries.size === 0) cache.dirs.delete(dir);
+    });
+    cache.identities.forEach((seen, identity) => {
+      if (seen !== generation) cache.identities.delete(identity);
+    });
+  }
+  return found;
 }
 
 /**
@@ -194,18 +291,31 @@ export class TaskCpuReader {
   }
 
   read(): TaskUsage[] {
-    const usages: TaskUsage[] = [];
     const gone = (cg: TaskCgroup) => {
       this.perProcess.delete(cg.dir);
       this.reader.release?.(cg.dir);
     };
-    for (const cg of discoverTaskCgroups(this.reader, this.layout, this.names, gone)) {
+    const listed = discoverTaskCgroups(this.reader, this.layout, this.names, gone);
+    const usages = this.readAll(listed);
+    if (this.names.dirty.size === 0) return usages;
+    // a cgroup could not be read: its folder is listed again now (a cgroup may
+    // have ended and another begun since the last listing), the others reused
+    return this.readAll(discoverTaskCgroups(this.reader, this.layout, this.names, gone), new Set(listed));
+  }
+
+  /** reads each cgroup's CPU time, except those in `done` (read in this tick already) */
+  private readAll(cgroups: TaskCgroup[], done?: Set<TaskCgroup>): TaskUsage[] {
+    const usages: TaskUsage[] = [];
+    for (const cg of cgroups) {
       // the cached entry carries its latest reading: a failed read of a listed
       // cgroup keeps the last value (a task must not flicker out and back)
       const usage = cg as Partial<TaskUsage> & TaskCgroup;
-      const seconds = this.cpuSeconds(cg) ?? usage.cpuSeconds;
-      if (seconds === undefined) continue; // never read successfully: the cgroup went away as we looked
-      usage.cpuSeconds = seconds;
+      if (!done?.has(cg)) {
+        const seconds = this.cpuSeconds(cg);
+        if (seconds !== undefined) usage.cpuSeconds = seconds;
+        else if (this.reader.folderStamp) this.names.dirty.add(folderOf(cg.dir)); // only reused listings need it
+      }
+      if (usage.cpuSeconds === undefined) continue; // never read successfully: the cgroup went away as we looked
       usages.push(usage as TaskUsage);
     }
     return usages;
@@ -218,12 +328,16 @@ export class TaskCpuReader {
 
   private cpuSeconds(cg: TaskCgroup): number | undefined {
     try {
-      if (cg.method === "cgroup-v2") return parseUsageUsec(this.readCounter(cg.counterFile ?? `${cg.dir}/cpu.stat`));
-      if (cg.method === "cpuacct") {
-        const text = this.readCounter(cg.counterFile ?? `${cg.dir}/cpuacct.usage`).trim();
-        return /^\d+$/.test(text) ? Number(text) / 1e9 : undefined;
+      if (cg.method === "procfs") return this.procfsSeconds(cg);
+      const file = cg.counterFile ?? `${cg.dir}/${cg.method === "cgroup-v2" ? "cpu.stat" : "cpuacct.usage"}`;
+      if (this.reader.readKeptInto) {
+        // one read into a fixed buffer, parsed from the bytes: no string per cgroup and tick
+        const length = this.reader.readKeptInto(file, counterBuffer);
+        if (length < counterBuffer.length) {
+          return cg.method === "cgroup-v2" ? usageUsecFromBytes(counterBuffer, length) : cpuacctFromBytes(counterBuffer, length);
+        }
       }
-      return this.procfsSeconds(cg);
+      return cg.method === "cgroup-v2" ? parseUsageUsec(this.readCounter(file)) : parseCpuacctUsage(this.readCounter(file));
     } catch {
       return undefined;
     }
@@ -250,6 +364,62 @@ function counterFile(dir: string, method: TaskCgroup["method"]): string | undefi
   if (method === "cgroup-v2") return `${dir}/cpu.stat`;
   if (method === "cpuacct") return `${dir}/cpuacct.usage`;
   return undefined;
+}
+
+/** cpuacct.usage (ns) in seconds; undefined for an empty or garbled read */
+export function parseCpuacctUsage(text: string): number | undefined {
+  const trimmed = text.trim();
+  return /^\d+$/.test(trimmed) ? Number(trimmed) / 1e9 : undefined;
+}
+
+/** one buffer for every counter read (cpu.stat is a few hundred bytes, cpuacct.usage one number) */
+const counterBuffer = Buffer.allocUnsafe(4096);
+
+const digit0 = 0x30;
+const newline = 0x0a;
+const usageKey = Buffer.from("usage_usec ");
+
+/**
+ * The decimal number in bytes [start, end), or undefined when it is not all
+ * digits. Up to 15 digits are summed exactly; longer ones go through Number()
+ * as the text parsers do, so both give the same double.
+ */
+function digitsValue(bytes: Buffer, start: number, end: number): number | undefined {
+  if (end <= start) return undefined;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const d = (bytes[i] as number) - digit0;
+    if (d < 0 || d > 9) return undefined;
+    value = value * 10 + d;
+  }
+  return end - start <= 15 ? value : Number(bytes.toString("latin1", start, end));
+}
+
+function startsWithKey(bytes: Buffer, length: number): boolean {
+  if (length <= usageKey.length) return false;
+  for (let i = 0; i < usageKey.length; i++) if (bytes[i] !== usageKey[i]) return false;
+  return true;
+}
+
+/**
+ * parseUsageUsec on bytes: cpu.stat starts with its usage_usec line; any
+ * other shape goes to the text parser, so both always agree.
+ */
+export function usageUsecFromBytes(bytes: Buffer, length: number): number | undefined {
+  if (startsWithKey(bytes, length)) {
+    let end = usageKey.length;
+    while (end < length && bytes[end] !== newline) end++;
+    const usec = digitsValue(bytes, usageKey.length, end);
+    if (usec !== undefined) return usec / 1e6;
+  }
+  return parseUsageUsec(bytes.toString("utf8", 0, length));
+}
+
+/** parseCpuacctUsage on bytes: digits and a newline read directly, anything else by the text parser */
+export function cpuacctFromBytes(bytes: Buffer, length: number): number | undefined {
+  const end = length > 0 && bytes[length - 1] === newline ? length - 1 : length;
+  const ns = digitsValue(bytes, 0, end);
+  return ns !== undefined ? ns / 1e9 : parseCpuacctUsage(bytes.toString("utf8", 0, length));
 }
 
 /** usage_usec from cpu.stat; undefined for an empty or garbled read (never taken for a reset to 0) */

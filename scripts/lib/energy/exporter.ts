@@ -14,7 +14,7 @@
  * - The text is built once per sample and reused by every scrape until the
  *   next one; per-task label strings are built once per task.
  */
-import { attribute } from "./attribution.ts";
+import { attributeInto } from "./attribution.ts";
 import { co2eGrams, type Intensity } from "./carbon.ts";
 import type { TaskCpuReader, TaskUsage } from "./cgroups.ts";
 import type { ContainerDirectory } from "./docker.ts";
@@ -53,18 +53,29 @@ interface Totals {
   watts: number;
 }
 
-interface TaskState extends Totals {
-  allocId: string;
-  task: string;
-  meta?: AllocationMeta;
-  firstSeenMs: number;
+/** one task's totals and labels; a class, so every task has the same shape (monomorphic property reads) */
+class TaskState implements Totals {
+  joules = 0;
+  grams = 0;
+  watts = 0;
+  meta: AllocationMeta | undefined = undefined;
   /** when its last cgroup disappeared; dropped `retentionMs` later */
-  goneAtMs?: number;
-  exported: boolean;
-  /** its three sample-line prefixes (joules, watts, grams), built when the labels change */
-  linePrefixes?: [string, string, string];
-  labelMeta?: AllocationMeta;
-  labelBase?: string;
+  goneAtMs: number | undefined = undefined;
+  exported = false;
+  /** its three sample-line prefixes (joules, watts, grams) as UTF-8, built when the labels change */
+  linePrefixes: [Buffer, Buffer, Buffer] | undefined = undefined;
+  labelMeta: AllocationMeta | undefined = undefined;
+  labelBase: string | undefined = undefined;
+  /** the sample that last credited it CPU time (no per-sample map of deltas) */
+  creditedSample = -1;
+  /** CPU-seconds of that sample */
+  cpuSeconds = 0;
+
+  constructor(
+    readonly allocId: string,
+    readonly task: string,
+    readonly firstSeenMs: number,
+  ) {}
 }
 
 interface CgroupState {
@@ -73,6 +84,19 @@ interface CgroupState {
   /** the sample that last saw it (no per-sample set of seen cgroups) */
   seenSample: number;
 }
+
+/** the exported tasks' line prefixes per family (joules, watts, grams): views of one buffer per family, in task order */
+interface TaskTemplate {
+  base: string;
+  tasks: TaskState[];
+  prefixes: [Buffer[], Buffer[], Buffer[]];
+}
+
+const taskFamilies: [0 | 1 | 2, string, "counter" | "gauge", string][] = [
+  [0, "task_joules_total", "counter", "Energy attributed to a Nomad task (its CPU-time share of the dynamic power)."],
+  [1, "task_watts", "gauge", "Average power attributed to a Nomad task over the last interval."],
+  [2, "task_co2e_grams_total", "counter", "CO2e attributed to a Nomad task."],
+];
 
 const zero = (): Totals => ({ joules: 0, grams: 0, watts: 0 });
 /** how long a vanished cgroup's last CPU time is remembered, in case it comes back */
@@ -99,6 +123,22 @@ export class EnergyExporter {
   private readonly exposition = new ExpositionBuffer();
   private readonly retentionMs: number;
   private readonly labelGraceMs: number;
+  /** the tasks credited in the current sample, in first-seen order, and their CPU-seconds and joules (kept between samples) */
+  private readonly credited: TaskState[] = [];
+  private readonly creditedCpu: number[] = [];
+  private readonly creditedJoules: number[] = [];
+  /** bumped whenever the set of live tasks changes: the Nomad lookup runs only then, or while a live task has no labels */
+  private liveVersion = 0;
+  private lookedUpVersion = -1;
+  /** the label base of the last render, reused while equal so task prefixes compare by reference */
+  private lastBase = "";
+  private readonly exportedTasks: TaskState[] = [];
+  private template: TaskTemplate | undefined;
+  private valueArrays: [Float64Array, Float64Array, Float64Array] = [
+    new Float64Array(0),
+    new Float64Array(0),
+    new Float64Array(0),
+  ];
 
   constructor(private readonly deps: ExporterDeps) {
     this.retentionMs = deps.retentionMs ?? 300_000;
@@ -121,20 +161,34 @@ export class EnergyExporter {
     const nodeCpuSeconds = first ? 0 : cpu.busySeconds - (this.previousCpu as CpuTimes).busySeconds;
     const energy = this.deps.power.measure(nowMs, elapsed, util, cpu.vcpus);
 
-    const owners = await this.owners(usages);
-    const deltas = new Map<string, number>();
+    const containers = await this.containerOwners(usages);
+    const sample = this.samples;
+    const credited = this.credited;
+    credited.length = 0;
     for (const u of usages) {
       const cpuDelta = this.cgroupDelta(u, first, elapsed * cpu.vcpus);
-      const owner = owners.get(u.dir);
+      // a Nomad-named cgroup owns itself; a container is its task once resolved
+      let owner: { allocId: string; task: string } | null | undefined;
+      if (u.allocId !== undefined && u.task !== undefined) owner = u as { allocId: string; task: string };
+      else if (u.containerId) owner = containers?.get(u.containerId);
       if (!owner) continue; // a container not (yet) known as a Nomad task: its time stays in `system`
       const key = u.key ?? `${owner.allocId}/${owner.task}`;
-      deltas.set(key, (deltas.get(key) ?? 0) + cpuDelta);
       let state = this.taskStates.get(key);
       if (!state) {
-        state = { ...zero(), allocId: owner.allocId, task: owner.task, firstSeenMs: nowMs, exported: false };
+        state = new TaskState(owner.allocId, owner.task, nowMs);
         this.taskStates.set(key, state);
+        this.liveVersion++;
       }
-      state.goneAtMs = undefined;
+      if (state.creditedSample !== sample) {
+        state.creditedSample = sample;
+        state.cpuSeconds = 0;
+        credited.push(state);
+      }
+      state.cpuSeconds += cpuDelta;
+      if (state.goneAtMs !== undefined) {
+        state.goneAtMs = undefined;
+        this.liveVersion++;
+      }
     }
     // forEach, not for-of over entries: no [key, value] array per entry and sample
     this.cgroupStates.forEach((cg, dir) => {
@@ -143,23 +197,27 @@ export class EnergyExporter {
       if (nowMs - cg.goneAtMs > cgroupMemoryMs) this.cgroupStates.delete(dir);
     });
     this.taskStates.forEach((state, key) => {
-      if (deltas.has(key)) return;
-      state.goneAtMs ??= nowMs;
+      if (state.creditedSample === sample) return;
+      if (state.goneAtMs === undefined) {
+        state.goneAtMs = nowMs;
+        this.liveVersion++;
+      }
       state.watts = 0;
       if (nowMs - state.goneAtMs > this.retentionMs) this.taskStates.delete(key);
     });
 
-    if (this.deps.metadata) {
+    if (this.deps.metadata && this.lookupDue()) {
       const alive = new Set<string>();
       for (const s of this.taskStates.values()) if (s.goneAtMs === undefined) alive.add(s.allocId);
+      this.lookedUpVersion = this.liveVersion;
       const meta = await this.deps.metadata.lookup([...alive]);
       for (const state of this.taskStates.values()) state.meta = meta.get(state.allocId) ?? state.meta;
     }
-    for (const state of this.taskStates.values()) {
+    this.taskStates.forEach((state) => {
       if (!state.exported) {
         state.exported = !this.deps.metadata || state.meta !== undefined || nowMs - state.firstSeenMs >= this.labelGraceMs;
       }
-    }
+    });
 
     this.previousCpu = cpu;
     this.previousMs = nowMs;
@@ -168,9 +226,18 @@ export class EnergyExporter {
     this.cachedBytes = undefined;
     if (first) return;
 
-    const tasks: { key: string; cpuSeconds: number }[] = [];
-    deltas.forEach((cpuSeconds, key) => tasks.push({ key, cpuSeconds }));
-    const split = attribute({ nodeJoules: energy.joules, idleJoules: energy.idleJoules, nodeCpuSeconds, tasks });
+    const count = credited.length;
+    const cpuSeconds = this.creditedCpu;
+    const joules = this.creditedJoules;
+    cpuSeconds.length = count;
+    joules.length = count;
+    for (let i = 0; i < count; i++) cpuSeconds[i] = (credited[i] as TaskState).cpuSeconds;
+    const split = attributeInto(
+      { nodeJoules: energy.joules, idleJoules: energy.idleJoules, nodeCpuSeconds },
+      cpuSeconds,
+      count,
+      joules,
+    );
     const intensity = this.deps.intensity();
     this.lastIntensity = intensity;
     const add = (totals: Totals, joules: number) => {
@@ -182,12 +249,26 @@ export class EnergyExporter {
     add(this.system, split.system);
     add(this.unattributed, split.unattributed);
     let taskSum = 0;
-    split.tasks.forEach((joules, key) => {
-      const state = this.taskStates.get(key);
-      if (state) add(state, joules);
-      taskSum += joules;
-    });
+    for (let i = 0; i < count; i++) {
+      add(credited[i] as TaskState, joules[i] as number);
+      taskSum += joules[i] as number;
+    }
     this.lastConservationError = energy.joules - (taskSum + split.system + split.unattributed);
+  }
+
+  /**
+   * Whether the Nomad lookup is needed: the set of live tasks changed since
+   * the last one (a new allocation to name, or ones gone to forget), or a live
+   * task still has no labels (the lookup limits its retries per allocation).
+   * Otherwise it would ask nothing and return what it returned before.
+   */
+  private lookupDue(): boolean {
+    if (this.liveVersion !== this.lookedUpVersion) return true;
+    let unnamed = false;
+    this.taskStates.forEach((state) => {
+      if (state.goneAtMs === undefined && state.meta === undefined) unnamed = true;
+    });
+    return unnamed;
   }
 
   /**
@@ -209,25 +290,24 @@ export class EnergyExporter {
     return delta;
   }
 
-  /** Which task each cgroup belongs to: from its name, or for docker from the container's Nomad identity. */
-  private async owners(usages: TaskUsage[]): Promise<Map<string, { allocId: string; task: string }>> {
-    const owners = new Map<string, { allocId: string; task: string }>();
+  /**
+   * The task of each docker container cgroup, from the container's Nomad
+   * identity (null: not a Nomad task; undefined: not known yet); undefined
+   * when there is no container cgroup. Nomad-named cgroups name their task.
+   */
+  private async containerOwners(usages: TaskUsage[]): Promise<Map<string, { allocId: string; task: string } | null> | undefined> {
     const containerIds: string[] = [];
     for (const u of usages) {
-      if (u.allocId !== undefined && u.task !== undefined) owners.set(u.dir, u as { allocId: string; task: string });
-      else if (u.containerId) containerIds.push(u.containerId);
+      if ((u.allocId === undefined || u.task === undefined) && u.containerId) containerIds.push(u.containerId);
     }
-    if (containerIds.length === 0) return owners;
-    const resolved = this.deps.containers ? await this.deps.containers.resolve(containerIds) : new Map();
+    if (containerIds.length === 0) return undefined;
+    const resolved: Map<string, { allocId: string; task: string } | null> = this.deps.containers
+      ? await this.deps.containers.resolve(containerIds)
+      : new Map();
     let unresolved = 0;
-    for (const u of usages) {
-      if (!u.containerId) continue;
-      const owner = resolved.get(u.containerId);
-      if (owner) owners.set(u.dir, owner);
-      else if (owner === undefined) unresolved++;
-    }
+    for (const id of containerIds) if (resolved.get(id) === undefined) unresolved++;
     this.unresolvedContainers = unresolved;
-    return owners;
+    return resolved;
   }
 
   /** Tasks held (alive, or ended within the retention window). */
@@ -236,7 +316,7 @@ export class EnergyExporter {
   }
 
   /** the sample-line prefixes of a task's three series, rebuilt only when its labels change */
-  private taskLines(base: string, t: TaskState): [string, string, string] {
+  private taskLines(base: string, t: TaskState): [Buffer, Buffer, Buffer] {
     if (t.linePrefixes === undefined || t.labelMeta !== t.meta || t.labelBase !== base) {
       t.labelMeta = t.meta;
       t.labelBase = base;
@@ -244,12 +324,33 @@ export class EnergyExporter {
         `${base},nomad_namespace="${escapeLabel(t.meta?.namespace ?? "")}",nomad_job="${escapeLabel(t.meta?.job ?? "")}"` +
         `,task_group="${escapeLabel(t.meta?.group ?? "")}",task="${escapeLabel(t.task)}",alloc_id="${escapeLabel(t.allocId)}"`;
       t.linePrefixes = [
-        `${prefix}task_joules_total{${labels}} `,
-        `${prefix}task_watts{${labels}} `,
-        `${prefix}task_co2e_grams_total{${labels}} `,
+        Buffer.from(`${prefix}task_joules_total{${labels}} `),
+        Buffer.from(`${prefix}task_watts{${labels}} `),
+        Buffer.from(`${prefix}task_co2e_grams_total{${labels}} `),
       ];
     }
     return t.linePrefixes;
+  }
+
+  /** the three task families' label prefixes for these tasks in this order, each family's back to back in one buffer */
+  private buildTemplate(base: string, tasks: TaskState[]): TaskTemplate {
+    const lines = tasks.map((t) => this.taskLines(base, t));
+    const family = (index: 0 | 1 | 2): Buffer[] => {
+      const bytes = Buffer.concat(lines.map((l) => l[index]));
+      let at = 0;
+      return lines.map((l) => bytes.subarray(at, (at += l[index].length)));
+    };
+    this.template = { base, tasks: [...tasks], prefixes: [family(0), family(1), family(2)] };
+    return this.template;
+  }
+
+  /** the value arrays of the three task families, kept between renders */
+  private values(count: number): [Float64Array, Float64Array, Float64Array] {
+    if (this.valueArrays[0].length < count) {
+      const size = Math.max(count, this.valueArrays[0].length * 2);
+      this.valueArrays = [new Float64Array(size), new Float64Array(size), new Float64Array(size)];
+    }
+    return this.valueArrays;
   }
 
   /** The exposition text; built once per sample, and changes nothing. */
@@ -269,7 +370,10 @@ export class EnergyExporter {
     out.start();
     const node = `node="${escapeLabel(d.node)}"`;
     const estimated = String(d.power.estimated);
-    const base = `${node},estimated="${estimated}"`;
+    const built = `${node},estimated="${estimated}"`;
+    // the same string object while unchanged: taskLines compares it by reference, not by its characters
+    if (built !== this.lastBase) this.lastBase = built;
+    const base = this.lastBase;
     const labelsOf = (labels: Record<string, string>) =>
       Object.entries(labels)
         .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
@@ -318,24 +422,32 @@ export class EnergyExporter {
       "CO2e of the system and unattributed buckets.",
       buckets.map(([l, t]) => [l, t.grams]),
     );
-    // tasks: one cached prefix per series, no per-line strings (500 tasks are 1500 lines)
-    const tasks: TaskState[] = [];
-    for (const t of this.taskStates.values()) if (t.exported) tasks.push(t);
-    const taskFamilies: [0 | 1 | 2, string, "counter" | "gauge", string, (t: TaskState) => number][] = [
-      [
-        0,
-        "task_joules_total",
-        "counter",
-        "Energy attributed to a Nomad task (its CPU-time share of the dynamic power).",
-        (t) => t.joules,
-      ],
-      [1, "task_watts", "gauge", "Average power attributed to a Nomad task over the last interval.", (t) => t.watts],
-      [2, "task_co2e_grams_total", "counter", "CO2e attributed to a Nomad task.", (t) => t.grams],
-    ];
-    if (tasks.length > 0) {
-      for (const [index, name, type, help, value] of taskFamilies) {
+    // tasks: 500 tasks are 1500 lines. Their label prefixes lie back to back in
+    // one buffer per family (rebuilt when the exported tasks or their labels
+    // change) and their values in arrays: the lines are copied from
+    // contiguous memory, no string but the number's per line
+    const tasks = this.exportedTasks;
+    tasks.length = 0;
+    this.taskStates.forEach((t) => {
+      if (t.exported) tasks.push(t);
+    });
+    const count = tasks.length;
+    if (count > 0) {
+      let template = this.template;
+      let stale = template === undefined || template.base !== base || template.tasks.length !== count;
+      const values = this.values(count);
+      for (let i = 0; i < count; i++) {
+        const t = tasks[i] as TaskState;
+        if (!stale && (template?.tasks[i] !== t || t.labelMeta !== t.meta)) stale = true;
+        values[0][i] = t.joules;
+        values[1][i] = t.watts;
+        values[2][i] = t.grams;
+      }
+      if (stale) template = this.buildTemplate(base, tasks);
+      const { prefixes } = template as TaskTemplate;
+      for (const [index, name, type, help] of taskFamilies) {
         header(prefix + name, type, help);
-        for (const t of tasks) out.sample(this.taskLines(base, t)[index], value(t));
+        out.samplesFrom(prefixes[index], values[index], count);
       }
     }
     if (this.lastIntensity) {

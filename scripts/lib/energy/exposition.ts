@@ -63,8 +63,33 @@ export class ExpositionBuffer {
   /** appends `prefix` + the value + "\n" */
   sample(prefix: string, value: number): void {
     this.write(prefix);
-    this.write(formatValue(value));
-    this.write("\n");
+    this.value(value);
+  }
+
+  /**
+   * `count` lines: line i is prefixes[i] (a pre-encoded prefix, the views of
+   * one buffer holding them back to back, so they are read from contiguous
+   * memory), values[i] and "\n"; no string or object per line.
+   */
+  samplesFrom(prefixes: Uint8Array[], values: Float64Array, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const prefix = prefixes[i] as Uint8Array;
+      if (this.length + prefix.length > this.buffer.length) this.grow(prefix.length);
+      this.buffer.set(prefix, this.length);
+      this.length += prefix.length;
+      this.value(values[i] as number);
+    }
+  }
+
+  /** the value and "\n", stored byte by byte: formatValue's text is ASCII */
+  private value(value: number): void {
+    const text = formatValue(value);
+    if (this.length + text.length + 1 > this.buffer.length) this.grow(text.length + 1);
+    const buffer = this.buffer;
+    let at = this.length;
+    for (let i = 0; i < text.length; i++) buffer[at++] = text.charCodeAt(i);
+    buffer[at++] = 0x0a;
+    this.length = at;
   }
 
   finish(): Buffer {

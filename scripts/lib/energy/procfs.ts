@@ -30,8 +30,10 @@ export function parseProcStat(text: string): CpuTimes {
   };
 }
 
+/** /proc/stat, read every tick: kept open where the reader can (it is regenerated on every read from offset 0) */
 export function readCpuTimes(reader: HostReader, procfs: string): CpuTimes {
-  return parseProcStat(reader.readText(join(procfs, "stat")));
+  const path = join(procfs, "stat");
+  return parseProcStat(reader.readKept ? reader.readKept(path) : reader.readText(path));
 }
 
 /** Utilisation (0..1) between two reads. */

@@ -144,7 +144,8 @@ export class RaplMeter {
     for (const zone of this.tracked) {
       let text: string;
       try {
-        text = this.reader.readText(zone.energyFile).trim();
+        // read at every poll: kept open where the reader can (sysfs gives a fresh value on each read from offset 0)
+        text = (this.reader.readKept ? this.reader.readKept(zone.energyFile) : this.reader.readText(zone.energyFile)).trim();
       } catch (error) {
         if (!this.polled) {
           if (errnoCode(error) === "EACCES" || errnoCode(error) === "EPERM") throw permissionError(zone.energyFile, error);

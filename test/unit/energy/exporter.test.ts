@@ -155,3 +155,59 @@ describe("the exporter on the model", () => {
     expect(exporter.render()).not.toContain(`task="db"`);
   });
 });
+
+describe("the exporter's Nomad lookups", () => {
+  it("asks only when the live tasks change or one has no labels yet, and labels a task as soon as Nomad names it", async () => {
+    host.stat({ user: 0, idle: 0, vcpus: 2 }).v2Task(allocA, "web", 0);
+    let known = new Map<string, AllocationMeta>([[allocA, { namespace: "dev", job: "web", group: "frontend" }]]);
+    const asked: string[][] = [];
+    const lookup: MetadataLookup = {
+      errors: 0,
+      async lookup(ids) {
+        asked.push([...ids].sort());
+        return known;
+      },
+    };
+    const config = exporterConfigSchema.parse({
+      source: "model",
+      host: { sysfs: host.sysfs, procfs: host.procfs, cgroup: host.cgroup },
+    });
+    const exporter = new EnergyExporter({
+      reader: fsHostReader,
+      procfs: host.procfs,
+      node: "client-1",
+      power: choosePowerSource(config, fsHostReader, now),
+      tasks: new TaskCpuReader(fsHostReader, { cgroup: host.cgroup, procfs: host.procfs }),
+      metadata: lookup,
+      intensity: () => intensity,
+      pue: 1,
+      version: "test",
+      now: () => now,
+      labelGraceMs: 60_000,
+    });
+    const step = async () => {
+      now += 5000;
+      await exporter.sample();
+    };
+    await step();
+    await step();
+    expect(asked).toEqual([[allocA]]); // named, nothing changed: not asked again
+    host.v2Task(allocB, "db", 0);
+    await step();
+    await step();
+    expect(asked.slice(1)).toEqual([[allocA, allocB].sort(), [allocA, allocB].sort()]); // B has no labels yet: asked every sample
+    expect(exporter.render()).not.toContain(allocB);
+    known = new Map([...known, [allocB, { namespace: "prod", job: "db", group: "backend" }]]);
+    await step();
+    expect(exporter.render()).toContain(
+      `nomad_namespace="prod",nomad_job="db",task_group="backend",task="db",alloc_id="${allocB}"`,
+    );
+    await step();
+    expect(asked).toHaveLength(4);
+    rmSync(`${host.cgroup}/nomad.slice/share.slice/${allocB}.db.scope`, { recursive: true });
+    await step();
+    expect(asked.at(-1)).toEqual([allocA]); // B ended: asked once more, so the directory can forget it
+    await step();
+    expect(asked).toHaveLength(5);
+  });
+});

@@ -29,4 +29,19 @@ describe("ExpositionBuffer", () => {
     expect(first.toString()).toBe("first\n");
     expect(second.toString()).toBe("again\n");
   });
+
+  it("copies pre-encoded line prefixes as they are, growing past its first size", () => {
+    const out = new ExpositionBuffer();
+    out.start();
+    const prefixes = Array.from({ length: 3000 }, (_, i) => `m{task="tâche-${i}",job="日本"} `);
+    const values = Float64Array.from(prefixes, (_, i) => (i % 3 === 0 ? i * 1e21 : -i / 7));
+    values[5] = -Infinity;
+    out.samplesFrom(
+      prefixes.map((p) => Buffer.from(p)),
+      values,
+      2999, // the last one is left out
+    );
+    const lines = prefixes.slice(0, 2999).map((p, i) => `${p}${i === 5 ? "-Inf" : String(values[i])}`);
+    expect(out.finish().toString("utf8")).toBe(`${lines.join("\n")}\n`);
+  });
 });
