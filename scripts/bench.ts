@@ -166,7 +166,7 @@ await runCommand<{ write?: boolean; skipLocal?: boolean; skipEnergy?: boolean; o
         const ok = (value: number, target: number) => (value < target ? "within" : "OVER");
         for (const e of energyExporter) {
           reporter.info(
-            `energy exporter, ${e.tasks} tasks, ${e.intervalSeconds} s interval: CPU ${e.cpuPercentOfOneCore} % of one core (${ok(e.cpuPercentOfOneCore, e.targets.cpuPercent)} < ${e.targets.cpuPercent} %), RSS ${e.rssMb} MB, peak ${e.peakRssMb} MB (${ok(e.peakRssMb, e.targets.rssMb)} < ${e.targets.rssMb} MB), scrape median ${e.scrapeMs.median} ms (${ok(e.scrapeMs.median, e.targets.scrapeMedianMs)} < ${e.targets.scrapeMedianMs} ms), p95 ${e.scrapeMs.p95} ms, max ${e.scrapeMs.max} ms, ${Math.round(e.scrapeBytes / 1024)} KiB per scrape`,
+            `energy exporter, ${e.tasks} tasks, ${e.intervalSeconds} s interval: CPU ${e.cpuPercentOfOneCore} % of one core after a ${e.warmupSeconds} s warm-up (${ok(e.cpuPercentOfOneCore, e.targets.cpuPercent)} < ${e.targets.cpuPercent} %; start-up ${e.startupCpuSeconds} CPU-s once), RSS ${e.rssMb} MB, peak ${e.peakRssMb} MB (${ok(e.peakRssMb, e.targets.rssMb)} < ${e.targets.rssMb} MB), scrape median ${e.scrapeMs.median} ms (${ok(e.scrapeMs.median, e.targets.scrapeMedianMs)} < ${e.targets.scrapeMedianMs} ms), p95 ${e.scrapeMs.p95} ms, max ${e.scrapeMs.max} ms, ${Math.round(e.scrapeBytes / 1024)} KiB per scrape`,
           );
         }
       } else reporter.info(`energy exporter: ${energyExporter}`);
