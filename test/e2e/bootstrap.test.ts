@@ -4,9 +4,8 @@
  * (curl and openssl): mTLS enforced, ACLs default deny, quorum, idempotence,
  * losing a server, and bad state. Needs root.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { readdir, writeFile } from "node:fs/promises";
-import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { $ } from "zx";
@@ -19,6 +18,7 @@ import { clusterHealth } from "../../scripts/lib/stages/health.ts";
 import { planStagesOn, runStages } from "../../scripts/lib/stages/pipeline.ts";
 import { openClusterRun } from "../../scripts/lib/stages/run-context.ts";
 import { burnVersusIdle } from "../helpers/energy-e2e.ts";
+import { longestLeaderless, mostDownAtOnce, operatorTls, pollLeaders, probes } from "../helpers/leader-polls.ts";
 import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
 const cluster = "e2e";
@@ -93,64 +93,6 @@ async function agentState(): Promise<Record<string, Record<string, string>>> {
     state[host.name] = { consul, nomad, configs: sums.join(" ") };
   }
   return state;
-}
-
-interface LeaderPoll {
-  at: number;
-  /** per server: the leader it names ("" for none), null when it did not answer */
-  answers: (string | null)[];
-}
-
-/** Ask every server for its leader every 200 ms until stopped. */
-function pollLeaders(port: number, headers: string[]) {
-  const files = {
-    ca: readFileSync(join(tls(), "ca.pem")),
-    cert: readFileSync(join(tls(), "operator.pem")),
-    key: readFileSync(join(tls(), "operator-key.pem")),
-  };
-  const header = Object.fromEntries(headers.map((h) => h.split(": ") as [string, string]));
-  const ask = (host: string) =>
-    new Promise<string | null>((resolve) => {
-      const req = httpsRequest({ host, port, path: "/v1/status/leader", headers: header, timeout: 1000, ...files }, (res) => {
-        let body = "";
-        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-        res.on("end", () => resolve(res.statusCode === 200 ? (JSON.parse(body) as string) : null));
-      });
-      req.on("error", () => resolve(null));
-      req.on("timeout", () => req.destroy());
-      req.end();
-    });
-  const servers = inventory.hosts.filter((h) => h.roles.includes("server")).map((h) => h.privateIp);
-  const polls: LeaderPoll[] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const at = Date.now();
-      polls.push({ at, answers: await Promise.all(servers.map(ask)) });
-      await new Promise((r) => setTimeout(r, Math.max(0, 200 - (Date.now() - at))));
-    }
-  })();
-  return {
-    polls,
-    async stop() {
-      running = false;
-      await loop;
-    },
-  };
-}
-
-/** The longest run of polls in which no answering server named a leader, from its first poll to the next poll with one. */
-function longestLeaderless(polls: LeaderPoll[]): number {
-  let longest = 0;
-  let since: number | undefined;
-  for (const poll of polls) {
-    if (poll.answers.some((a) => a)) {
-      if (since !== undefined) longest = Math.max(longest, poll.at - since);
-      since = undefined;
-    } else since ??= poll.at;
-  }
-  if (since !== undefined) longest = Math.max(longest, (polls.at(-1)?.at ?? since) - since);
-  return longest;
 }
 
 beforeAll(async () => {
@@ -539,9 +481,10 @@ describe("a bootstrapped 5-node cluster", () => {
 
   it("rolls a log-level change through Consul and Nomad one server at a time, with a leader at every poll", async () => {
     const before = await agentState();
-    const nomadToken = `X-Nomad-Token: ${await secret("nomad-bootstrap-token")}`;
-    const consulPolls = pollLeaders(8501, []);
-    const nomadPolls = pollLeaders(4646, [nomadToken]);
+    const servers = inventory.hosts.filter((h) => h.roles.includes("server")).map((h) => h.privateIp);
+    const operator = operatorTls(tls());
+    const consulPolls = pollLeaders(servers, probes.consul(operator));
+    const nomadPolls = pollLeaders(servers, probes.nomad(operator, String(await secret("nomad-bootstrap-token"))));
     const started = Date.now();
     let records: Awaited<ReturnType<typeof runStages>>;
     try {
@@ -565,7 +508,7 @@ describe("a bootstrapped 5-node cluster", () => {
       for (const host of inventory.hosts) expect(after[host.name]?.[product], host.name).not.toBe(before[host.name]?.[product]);
       expect([...starts].sort((a, b) => a - b)).toEqual(starts);
       const gap = longestLeaderless(polls);
-      const down = Math.max(...polls.map((p) => p.answers.filter((a) => a === null).length));
+      const down = mostDownAtOnce(polls);
       report[product] = { polls: polls.length, longestLeaderlessMs: gap, mostServersDownAtOnce: down, order: order?.slice(1) };
       // raft_multiplier 1: one election timeout is 1 s in both products
       expect(gap, `${product} was without a leader for ${gap} ms`).toBeLessThan(1000);

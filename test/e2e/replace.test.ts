@@ -16,7 +16,7 @@ import { loadInventory } from "../../scripts/lib/inventory/load.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
 import { runStages } from "../../scripts/lib/stages/pipeline.ts";
-import { leaderlessPolls, longestLeaderless, pollLeaders } from "../helpers/leader-poll.ts";
+import { leaderlessPolls, longestLeaderless, operatorTls, pollLeaders, probes } from "../helpers/leader-polls.ts";
 import { type IsolatedCluster, isolatedLocalCluster, withDetails } from "../helpers/local-cluster.ts";
 
 const cidr = "10.85.0.0/24";
@@ -98,9 +98,9 @@ function clusterTools(context: () => ProviderContext) {
     async whilePolling<T>(addresses: string[], during: () => Promise<T>) {
       const consulToken = await secret("consul-bootstrap-token");
       const nomadToken = await secret("nomad-bootstrap-token");
-      const tlsDir = state().tls;
-      const consul = pollLeaders({ tlsDir, addresses, port: 8501, headers: { "X-Consul-Token": consulToken } });
-      const nomad = pollLeaders({ tlsDir, addresses, port: 4646, headers: { "X-Nomad-Token": nomadToken } });
+      const tls = operatorTls(state().tls);
+      const consul = pollLeaders(addresses, probes.consul(tls, consulToken));
+      const nomad = pollLeaders(addresses, probes.nomad(tls, nomadToken));
       try {
         return { result: await during(), consul: consul.polls, nomad: nomad.polls };
       } finally {

@@ -5,7 +5,9 @@
  * asks for one. The figures: the longest stretch without any answering server
  * naming a leader, and how many servers did not answer at once.
  */
+import { readFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
+import { join } from "node:path";
 
 export interface LeaderPoll {
   at: number;
@@ -22,8 +24,21 @@ export interface LeaderProbe {
   tls: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
 
+/** The operator's mTLS files from a cluster's state `tls` folder. */
+export const operatorTls = (tlsDir: string): LeaderProbe["tls"] => ({
+  ca: readFileSync(join(tlsDir, "ca.pem")),
+  cert: readFileSync(join(tlsDir, "operator.pem")),
+  key: readFileSync(join(tlsDir, "operator-key.pem")),
+});
+
 export const probes = {
-  consul: (tls: LeaderProbe["tls"]): LeaderProbe => ({ port: 8501, path: "/v1/status/leader", leader: String, tls }),
+  consul: (tls: LeaderProbe["tls"], token?: string): LeaderProbe => ({
+    port: 8501,
+    path: "/v1/status/leader",
+    leader: String,
+    headers: token ? { "X-Consul-Token": token } : undefined,
+    tls,
+  }),
   nomad: (tls: LeaderProbe["tls"], token: string): LeaderProbe => ({
     port: 4646,
     path: "/v1/status/leader",
@@ -97,3 +112,6 @@ export function longestLeaderless(polls: LeaderPoll[]): number {
 /** The most servers that did not answer the same poll. */
 export const mostDownAtOnce = (polls: LeaderPoll[]) =>
   Math.max(0, ...polls.map((p) => p.answers.filter((a) => a === null).length));
+
+/** Polls in which no server named a leader. */
+export const leaderlessPolls = (polls: LeaderPoll[]) => polls.filter((p) => !p.answers.some((a) => a)).length;
