@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { $ } from "zx";
+import type { RaftServer } from "../../scripts/lib/cluster/raft-members.ts";
 import { loadInventory } from "../../scripts/lib/inventory/load.ts";
 import { localProvider } from "../../scripts/lib/providers/local/provider.ts";
 import type { ProviderContext } from "../../scripts/lib/providers/types.ts";
@@ -30,14 +31,6 @@ const noJobs = {
   fabio: { enabled: false },
   energyExporter: { enabled: false },
 };
-
-interface RaftServer {
-  ID: string;
-  Node: string;
-  Address: string;
-  Leader: boolean;
-  Voter: boolean;
-}
 
 /** The API clients of one isolated cluster: curl with its CA, operator certificate and tokens; ssh with its key. */
 function clusterTools(context: () => ProviderContext) {

@@ -13,7 +13,8 @@ import type { RaftMembership, RaftPeer, RaftView } from "./raft-removal.ts";
 
 type MembershipRun = Pick<ClusterRun, "state" | "remote" | "secrets" | "inventory" | "config">;
 
-interface RaftServer {
+/** One server of `GET /v1/operator/raft/configuration` (Consul and Nomad). */
+export interface RaftServer {
   ID: string;
   Node: string;
   Address: string;

@@ -10,6 +10,7 @@ import { ApiError } from "../clients/http.ts";
 import type { ConsulClient } from "../clients/consul.ts";
 import type { NomadClient } from "../clients/nomad.ts";
 import { withConsul, withNomad } from "../cluster/access.ts";
+import type { RaftServer } from "../cluster/raft-members.ts";
 import { OperationError } from "../errors.ts";
 import type { InventoryHost } from "../inventory/schema.ts";
 import type { ClusterRun } from "./run-context.ts";
@@ -20,13 +21,6 @@ type GateRun = Pick<ClusterRun, "state" | "remote" | "secrets" | "reporter">;
 interface AutopilotHealth {
   Healthy: boolean;
   Servers: { Address: string; Healthy: boolean; Leader: boolean; Voter: boolean }[];
-}
-
-interface RaftServer {
-  ID: string;
-  Address: string;
-  Leader: boolean;
-  Voter: boolean;
 }
 
 /** What a gate needs from one product's API. */
