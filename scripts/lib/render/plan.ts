@@ -3,6 +3,7 @@
  * mode and owner. `render` writes this plan to disk for reading; the install
  * stages upload exactly the same plan.
  */
+import { deniedFingerprinters } from "./nomad-fingerprints.ts";
 import { taskIsolation } from "../security/tenancy.ts";
 import { join } from "node:path";
 import { type ClusterConfig, runtimeProfile } from "../config/schema.ts";
@@ -76,6 +77,7 @@ export function planCluster(
       ports,
       runtime: runtimeProfile(config),
       taskIsolation,
+      deniedFingerprinters: deniedFingerprinters(inventory.provider),
       serverCount: servers.length,
       consulRetryJoin: servers.map((s) => s.privateIp),
       nomadServerIps: servers.map((s) => s.privateIp),

@@ -132,6 +132,20 @@ describe("rendered files", () => {
     expect(Object.keys(await volumes(plans)).sort()).toEqual(["grafana", "prometheus"]);
   });
 
+  it("clients skip the cloud metadata probes their provider's nodes cannot answer; static hosts keep them", async () => {
+    const denied = async (provider: "local" | "vagrant" | "digitalocean" | "static") => {
+      const plan = planCluster(config, { ...inventory, provider }, secrets).find((p) => p.host.name === "client-1");
+      const client = block((await hclOf(plan, layout.nomad.configFile)).client);
+      const options = ((client.options as Hcl[])[0] ?? client.options) as Record<string, string>;
+      return options["fingerprint.denylist"]?.split(",").sort();
+    };
+    const clouds = ["env_aws", "env_azure", "env_digitalocean", "env_gce"];
+    expect(await denied("local")).toEqual(clouds);
+    expect(await denied("vagrant")).toEqual(clouds);
+    expect(await denied("digitalocean")).toEqual(["env_aws", "env_azure", "env_gce"]);
+    expect(await denied("static")).toBeUndefined();
+  });
+
   it("exec tasks on every client: a chroot without the agents' folders, no root or agent users, no file-permission capabilities", async () => {
     for (const runtime of ["exec", "docker"]) {
       const plan = planCluster(makeConfig({ jobs: { runtime } }), inventory, secrets).find((p) => p.host.name === "client-1");
