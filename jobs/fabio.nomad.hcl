@@ -71,11 +71,11 @@ job "fabio" {
         type                     = "http"
         port                     = "ui"
         path                     = "/health"
-        # a 5 s probe with 4 s to answer, and one slow answer is not an outage:
-        # Consul marks the check critical after two failures in a row
-        interval                 = "5s"
+        # a probe every 2 s with 4 s to answer, and a slow answer is not an outage:
+        # Consul marks the check critical after three failures in a row (6 s or more)
+        interval                 = "2s"
         timeout                  = "4s"
-        failures_before_critical = 2
+        failures_before_critical = 3
       }
     }
 

@@ -85,9 +85,11 @@ describe("platform job files", () => {
           .flatMap((s) => s.Checks ?? []);
         expect(checks.length, where).toBeGreaterThan(0);
         for (const check of checks) {
-          expect(seconds(check.Interval), where).toBe(5);
+          expect(seconds(check.Interval), where).toBe(2);
           expect(seconds(check.Timeout), where).toBe(4);
-          expect(check.FailuresBeforeCritical, where).toBe(2);
+          expect(check.FailuresBeforeCritical, where).toBe(3);
+          // min_healthy_time sees at least one more passing check after the first
+          expect(seconds(update.MinHealthyTime), where).toBeGreaterThan(seconds(check.Interval));
         }
         // a system job has no reschedule: a crashing task must be restarted, never failed
         if (job.Type === "system") expect((group.RestartPolicy as { Mode: string }).Mode, where).toBe("delay");
