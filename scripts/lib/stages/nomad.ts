@@ -55,12 +55,8 @@ async function runNomad(run: ClusterRun): Promise<string> {
   const servers = hostsWithRole(run.inventory, "server");
   const clients = hostsWithRole(run.inventory, "client");
   const rollouts = nomadRollouts(run);
-  const install = async (hosts: InventoryHost[], rollout: Rollout) => {
-    const line = describeRollout(await installNomadAgents(run, hosts, rollout));
-    if (line) summary.push(line);
-  };
-  await install(servers, rollouts.servers);
-  await install(clients, rollouts.clients);
+  const serverLine = describeRollout(await installNomadAgents(run, servers, rollouts.servers));
+  if (serverLine) summary.push(serverLine);
 
   const bootstrapSecret = (await run.secrets.ensure("nomad-bootstrap-token", "uuid")).value;
   await withNomad(
@@ -80,28 +76,43 @@ async function runNomad(run: ClusterRun): Promise<string> {
       );
       if (bootstrapped) summary.push("ACLs bootstrapped");
       else await nomad.selfToken();
-      // the namespaces, then each environment's CI policy and token, one environment beside the other
-      const namespaces = clusterNamespaces(runtimeProfile(run.config));
-      const upserted = await Promise.all(namespaces.map((namespace) => nomad.upsertNamespace(namespace)));
-      for (const [i, namespace] of namespaces.entries()) if (upserted[i]) summary.push(`namespace ${namespace.Name}`);
-      const ci = await Promise.all(
-        tenantNamespaces.map(async (namespace) => {
-          const policy = ciPolicyName(namespace);
-          const lines: string[] = [];
-          if (await nomad.upsertPolicy(policy, `CI deploys: submit and read jobs in ${namespace}`, ciDeployPolicy(namespace)))
-            lines.push(`${policy} policy`);
-          if ((await ensureClientToken(run, nomad, ciTokenSecret(namespace), policy, [policy])).created)
-            lines.push(`CI token for ${namespace}`);
-          return lines;
-        }),
-      );
-      summary.push(...ci.flat());
-      if (await revokeLegacyCiToken(run, nomad)) summary.push("revoked the old two-namespace CI token");
+      // Clients start once the servers have a leader: a client whose registration finds
+      // none retries only after 15-30 s (registerRetryIntv in Nomad's client.go), which
+      // cost 22 s of a first run once the clients no longer spent 8 s on cloud probes.
+      // They start beside the namespaces and tokens, which do not need them.
+      const [clientLine, tenancy] = await Promise.all([
+        installNomadAgents(run, clients, rollouts.clients).then(describeRollout),
+        ensureTenancy(run, nomad),
+      ]);
+      if (clientLine) summary.push(clientLine);
+      summary.push(...tenancy);
       if (clients.length) await waitForClients(run, nomad, clients);
     },
     { token: bootstrapSecret },
   );
   return summary.length ? summary.join(", ") : "no changes";
+}
+
+/** The namespaces, then each environment's CI policy and token, one environment beside the other. */
+async function ensureTenancy(run: ClusterRun, nomad: NomadClient): Promise<string[]> {
+  const lines: string[] = [];
+  const namespaces = clusterNamespaces(runtimeProfile(run.config));
+  const upserted = await Promise.all(namespaces.map((namespace) => nomad.upsertNamespace(namespace)));
+  for (const [i, namespace] of namespaces.entries()) if (upserted[i]) lines.push(`namespace ${namespace.Name}`);
+  const ci = await Promise.all(
+    tenantNamespaces.map(async (namespace) => {
+      const policy = ciPolicyName(namespace);
+      const made: string[] = [];
+      if (await nomad.upsertPolicy(policy, `CI deploys: submit and read jobs in ${namespace}`, ciDeployPolicy(namespace)))
+        made.push(`${policy} policy`);
+      if ((await ensureClientToken(run, nomad, ciTokenSecret(namespace), policy, [policy])).created)
+        made.push(`CI token for ${namespace}`);
+      return made;
+    }),
+  );
+  lines.push(...ci.flat());
+  if (await revokeLegacyCiToken(run, nomad)) lines.push("revoked the old two-namespace CI token");
+  return lines;
 }
 
 /** Wait for every client to be ready; if some never are, name them with the tail of their Nomad log. */
