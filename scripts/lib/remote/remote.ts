@@ -26,6 +26,8 @@ export interface UploadOptions {
   mode: number;
   owner?: string;
   group?: string;
+  /** uploadFile: a zstd copy of the local file to send instead, unpacked on the node (which has zstd) */
+  zstdCopy?: string;
 }
 
 export type UploadOutcome = "uploaded" | "unchanged" | "metadata-fixed";

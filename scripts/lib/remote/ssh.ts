@@ -331,9 +331,18 @@ export class RemoteHost implements Remote {
    * renamed over it, so readers never see a half-written file.
    */
   async uploadFile(localPath: string, path: string, options: UploadOptions): Promise<UploadOutcome> {
-    return this.upload(await localFileSha256(localPath), path, options, (temp) =>
-      this.ssh.putFile(localPath, temp, null, sftpTransfer),
-    );
+    const packed = options.zstdCopy;
+    return this.upload(await localFileSha256(localPath), path, options, async (temp) => {
+      if (!packed) return this.ssh.putFile(localPath, temp, null, sftpTransfer);
+      // unpacked where it landed (zstd --rm removes the packed file); the checksum check that follows is the original's
+      try {
+        await this.ssh.putFile(packed, `${temp}.zst`, null, sftpTransfer);
+        await this.run(shellJoin(["zstd", "-d", "-q", "-f", "--rm", "-o", temp, `${temp}.zst`]));
+      } catch (error) {
+        await this.run(shellJoin(["rm", "-f", `${temp}.zst`]), { allowFailure: true }).catch(() => undefined);
+        throw error;
+      }
+    });
   }
 
   /** What uploading this content would do, without doing it (for dry runs). */

@@ -74,6 +74,8 @@ export interface BinaryUpload {
   name: string;
   localPath: string;
   versionArgs: string[];
+  /** a zstd copy to send instead (the host has zstd); binaries/compressed.ts */
+  zstdCopy?: () => Promise<string | undefined>;
 }
 
 /**
@@ -97,7 +99,8 @@ export async function installBinaries(
     const listed = listing.get(path);
     if (listed?.sha256 === sha256 && listed.identity.endsWith(" 755 root root")) continue;
     checked++;
-    const outcome = await remote.uploadFile(binary.localPath, path, { mode: 0o755 });
+    const zstdCopy = await binary.zstdCopy?.();
+    const outcome = await remote.uploadFile(binary.localPath, path, { mode: 0o755, ...(zstdCopy ? { zstdCopy } : {}) });
     if (outcome !== "unchanged") uploaded++;
   }
   if (!checked) return { uploaded, versions: [] };

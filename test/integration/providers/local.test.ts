@@ -20,7 +20,8 @@ import { staticProvider } from "../../../scripts/lib/providers/static.ts";
 import type { ProviderContext } from "../../../scripts/lib/providers/types.ts";
 import { HostsFailedError, HostUnreachableError, RemoteCommandError } from "../../../scripts/lib/remote/errors.ts";
 import { onEachHost, requireAllSucceeded } from "../../../scripts/lib/remote/fanout.ts";
-import { RemoteHost, sshTarget } from "../../../scripts/lib/remote/ssh.ts";
+import { localFileSha256, RemoteHost, sshTarget } from "../../../scripts/lib/remote/ssh.ts";
+import { zstdCopy } from "../../../scripts/lib/binaries/compressed.ts";
 import { statePaths } from "../../../scripts/lib/state/paths.ts";
 import { tempDir } from "../../helpers/fixtures.ts";
 
@@ -131,6 +132,28 @@ describe("remote execution", () => {
     await writeFile(local, Buffer.alloc(3_000_000, 1));
     expect(await host.uploadFile(local, "/usr/local/bin/blob", { mode: 0o755 })).toBe("uploaded");
     expect(await host.uploadFile(local, "/usr/local/bin/blob", { mode: 0o755 })).toBe("unchanged");
+  });
+
+  it("sends a zstd copy where the node has zstd: the original's bytes arrive, checked against its checksum", async () => {
+    const host = hosts[1] as RemoteHost;
+    const local = join(dir.path, "packed.bin");
+    await writeFile(local, Buffer.concat([Buffer.alloc(2_000_000, 7), Buffer.from("end\n")]));
+    const copy = await zstdCopy(local, await localFileSha256(local), join(dir.path, "cache"));
+    expect(copy).toMatch(/\.zst$/);
+    const path = "/usr/local/bin/packed-blob";
+    expect(await host.uploadFile(local, path, { mode: 0o755, zstdCopy: copy })).toBe("uploaded");
+    expect((await host.run(`tail -c 4 ${path}; stat -c '%s %a' ${path}; ls -a /usr/local/bin | grep -c zst; true`)).stdout).toBe(
+      "end\n2000004 755\n0",
+    );
+    expect(await host.uploadFile(local, path, { mode: 0o755, zstdCopy: copy })).toBe("unchanged");
+
+    // a packed copy of other bytes is refused by the checksum check: nothing replaced, nothing left
+    const other = join(dir.path, "other.bin");
+    await writeFile(other, Buffer.alloc(1000, 9));
+    const wrongCopy = await zstdCopy(other, await localFileSha256(other), join(dir.path, "cache"));
+    await writeFile(local, Buffer.alloc(2_000_000, 8));
+    await expect(host.uploadFile(local, path, { mode: 0o755, zstdCopy: wrongCopy })).rejects.toThrow(/arrived corrupted/);
+    expect((await host.run(`tail -c 4 ${path}; ls -a /usr/local/bin | grep -c packed-blob; true`)).stdout).toBe("end\n1");
   });
 
   it("reports a failing command with host, exit code and stderr, without hiding the others", async () => {

@@ -25,6 +25,8 @@ export const imagePackages = [
   "unzip",
   "iproute2",
   "procps",
+  // prepare sends the binaries zstd-packed to nodes that have it (binaries/compressed.ts)
+  "zstd",
   // the energy exporter's runtime in the exec profile (Prometheus, Alertmanager and Fabio
   // are built binaries that prepare uploads)
   "nodejs",
