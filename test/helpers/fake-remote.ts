@@ -91,6 +91,7 @@ export class FakeRemote implements Remote {
   }
 
   async uploadFile(localPath: string, path: string, options: UploadOptions): Promise<UploadOutcome> {
+    if (options.zstdCopy) this.log.push(`zstd copy for ${path}: ${options.zstdCopy}`);
     return this.uploadContent(await readFile(localPath), path, options);
   }
 

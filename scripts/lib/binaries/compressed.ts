@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { $ } from "zx";
 import { cacheRoot } from "./build.ts";
 
@@ -32,7 +32,7 @@ async function makeCopy(localPath: string, target: string): Promise<string | und
   if (existsSync(target)) return target;
   localZstd ??= $({ quiet: true, nothrow: true })`zstd --version`.then((r) => r.exitCode === 0);
   if (!(await localZstd)) return undefined;
-  await mkdir(join(target, ".."), { recursive: true });
+  await mkdir(dirname(target), { recursive: true });
   // written beside the target and renamed: a copy that exists is always complete
   const temp = `${target}.${randomBytes(6).toString("hex")}.tmp`;
   try {

@@ -90,7 +90,7 @@ export function sha256Command(path: string): string {
  * SFTP writes of 128 KiB, 16 in flight (2 MiB per upload), instead of ssh2's 32 KiB × 64:
  * the same bytes in a quarter of the requests, and this process's one thread is what
  * limits an upload. Five nodes receiving a 361 MB binary at once took 7.2–7.8 s instead
- * of 12–13.7 s (docs/performance.md). ssh2 splits a write the server's limits refuse.
+ * of 12–13.7 s (docs/providers.md). ssh2 splits a write the server's limits refuse.
  */
 const sftpTransfer = { chunkSize: 128 * 1024, concurrency: 16 };
 

@@ -9,6 +9,7 @@
  * the full upload check (remote sha256sum).
  */
 import { posix } from "node:path";
+import { zstdCopy as compressedCopy } from "../binaries/compressed.ts";
 import { sh } from "../remote/command.ts";
 import { parseStatLines, statCommand } from "../remote/file-state.ts";
 import { shellQuote } from "../remote/quote.ts";
@@ -74,8 +75,6 @@ export interface BinaryUpload {
   name: string;
   localPath: string;
   versionArgs: string[];
-  /** a zstd copy to send instead (the host has zstd); binaries/compressed.ts */
-  zstdCopy?: () => Promise<string | undefined>;
 }
 
 /**
@@ -88,6 +87,8 @@ export async function installBinaries(
   binDir: string,
   binaries: BinaryUpload[],
   listing: Map<string, ListedBinary>,
+  /** zstd: the host can unpack zstd copies, which are sent instead (binaries/compressed.ts) */
+  options: { zstd?: boolean } = {},
 ): Promise<{ uploaded: number; versions: string[] }> {
   const sha256s = new Map<string, string>();
   let uploaded = 0;
@@ -99,7 +100,7 @@ export async function installBinaries(
     const listed = listing.get(path);
     if (listed?.sha256 === sha256 && listed.identity.endsWith(" 755 root root")) continue;
     checked++;
-    const zstdCopy = await binary.zstdCopy?.();
+    const zstdCopy = options.zstd ? await compressedCopy(binary.localPath, sha256) : undefined;
     const outcome = await remote.uploadFile(binary.localPath, path, { mode: 0o755, ...(zstdCopy ? { zstdCopy } : {}) });
     if (outcome !== "unchanged") uploaded++;
   }

@@ -10,7 +10,6 @@ import { binaryPath, ensureBinary } from "../binaries/build.ts";
 import { type ToolSpec, tools } from "../binaries/catalog.ts";
 import { ensureReleaseBinary, releaseSource } from "../binaries/releases.ts";
 import { binarySourcePlan } from "../binaries/source.ts";
-import { zstdCopy } from "../binaries/compressed.ts";
 import { checkUpgradePaths, versionFromOutput } from "../binaries/upgrade-path.ts";
 import { runtimeProfile } from "../config/schema.ts";
 import type { ClusterConfig } from "../config/schema.ts";
@@ -65,7 +64,7 @@ async function runPrepare(run: ClusterRun): Promise<string> {
       // the OS facts and the installed binaries' listing in one round trip
       const answer = (
         await remote.run(
-          `uname -s -m; . /etc/os-release && echo "$ID $VERSION_ID $ID_LIKE"; command -v systemctl; echo "zstd:$(command -v zstd)"; echo ${factsEnd}; ${readListingCommand(
+          `uname -s -m; . /etc/os-release && echo "$ID $VERSION_ID $ID_LIKE"; echo "systemctl:$(command -v systemctl)"; echo "zstd:$(command -v zstd)"; echo ${factsEnd}; ${readListingCommand(
             layout.binDir,
             binaries.map((b) => posix.join(layout.binDir, b)),
           )}`,
@@ -77,11 +76,9 @@ async function runPrepare(run: ClusterRun): Promise<string> {
       if (facts[0] !== "Linux x86_64") {
         throw new OperationError(`${host.name}: unsupported platform '${facts[0]}'; the binaries are built for Linux x86_64.`);
       }
-      if (!facts[2] || facts[2].startsWith("zstd:")) {
-        throw new OperationError(`${host.name}: systemd is required (no systemctl found).`);
-      }
-      // binaries go zstd-packed to a host that can unpack them (binaries/compressed.ts)
-      const hostHasZstd = facts.some((line) => line.startsWith("zstd:/"));
+      // labelled lines: a missing command prints an empty value instead of shifting the rest
+      const commandPath = (name: string) => facts.find((line) => line.startsWith(`${name}:`))?.slice(name.length + 1);
+      if (!commandPath("systemctl")) throw new OperationError(`${host.name}: systemd is required (no systemctl found).`);
       await remote.runAsRoot(
         users
           .map(
@@ -94,13 +91,10 @@ async function runPrepare(run: ClusterRun): Promise<string> {
       const { uploaded, versions } = await installBinaries(
         remote,
         layout.binDir,
-        binaries.map((name) => ({
-          name,
-          localPath: local[name],
-          versionArgs: [versionFlag[name] ?? "version"],
-          ...(hostHasZstd ? { zstdCopy: async () => zstdCopy(local[name], await localFileSha256(local[name])) } : {}),
-        })),
+        binaries.map((name) => ({ name, localPath: local[name], versionArgs: [versionFlag[name] ?? "version"] })),
         listing,
+        // zstd-packed to a host that can unpack them (binaries/compressed.ts)
+        { zstd: Boolean(commandPath("zstd")) },
       );
       let docker: string[] = [];
       if (dockerClients && host.roles.includes("client")) {

@@ -3,6 +3,8 @@
  * what each puts on a node, and that a second run with nothing changed restarts
  * nothing, while a changed file restarts only its agent.
  */
+import { $ } from "zx";
+import { HostsFailedError } from "../../../scripts/lib/remote/errors.ts";
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -45,14 +47,15 @@ function fakeStat(fake: FakeRemote): string {
 
 let stateDir = "";
 
-function fakeRun() {
+/** `commands`: the labelled `command -v` lines prepare's facts command prints */
+function fakeRun(commands = "systemctl:/usr/bin/systemctl\nzstd:") {
   const fakes = fakeRemotes(["server-1", "client-1"]);
   for (const fake of fakes.remotes.values()) {
     fake.respond = (command) => {
       const listing = fake.files.get(listingPath(layout.binDir))?.content.toString() ?? "";
       if (command.startsWith("uname"))
         return {
-          stdout: `Linux x86_64\ndebian 12\n/usr/bin/systemctl\n--- hashistack facts ---\n${listing}--- hashistack stat ---\n${fakeStat(fake)}\n`,
+          stdout: `Linux x86_64\ndebian 12\n${commands}\n--- hashistack facts ---\n${listing}--- hashistack stat ---\n${fakeStat(fake)}\n`,
         };
       // the upgrade check reads the listing on its own before any upload
       if (command.startsWith("cat ") && command.includes(listingPath(layout.binDir)))
@@ -102,6 +105,28 @@ afterAll(async () => {
 });
 
 describe("prepare on fake nodes", () => {
+  it("refuses a host without systemctl, whatever the facts after it say", async () => {
+    const { run } = fakeRun("systemctl:\nzstd:/usr/bin/zstd");
+    const error = await prepareStage.run(run).then(
+      () => undefined,
+      (e: unknown) => e as HostsFailedError,
+    );
+    expect(error).toBeInstanceOf(HostsFailedError);
+    expect(error?.details.join("\n")).toMatch(/server-1: systemd is required \(no systemctl found\)/);
+  });
+
+  it("sends zstd copies only to hosts that have zstd, and only with a local zstd", async () => {
+    const { run, server: s } = fakeRun("systemctl:/usr/bin/systemctl\nzstd:/usr/bin/zstd");
+    expect(await prepareStage.run(run)).toBe("10 binaries uploaded");
+    const copies = s.log.filter((line) => line.startsWith("zstd copy for "));
+    const localZstd = (await $({ nothrow: true, quiet: true })`zstd --version`).exitCode === 0;
+    expect(copies.length).toBe(localZstd ? 4 : 0); // consul, nomad, consul-template, vault
+    for (const line of copies) expect(line).toMatch(/\/zst\/[0-9a-f]{64}\.zst$/);
+    const { run: plain, server: p } = fakeRun();
+    await prepareStage.run(plain);
+    expect(p.log.filter((line) => line.startsWith("zstd copy for "))).toEqual([]);
+  });
+
   it("makes the service users and directories (Vault's only where Vault runs), uploads the binaries once", async () => {
     const { run, server: s, client: c } = fakeRun();
     expect(await prepareStage.run(run)).toBe("10 binaries uploaded");
