@@ -29,8 +29,9 @@ export function fixedSecrets(hostNames: string[]): RenderSecrets {
   };
 }
 
-export async function tempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), `hashistack-${prefix}-`));
+/** `base`: where to make it; /dev/shm for files a test rewrites many times a second (no writeback stalls) */
+export async function tempDir(prefix: string, base = tmpdir()): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(base, `hashistack-${prefix}-`));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
 

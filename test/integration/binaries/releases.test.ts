@@ -289,7 +289,7 @@ async function runPrepare(
       // Docker Engine (docker profile) answers as installed and running: its install has its own tests
       run: async (command: string) => ({
         stdout: command.startsWith("uname")
-          ? "Linux x86_64\ndebian 12\n/usr/bin/systemctl\n"
+          ? "Linux x86_64\ndebian 12\nsystemctl:/usr/bin/systemctl\nzstd:\n"
           : command === installedVersionCommand
             ? `${pinnedDockerVersions["debian 12"]}\n`
             : command.startsWith("systemctl is-active")

@@ -21,6 +21,7 @@ import { type Agent, startAgent, untilReady } from "../../helpers/processes.ts";
 
 const ip = "127.0.0.63";
 let dir: Awaited<ReturnType<typeof tempDir>>;
+let hostDir: Awaited<ReturnType<typeof tempDir>> | undefined;
 let intensityServer: Server;
 let exporter: Agent | undefined;
 let ticker: NodeJS.Timeout | undefined;
@@ -40,7 +41,9 @@ beforeAll(async () => {
   intensityServer.listen(8083, ip);
   await once(intensityServer, "listening");
 
-  const host = new FakeHost(join(dir.path, "host")).machine();
+  // on tmpfs: rewritten five times a second, and writeback on a busy disk stalls the writes for seconds
+  hostDir = await tempDir("energy-node18-host", "/dev/shm");
+  const host = new FakeHost(hostDir.path).machine();
   host.zone({ id: "intel-rapl:0", name: "package-0", maxRangeUj: 1e12, energyUj: 0 });
   const started = Date.now();
   const advance = () => {
@@ -82,6 +85,7 @@ afterAll(async () => {
   await exporter?.stop();
   await new Promise<void>((r) => (intensityServer ? intensityServer.close(() => r()) : r()));
   await dir?.remove();
+  await hostDir?.remove();
 });
 
 describe("the bundle on Debian 12's nodejs 18", () => {

@@ -33,6 +33,7 @@ const pue = 1.5;
 const intensity = 200;
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
+let hostDir: Awaited<ReturnType<typeof tempDir>> | undefined;
 let nomad: EnergyNomadDev | undefined;
 let exporter: Agent | undefined;
 let prometheus: Agent | undefined;
@@ -67,7 +68,10 @@ beforeAll(async () => {
   });
 
   // the fake host: its counters follow wall time at the rates above
-  const host = new FakeHost(join(dir.path, "host")).machine();
+  // on tmpfs: rewritten ten times a second, and writeback on a busy disk stalled the writes
+  // for seconds in CI (a +30 % window), lumpy counters the exporter never sees on a real host
+  hostDir = await tempDir("energy-host", "/dev/shm");
+  const host = new FakeHost(hostDir.path).machine();
   host.zone({ id: "intel-rapl:0", name: "package-0", maxRangeUj: 262_143_328_850, energyUj: 0 });
   const started = Date.now();
   const advance = () => {
@@ -144,6 +148,7 @@ afterAll(async () => {
   await sleep(1000);
   await nomad?.stop();
   await dir?.remove();
+  await hostDir?.remove();
 });
 
 describe("energy report against a real Prometheus scraping the bundled exporter", () => {
@@ -169,11 +174,6 @@ describe("energy report against a real Prometheus scraping the bundled exporter"
     const build = report.tasks.find((t) => t.task === "build");
     const test = report.tasks.find((t) => t.task === "test");
     expect(build).toMatchObject({ namespace: "ci", job: "pipeline", group: "stages", estimated: false });
-    // increase() extrapolates at the edges and samples land up to a second apart: ±20 %
-    expect(build?.joules).toBeGreaterThan(0.8 * 18 * seconds);
-    expect(build?.joules).toBeLessThan(1.2 * 18 * seconds);
-    expect(test?.joules).toBeGreaterThan(0.8 * 3 * seconds);
-    expect(test?.joules).toBeLessThan(1.2 * 3 * seconds);
     expect(report.joules).toBeCloseTo((build?.joules ?? 0) + (test?.joules ?? 0), 6);
     expect(report.co2eGrams).toBeCloseTo((report.joules / 3.6e6) * pue * intensity, 3);
     expect(report.kilowattHours).toBeCloseTo(report.joules / 3.6e6, 12);
@@ -182,11 +182,17 @@ describe("energy report against a real Prometheus scraping the bundled exporter"
     expect(report.nodes.names).toEqual(["fake-node"]);
     const share = (part: string) => report.nodes.shares.find((p) => p.part === part)?.joules ?? NaN;
     expect(share("subject")).toBeCloseTo(report.joules, 6);
-    expect(share("system")).toBeGreaterThan(0.8 * 9 * seconds);
-    expect(share("system")).toBeLessThan(1.2 * 9 * seconds);
-    expect(share("unattributed")).toBeGreaterThan(0.8 * 20 * seconds);
-    expect(share("unattributed")).toBeLessThan(1.2 * 20 * seconds);
-    expect(share("other tasks")).toBeLessThan(0.1 * 50 * seconds);
+    // the split of the node's energy, exact up to sampling (runs under load: within 0.5 %)
+    const ofNode = (joules: number | undefined) => (joules ?? NaN) / report.nodes.joules;
+    expect(Math.abs(ofNode(build?.joules) / (18 / 50) - 1)).toBeLessThan(0.05);
+    expect(Math.abs(ofNode(test?.joules) / (3 / 50) - 1)).toBeLessThan(0.05);
+    expect(Math.abs(ofNode(share("system")) / (9 / 50) - 1)).toBeLessThan(0.05);
+    expect(Math.abs(ofNode(share("unattributed")) / (20 / 50) - 1)).toBeLessThan(0.05);
+    expect(share("other tasks")).toBeLessThan(0.02 * report.nodes.joules);
+    // the window: the node drew 50 W over it; increase() extrapolates at the edges and
+    // samples land up to a second apart: ±20 %
+    expect(report.nodes.joules).toBeGreaterThan(0.8 * 50 * seconds);
+    expect(report.nodes.joules).toBeLessThan(1.2 * 50 * seconds);
     expect(report.nodes.shares.reduce((sum, p) => sum + p.joules, 0)).toBeCloseTo(report.nodes.joules, 3);
 
     // node-level conservation as Prometheus sees it: tasks + buckets = node
