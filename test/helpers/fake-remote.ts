@@ -17,6 +17,7 @@ import type {
   UploadOptions,
   UploadOutcome,
 } from "../../scripts/lib/remote/remote.ts";
+import { factsEnd, probedCommands } from "../../scripts/lib/stages/prepare.ts";
 
 export interface FakeFile {
   content: Buffer;
@@ -153,4 +154,13 @@ export function fakeRemotes(names: string[]) {
       return remote;
     },
   };
+}
+
+/**
+ * What prepare's facts command prints on a Debian 12 x86_64 node: `commands` maps a
+ * probed command to its path (missing: not found), `after` is the listing that follows.
+ */
+export function prepareFactsAnswer(commands: Partial<Record<(typeof probedCommands)[number], string>>, after = ""): string {
+  const found = probedCommands.map((name) => `${name}:${commands[name] ?? ""}`);
+  return ["Linux x86_64", "debian 12", ...found, factsEnd].join("\n") + `\n${after}`;
 }

@@ -27,7 +27,10 @@ import type { ClusterRun } from "./run-context.ts";
 import type { Stage } from "./stage.ts";
 
 const users = ["consul", "nomad", "vault"];
-const factsEnd = "--- hashistack facts ---";
+export const factsEnd = "--- hashistack facts ---";
+/** the commands the facts look up, one labelled line each (`name:path`, empty when missing) */
+export const probedCommands = ["systemctl", "zstd"] as const;
+const probeCommands = probedCommands.map((name) => `echo "${name}:$(command -v ${name})"`).join("; ");
 
 export const prepareStage: Stage = {
   name: "prepare",
@@ -64,7 +67,7 @@ async function runPrepare(run: ClusterRun): Promise<string> {
       // the OS facts and the installed binaries' listing in one round trip
       const answer = (
         await remote.run(
-          `uname -s -m; . /etc/os-release && echo "$ID $VERSION_ID $ID_LIKE"; echo "systemctl:$(command -v systemctl)"; echo "zstd:$(command -v zstd)"; echo ${factsEnd}; ${readListingCommand(
+          `uname -s -m; . /etc/os-release && echo "$ID $VERSION_ID $ID_LIKE"; ${probeCommands}; echo ${factsEnd}; ${readListingCommand(
             layout.binDir,
             binaries.map((b) => posix.join(layout.binDir, b)),
           )}`,
@@ -77,7 +80,8 @@ async function runPrepare(run: ClusterRun): Promise<string> {
         throw new OperationError(`${host.name}: unsupported platform '${facts[0]}'; the binaries are built for Linux x86_64.`);
       }
       // labelled lines: a missing command prints an empty value instead of shifting the rest
-      const commandPath = (name: string) => facts.find((line) => line.startsWith(`${name}:`))?.slice(name.length + 1);
+      const commandPath = (name: (typeof probedCommands)[number]) =>
+        facts.find((line) => line.startsWith(`${name}:`))?.slice(name.length + 1);
       if (!commandPath("systemctl")) throw new OperationError(`${host.name}: systemd is required (no systemctl found).`);
       await remote.runAsRoot(
         users

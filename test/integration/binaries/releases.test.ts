@@ -5,6 +5,7 @@
  * key served as the "pgp-key.txt". The real gpg, gpgv and unzip do the checking.
  */
 import { withDetails } from "../../helpers/local-cluster.ts";
+import { prepareFactsAnswer } from "../../helpers/fake-remote.ts";
 import { installedVersionCommand, pinnedDockerVersions } from "../../../scripts/lib/docker/engine.ts";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readdir, writeFile } from "node:fs/promises";
@@ -289,7 +290,7 @@ async function runPrepare(
       // Docker Engine (docker profile) answers as installed and running: its install has its own tests
       run: async (command: string) => ({
         stdout: command.startsWith("uname")
-          ? "Linux x86_64\ndebian 12\nsystemctl:/usr/bin/systemctl\nzstd:\n"
+          ? prepareFactsAnswer({ systemctl: "/usr/bin/systemctl" })
           : command === installedVersionCommand
             ? `${pinnedDockerVersions["debian 12"]}\n`
             : command.startsWith("systemctl is-active")

@@ -20,7 +20,7 @@ import { touched } from "../../../scripts/lib/stages/install.ts";
 import { installNomadAgents } from "../../../scripts/lib/stages/nomad.ts";
 import { clientTools, nodeDirectories, prepareStage } from "../../../scripts/lib/stages/prepare.ts";
 import type { ClusterRun } from "../../../scripts/lib/stages/run-context.ts";
-import { type FakeRemote, fakeRemotes } from "../../helpers/fake-remote.ts";
+import { type FakeRemote, fakeRemotes, prepareFactsAnswer } from "../../helpers/fake-remote.ts";
 import { fixedSecrets, loopbackInventory, makeConfig, scratchDirs } from "../../helpers/fixtures.ts";
 
 const scratch = scratchDirs();
@@ -47,15 +47,15 @@ function fakeStat(fake: FakeRemote): string {
 
 let stateDir = "";
 
-/** `commands`: the labelled `command -v` lines prepare's facts command prints */
-function fakeRun(commands = "systemctl:/usr/bin/systemctl\nzstd:") {
+/** `commands`: what prepare's facts find on the nodes */
+function fakeRun(commands: Parameters<typeof prepareFactsAnswer>[0] = { systemctl: "/usr/bin/systemctl" }) {
   const fakes = fakeRemotes(["server-1", "client-1"]);
   for (const fake of fakes.remotes.values()) {
     fake.respond = (command) => {
       const listing = fake.files.get(listingPath(layout.binDir))?.content.toString() ?? "";
       if (command.startsWith("uname"))
         return {
-          stdout: `Linux x86_64\ndebian 12\n${commands}\n--- hashistack facts ---\n${listing}--- hashistack stat ---\n${fakeStat(fake)}\n`,
+          stdout: prepareFactsAnswer(commands, `${listing}--- hashistack stat ---\n${fakeStat(fake)}\n`),
         };
       // the upgrade check reads the listing on its own before any upload
       if (command.startsWith("cat ") && command.includes(listingPath(layout.binDir)))
@@ -106,7 +106,7 @@ afterAll(async () => {
 
 describe("prepare on fake nodes", () => {
   it("refuses a host without systemctl, whatever the facts after it say", async () => {
-    const { run } = fakeRun("systemctl:\nzstd:/usr/bin/zstd");
+    const { run } = fakeRun({ zstd: "/usr/bin/zstd" });
     const error = await prepareStage.run(run).then(
       () => undefined,
       (e: unknown) => e as HostsFailedError,
@@ -116,7 +116,7 @@ describe("prepare on fake nodes", () => {
   });
 
   it("sends zstd copies only to hosts that have zstd, and only with a local zstd", async () => {
-    const { run, server: s } = fakeRun("systemctl:/usr/bin/systemctl\nzstd:/usr/bin/zstd");
+    const { run, server: s } = fakeRun({ systemctl: "/usr/bin/systemctl", zstd: "/usr/bin/zstd" });
     expect(await prepareStage.run(run)).toBe("10 binaries uploaded");
     const copies = s.log.filter((line) => line.startsWith("zstd copy for "));
     const localZstd = (await $({ nothrow: true, quiet: true })`zstd --version`).exitCode === 0;
